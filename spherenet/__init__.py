@@ -1,0 +1,12 @@
+"""spherenet: optimization where the unknowns live on spheres.
+
+Exact, stable geometry of spheres and products of spheres; Riemannian solvers
+and the competing ways of keeping a unit-norm constraint; networks whose
+kernels stay on the sphere.
+"""
+
+from .manifolds import Euclidean, Manifold, Oblique, Product, Sphere
+
+__version__ = "0.1.0"
+
+__all__ = ["Manifold", "Sphere", "Oblique", "Euclidean", "Product", "__version__"]
