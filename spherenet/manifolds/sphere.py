@@ -2,6 +2,8 @@
 of products of spheres (:class:`~spherenet.Oblique` is a product of spheres
 that reuses every formula here, factor by factor)."""
 
+import copy
+
 import numpy as np
 
 from . import _kernels
@@ -79,6 +81,15 @@ class _Spheres(Manifold):
     def norm(self, x, u):
         return hypot(self._red.norms(u))
 
+    def with_options(self, retraction=None, transport=None):
+        """The same manifold with another retraction and/or transport."""
+        new = copy.copy(self)
+        if retraction is not None:
+            new.retraction = _check_choice("retraction", retraction, _RETRACTIONS)
+        if transport is not None:
+            new.transport = _check_choice("transport", transport, _TRANSPORTS)
+        return new
+
     def violation(self, x):
         """Largest constraint violation max_k | ||x_k|| - 1 | over the factors."""
         return float(np.max(np.abs(self._red.norms(x) - 1.0)))
@@ -107,10 +118,14 @@ class _Spheres(Manifold):
         return hypot(theta)
 
     def exp(self, x, u):
+        # x is read through x/||x|| and u through its tangent part u - <x,u>/<x,x> x,
+        # both the identity on exact inputs. Without this, the rounding residue
+        # of a projected gradient with a large normal part (|| g || eps), times
+        # a long step, moves the point off the sphere, and drift accumulates.
+        xx = self._red.dot(x, x)
+        u = u - self._coef(self._red.dot(x, u) / xx, x) * x
         t = self._red.norms(u)
-        # x is read through its radial projection x/||x||, the identity on the
-        # manifold: rounding drift then cannot accumulate over many steps.
-        a = np.cos(t) / self._red.norms(x)
+        a = np.cos(t) / np.sqrt(xx)
         return self._coef(a, x) * x + self._coef(_sinc(t), x) * u
 
     def log(self, x, y):
