@@ -6,7 +6,19 @@ kernels stay on the sphere.
 """
 
 from .manifolds import Euclidean, Manifold, Oblique, Product, Sphere
+from .interop import to_pymanopt
+from .minimize import OptimizeResult, minimize
 
 __version__ = "0.1.0"
 
-__all__ = ["Manifold", "Sphere", "Oblique", "Euclidean", "Product", "__version__"]
+__all__ = [
+    "Manifold",
+    "Sphere",
+    "Oblique",
+    "Euclidean",
+    "Product",
+    "minimize",
+    "OptimizeResult",
+    "to_pymanopt",
+    "__version__",
+]
