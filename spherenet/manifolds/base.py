@@ -234,6 +234,14 @@ class Manifold(abc.ABC):
     def transp(self, x, y, v):
         """The manifold's chosen vector transport of ``v`` in T_x to T_y."""
 
+    def violation(self, x):
+        """How far ``x`` is off the manifold: max over the factors of | ||x_k|| - 1 |.
+
+        0 for unconstrained (Euclidean) manifolds. Histories of optimizers
+        record it after every step.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define violation")
+
     # --- sampling -------------------------------------------------------------
 
     @abc.abstractmethod

@@ -1,0 +1,46 @@
+"""Arithmetic on points and tangent vectors that may be tuples (Product manifolds)."""
+
+import numpy as np
+
+
+def is_tuple(u):
+    return isinstance(u, (tuple, list))
+
+
+def lincomb(a, u, b=0.0, v=None):
+    """a*u + b*v for arrays or tuples of arrays, keeping each array's dtype."""
+    if is_tuple(u):
+        if v is None:
+            return tuple(lincomb(a, ui) for ui in u)
+        return tuple(lincomb(a, ui, b, vi) for ui, vi in zip(u, v))
+    a = u.dtype.type(a)
+    if v is None:
+        return a * u
+    return a * u + v.dtype.type(b) * v
+
+
+def copy(u):
+    if is_tuple(u):
+        return tuple(np.array(ui, copy=True) for ui in u)
+    return np.array(u, copy=True)
+
+
+def all_finite(u):
+    if is_tuple(u):
+        return all(all_finite(ui) for ui in u)
+    return bool(np.all(np.isfinite(u)))
+
+
+def same_structure(a, b):
+    """True when a and b are arrays (or tuples of arrays) of equal shapes."""
+    if is_tuple(a) or is_tuple(b):
+        return is_tuple(a) and is_tuple(b) and len(a) == len(b) and all(
+            same_structure(ai, bi) for ai, bi in zip(a, b)
+        )
+    return np.shape(a) == np.shape(b)
+
+
+def shape_of(a):
+    if is_tuple(a):
+        return tuple(shape_of(ai) for ai in a)
+    return np.shape(a)

@@ -1,0 +1,28 @@
+"""Optimizers: step rules usable in any loop, and solvers that own their loop.
+
+Step rules (:class:`RSGD`, :class:`RAdam`) are configuration plus two pure
+functions, ``init`` and ``step``; solvers (:func:`steepest_descent`,
+:func:`conjugate_gradient`, :func:`trust_regions`) run a whole minimization
+and are normally reached through :func:`spherenet.minimize`.
+"""
+
+from . import schedules
+from .cg import conjugate_gradient
+from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
+from .rules import RAdam, RSGD, Running, StepRule
+from .sd import steepest_descent
+from .trust_regions import trust_regions, truncated_cg
+
+__all__ = [
+    "RSGD",
+    "RAdam",
+    "StepRule",
+    "Running",
+    "schedules",
+    "steepest_descent",
+    "conjugate_gradient",
+    "trust_regions",
+    "truncated_cg",
+    "BacktrackingLineSearch",
+    "AdaptiveLineSearch",
+]

@@ -1,0 +1,163 @@
+"""The pieces every solver shares: stopping tests, history, printing, the result."""
+
+import math
+import time
+
+import numpy as np
+from scipy.optimize import OptimizeResult as _ScipyResult
+
+HISTORY_FIELDS = ("cost", "grad_norm", "violation", "step_size", "angle", "time")
+
+
+class History(dict):
+    """Per-iteration records as a dict of NumPy arrays (one entry per iterate).
+
+    Keys: ``cost``, ``grad_norm``, ``violation`` (max | ||w|| - 1 | over the
+    constrained factors), ``step_size`` (norm of the tangent step; NaN at
+    iterate 0), ``angle`` (geodesic distance moved by the constrained
+    weights), ``time`` (seconds since the start), and strategy extras such as
+    ``v_norm`` under ``reparam``.
+    """
+
+    def to_pandas(self):
+        """The history as a ``pandas.DataFrame`` indexed by iteration."""
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - depends on the env
+            raise ImportError("History.to_pandas needs pandas: pip install pandas") from err
+        frame = pd.DataFrame(dict(self))
+        frame.index.name = "iteration"
+        return frame
+
+
+class OptimizeResult(_ScipyResult):
+    """The result of :func:`spherenet.minimize`, shaped like scipy's.
+
+    Attributes
+    ----------
+    x : ndarray or tuple of ndarray
+        The solution (the last finite iterate if the run failed).
+    fun : float
+        Cost at ``x``.
+    nit, nfev, ngev, nhev : int
+        Iterations, cost, gradient and Hessian-vector evaluations.
+    grad_norm : float
+        Norm of the Riemannian gradient at ``x``.
+    success : bool
+    message : str
+        Why the run stopped.
+    status : int
+        0 converged (gtol), 1 max iterations, 2 max time, 3 cost tolerance
+        (0 and 3 count as success),
+        4 step tolerance, 5 stopped by the callback, -1 failed (NaN/Inf).
+    history : History
+    """
+
+
+class Stopper:
+    """The stopping tests shared by all solvers."""
+
+    def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback):
+        self.maxiter = int(maxiter)
+        self.gtol = float(gtol)
+        self.ftol = float(ftol)
+        self.xtol = float(xtol)
+        self.maxtime = float(maxtime)
+        self.callback = callback
+        if self.maxiter < 0:
+            raise ValueError(f"maxiter must be >= 0, got {maxiter}")
+        for name in ("gtol", "ftol", "xtol", "maxtime"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x):
+        """Return (status, message) or None to go on.
+
+        The callback sees the iterate of every iteration, not the starting
+        point (as in scipy); a callback's stop request yields to convergence.
+        """
+        stop_requested = it > 0 and self.callback is not None and self.callback(x) is True
+        if grad_norm <= self.gtol:
+            return 0, f"gradient norm {grad_norm:.3e} <= gtol {self.gtol:.1e}"
+        if stop_requested:
+            return 5, "stopped by the callback"
+        if it >= self.maxiter:
+            return 1, f"maximum number of iterations ({self.maxiter}) reached"
+        if elapsed >= self.maxtime:
+            return 2, f"maximum time ({self.maxtime:g} s) reached"
+        if f_old is not None and self.ftol > 0:
+            if abs(f_old - f_new) <= self.ftol * max(abs(f_old), abs(f_new), 1.0):
+                return 3, f"relative cost decrease <= ftol {self.ftol:.1e}"
+        if step_size is not None and step_size <= self.xtol:
+            return 4, f"step size {step_size:.3e} <= xtol {self.xtol:.1e}"
+        return None
+
+
+class Recorder:
+    """Records the history of a run and prints it when asked."""
+
+    def __init__(self, problem, strategy, verbose=0):
+        self.problem = problem
+        self.strategy = strategy
+        self.verbose = int(verbose)
+        self.start = time.perf_counter()
+        self.rows = {name: [] for name in HISTORY_FIELDS}
+        for name in strategy.extra_fields:
+            self.rows[name] = []
+        self._weights = None
+        if self.verbose >= 2:
+            print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+    def record(self, it, x, f, grad_norm, step_size=math.nan):
+        weights = self.strategy.to_weights(x)
+        angle = math.nan if self._weights is None else self.strategy.angle(self._weights, weights)
+        self._weights = weights
+        row = {
+            "cost": f,
+            "grad_norm": grad_norm,
+            "violation": self.strategy.violation(x),
+            "step_size": step_size,
+            "angle": angle,
+            "time": self.elapsed(),
+        }
+        row.update(self.strategy.extras(x))
+        for name, value in row.items():
+            self.rows[name].append(float(value))
+        if self.verbose >= 2:
+            print(
+                f"{it:6d} {f:+22.15e} {grad_norm:12.5e} {row['violation']:10.2e} "
+                f"{step_size:10.3e}"
+            )
+
+    def history(self):
+        return History({name: np.asarray(values) for name, values in self.rows.items()})
+
+    def result(self, x, f, grad_norm, nit, status, message):
+        problem = self.problem
+        if status not in (0, 3, -1) and getattr(problem, "nonfinite", 0):
+            # Line searches and trust regions treat a NaN/Inf cost at a trial
+            # point as "no decrease" and go on; say so when the run then fails.
+            message += (f"; the cost was NaN or Inf at {problem.nonfinite} trial point(s), "
+                        "which were rejected")
+        if self.verbose >= 1:
+            print(f"{message} after {nit} iterations: cost {f:.10e}, gradient norm {grad_norm:.3e}")
+        return OptimizeResult(
+            x=self.strategy.to_weights(x),
+            fun=f,
+            nit=nit,
+            nfev=problem.nfev,
+            ngev=problem.ngev,
+            nhev=problem.nhev,
+            grad_norm=grad_norm,
+            success=status in (0, 3),
+            status=status,
+            message=message,
+            history=self.history(),
+        )
+
+
+def nonfinite_message(what, it):
+    return f"the {what} became NaN or Inf at iteration {it}; returning the last finite point"

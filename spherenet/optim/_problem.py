@@ -1,0 +1,138 @@
+"""A cost with its derivatives on a geometry, counted and checked."""
+
+import autograd
+import numpy as np
+from autograd.extend import vspace
+
+from .. import _tangent
+
+
+class CostError(ValueError):
+    """The cost or one of its derivatives returned something unusable."""
+
+
+def _flat_inner(u, v):
+    if _tangent.is_tuple(u):
+        return sum(_flat_inner(ui, vi) for ui, vi in zip(u, v))
+    return autograd.numpy.sum(u * v)
+
+
+def _as_dtype_of(x, g):
+    """g cast to the dtype of x, part by part (no copy when it already has it)."""
+    if _tangent.is_tuple(x):
+        return tuple(_as_dtype_of(xi, gi) for xi, gi in zip(x, g))
+    return np.asarray(g).astype(x.dtype, copy=False)
+
+
+class Problem:
+    """The cost, its Euclidean gradient and Hessian-vector products, on a geometry.
+
+    Derivatives the user does not give come from HIPS autograd: the cost and
+    the gradient from one forward and one backward pass
+    (``autograd.value_and_grad``), Hessian-vector products by
+    reverse-over-reverse differentiation with the forward pass of the gradient
+    cached at the current point (``autograd.make_vjp`` of the gradient).
+
+    Parameters
+    ----------
+    cost : callable
+        ``cost(x) -> float`` where x is an array or a tuple of arrays.
+    geometry : Manifold
+        Where the variable lives.
+    egrad : callable, optional
+        ``egrad(x)`` -> Euclidean gradient, same structure as x.
+    ehess : callable, optional
+        ``ehess(x, u)`` -> Euclidean Hessian-vector product.
+    measure : callable, optional
+        ``measure(x, egrad, rgrad)`` -> the gradient norm that the stopping
+        test and the history use (default: the norm of rgrad).
+    """
+
+    def __init__(self, cost, geometry, egrad=None, ehess=None, measure=None):
+        if not callable(cost):
+            raise TypeError(f"cost must be callable, got {type(cost).__name__}")
+        for name, fun in (("grad", egrad), ("hess", ehess)):
+            if fun is not None and not callable(fun):
+                raise TypeError(f"{name} must be callable or None, got {type(fun).__name__}")
+        self.cost_fn = cost
+        self.geometry = geometry
+        self._egrad = egrad
+        self._ehess = ehess
+        self._make_vjp = autograd.make_vjp(cost) if egrad is None else None
+        self._grad = autograd.grad(cost) if ehess is None else None
+        self._measure = measure
+        self.nfev = 0
+        self.ngev = 0
+        self.nhev = 0
+        self.nonfinite = 0  # evaluations whose cost was NaN or Inf
+
+    # -- checks -----------------------------------------------------------
+
+    @staticmethod
+    def _scalar(f):
+        if np.ndim(f) != 0:
+            raise CostError(f"the cost must return a scalar, got an array of shape {np.shape(f)}")
+        return float(f)
+
+    @staticmethod
+    def _check_grad(x, g, what="gradient"):
+        if not _tangent.same_structure(x, g):
+            raise CostError(
+                f"the {what} has shape {_tangent.shape_of(g)}, but the point has shape "
+                f"{_tangent.shape_of(x)}"
+            )
+        # A cost with float64 data promotes the gradient of a float32 point;
+        # cast back so that the iterates keep the dtype of x0.
+        return _as_dtype_of(x, g)
+
+    # -- evaluations ------------------------------------------------------
+
+    def _count(self, f):
+        if not np.isfinite(f):
+            self.nonfinite += 1
+        return f
+
+    def cost(self, x):
+        self.nfev += 1
+        return self._count(self._scalar(self.cost_fn(x)))
+
+    def cost_and_egrad(self, x):
+        self.nfev += 1
+        self.ngev += 1
+        if self._egrad is None:
+            # autograd.value_and_grad, with the scalar check first: a cost that
+            # returns an array is a ValueError that says so, not autograd's TypeError.
+            vjp, f = self._make_vjp(x)
+            self._scalar(f)
+            g = vjp(vspace(f).ones())
+        else:
+            f, g = self.cost_fn(x), self._egrad(x)
+        return self._count(self._scalar(f)), self._check_grad(x, g)
+
+    def cost_and_rgrad(self, x):
+        f, g = self.cost_and_egrad(x)
+        return f, g, self.geometry.egrad2rgrad(x, g)
+
+    def measure(self, x, egrad, rgrad):
+        """The stationarity measure: by default the norm of the gradient in the geometry."""
+        if self._measure is None:
+            return self.geometry.norm(x, rgrad)
+        return self._measure(x, egrad, rgrad)
+
+    def hessian_at(self, x, egrad):
+        """Return ``H(u)``, the Riemannian Hessian-vector product at x."""
+        geometry = self.geometry
+        if self._ehess is not None:
+            def ehvp(u):
+                return self._check_grad(x, self._ehess(x, u), "Hessian-vector product")
+        else:
+            vjp, _ = autograd.make_vjp(self._grad)(x)
+
+            def ehvp(u):
+                return _as_dtype_of(x, vjp(u))
+
+        def hvp(u):
+            self.nhev += 1
+            return geometry.ehess2rhess(x, egrad, ehvp(u), u)
+
+        return hvp

@@ -1,0 +1,40 @@
+"""The start and the end of a solver run, shared by every solver."""
+
+import math
+
+from .. import _tangent
+from ._loop import nonfinite_message
+
+
+def start(problem, recorder, x0):
+    """Evaluate cost and gradient at x0, record iterate 0; raise if they are not finite.
+
+    Returns f, egrad, rgrad and the stationarity measure (the gradient norm
+    used by the stopping test and the history: see ``Strategy.measure``).
+    """
+    f, egrad, rgrad = problem.cost_and_rgrad(x0)
+    if not math.isfinite(f):
+        raise ValueError(f"the cost is {f} at the starting point")
+    if not _tangent.all_finite(egrad):
+        raise ValueError("the gradient has NaN or Inf entries at the starting point")
+    grad_norm = problem.measure(x0, egrad, rgrad)
+    recorder.record(0, x0, f, grad_norm)
+    return f, egrad, rgrad, grad_norm
+
+
+def evaluate(problem, x):
+    """Cost and gradients at x, or None when any is not finite."""
+    f, egrad, rgrad = problem.cost_and_rgrad(x)
+    if not math.isfinite(f) or not _tangent.all_finite(rgrad):
+        return None
+    return f, egrad, rgrad, problem.measure(x, egrad, rgrad)
+
+
+def failed(recorder, x, f, grad_norm, it, what="gradient"):
+    """The unsuccessful result at the last finite point, after iteration ``it`` failed.
+
+    The failed iteration is recorded (no step: step size NaN) so that, as for
+    every result, the history has ``nit + 1`` rows.
+    """
+    recorder.record(it, x, f, grad_norm, math.nan)
+    return recorder.result(x, f, grad_norm, it, -1, nonfinite_message(what, it))

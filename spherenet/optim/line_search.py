@@ -1,0 +1,93 @@
+"""Line searches along a retraction curve t -> R_x(t d).
+
+Both are Armijo backtracking searches with the initial-step heuristics of
+Manopt (and pymanopt): :class:`BacktrackingLineSearch` guesses the first step
+from the last decrease of the cost, :class:`AdaptiveLineSearch` from the last
+accepted step. A NaN or Inf cost at a trial point counts as no decrease.
+"""
+
+from .. import _tangent
+
+
+class BacktrackingLineSearch:
+    """Armijo backtracking with an optimistic first step from the previous decrease.
+
+    Parameters
+    ----------
+    contraction : float
+        Factor by which the step shrinks after a failed trial.
+    optimism : float
+        The first trial step is ``optimism`` times the step that a quadratic
+        model fitted to the previous decrease would take.
+    sufficient_decrease : float
+        Armijo constant c in f(R_x(a d)) <= f(x) + c a <grad f, d>.
+    max_trials : int
+    initial_step : float
+        Length of the very first trial step.
+
+    Examples
+    --------
+    >>> from spherenet.optim.line_search import BacktrackingLineSearch
+    >>> BacktrackingLineSearch().contraction
+    0.5
+    """
+
+    def __init__(self, contraction=0.5, optimism=2.0, sufficient_decrease=1e-4,
+                 max_trials=25, initial_step=1.0):
+        self.contraction = contraction
+        self.optimism = optimism
+        self.sufficient_decrease = sufficient_decrease
+        self.max_trials = max_trials
+        self.initial_step = initial_step
+        self._f_prev = None
+
+    def _first_alpha(self, f0, df0, norm_d):
+        if self._f_prev is not None and df0 < 0 and self._f_prev > f0:
+            return self.optimism * 2.0 * (f0 - self._f_prev) / df0
+        return self.initial_step / norm_d
+
+    def _remember(self, f0, alpha, trials):
+        self._f_prev = f0
+
+    def search(self, problem, x, d, f0, df0):
+        """Return ``(step_length, new_x, new_f)``; step 0 and x itself when no decrease was found."""
+        geometry = problem.geometry
+        norm_d = geometry.norm(x, d)
+        alpha = float(self._first_alpha(f0, df0, norm_d))
+        new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
+        new_f = problem.cost(new_x)
+        trials = 1
+        while not new_f <= f0 + self.sufficient_decrease * alpha * df0 and trials <= self.max_trials:
+            alpha *= self.contraction
+            new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
+            new_f = problem.cost(new_x)
+            trials += 1
+        self._remember(f0, alpha, trials)
+        if not new_f <= f0:
+            return 0.0, x, f0
+        return alpha * norm_d, new_x, new_f
+
+
+class AdaptiveLineSearch(BacktrackingLineSearch):
+    """Armijo backtracking whose first trial is the last accepted step (doubled
+    when it was accepted at once), as Manopt's ``linesearch_adaptive``.
+
+    Examples
+    --------
+    >>> from spherenet.optim.line_search import AdaptiveLineSearch
+    >>> AdaptiveLineSearch().sufficient_decrease
+    0.5
+    """
+
+    def __init__(self, contraction=0.5, sufficient_decrease=0.5, max_trials=10, initial_step=1.0):
+        super().__init__(contraction=contraction, sufficient_decrease=sufficient_decrease,
+                         max_trials=max_trials, initial_step=initial_step)
+        self._alpha_prev = None
+
+    def _first_alpha(self, f0, df0, norm_d):
+        if self._alpha_prev is not None:
+            return self._alpha_prev
+        return self.initial_step / norm_d
+
+    def _remember(self, f0, alpha, trials):
+        self._alpha_prev = alpha if trials == 2 else 2.0 * alpha

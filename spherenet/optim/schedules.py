@@ -1,0 +1,69 @@
+"""Learning-rate schedules: callables of the step number (0, 1, 2, ...)."""
+
+import math
+
+__all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay", "resolve_lr"]
+
+
+def constant(lr):
+    """lr at every step.
+
+    Examples
+    --------
+    >>> constant(0.1)(1000)
+    0.1
+    """
+    lr = float(lr)
+    return lambda step: lr
+
+
+def step_decay(lr, drop=0.5, every=10):
+    """lr * drop ** (step // every).
+
+    Examples
+    --------
+    >>> step_decay(1.0, drop=0.5, every=10)(25)
+    0.25
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    return lambda step: float(lr) * drop ** (step // every)
+
+
+def exponential_decay(lr, gamma=0.99):
+    """lr * gamma ** step.
+
+    Examples
+    --------
+    >>> exponential_decay(1.0, gamma=0.5)(3)
+    0.125
+    """
+    return lambda step: float(lr) * gamma**step
+
+
+def cosine_decay(lr, total_steps, lr_min=0.0):
+    """Cosine annealing from lr to lr_min over total_steps, then lr_min.
+
+    Examples
+    --------
+    >>> cosine_decay(1.0, 100)(50)
+    0.5
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+
+    def schedule(step):
+        frac = min(step, total_steps) / total_steps
+        return lr_min + 0.5 * (float(lr) - lr_min) * (1.0 + math.cos(math.pi * frac))
+
+    return schedule
+
+
+def resolve_lr(lr):
+    """A schedule from a float or a callable; checks a float is positive."""
+    if callable(lr):
+        return lr
+    lr = float(lr)
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    return constant(lr)

@@ -1,0 +1,42 @@
+"""Riemannian steepest descent with Armijo backtracking."""
+
+from .. import _tangent
+from ._solver import evaluate, failed, start
+from .line_search import BacktrackingLineSearch
+
+
+def steepest_descent(problem, x0, stopper, recorder, line_search=None):
+    """Minimize by steepest descent: x+ = R_x(-a grad f(x)), a from an Armijo search.
+
+    Parameters
+    ----------
+    problem : spherenet.optim._problem.Problem
+    x0 : point
+    stopper, recorder : the shared stopping tests and history.
+    line_search : object with a ``search`` method, optional
+        Defaults to :class:`~spherenet.optim.line_search.BacktrackingLineSearch`.
+
+    Returns
+    -------
+    OptimizeResult
+    """
+    line_search = BacktrackingLineSearch() if line_search is None else line_search
+    x = x0
+    f, _, rgrad, grad_norm = start(problem, recorder, x)
+    it, f_old, step = 0, None, None
+    while True:
+        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
+        if stop:
+            return recorder.result(x, f, grad_norm, it, *stop)
+        slope = -problem.geometry.inner(x, rgrad, rgrad)
+        step, new_x, _ = line_search.search(problem, x, _tangent.lincomb(-1.0, rgrad), f, slope)
+        it += 1
+        if step == 0.0:
+            recorder.record(it, x, f, grad_norm, 0.0)
+            return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
+        new = evaluate(problem, new_x)
+        if new is None:
+            return failed(recorder, x, f, grad_norm, it)
+        f_old = f
+        x, (f, _, rgrad, grad_norm) = new_x, new
+        recorder.record(it, x, f, grad_norm, step)

@@ -1,0 +1,124 @@
+"""Riemannian trust regions with truncated conjugate gradients
+(Absil, Baker & Gallivan 2007; the tCG of Steihaug and Toint)."""
+
+import math
+
+import numpy as np
+
+from .. import _tangent
+from ._solver import evaluate, failed, start
+
+
+def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner=None):
+    """Approximately minimize the model m(e) = <g, e> + <H e, e>/2 over ||e|| <= radius.
+
+    Returns
+    -------
+    eta, Heta : tangent vectors
+        The step and its Hessian image.
+    reason : str
+        "negative curvature", "exceeded trust region", "converged" or "maxinner".
+    inner_iterations : int
+    """
+    inner = geometry.inner
+    maxinner = geometry.dim if maxinner is None else maxinner
+    eta = geometry.zero_vector(grad) if not _tangent.is_tuple(grad) else tuple(
+        np.zeros_like(g) for g in grad)
+    heta = _tangent.copy(eta)
+    r = grad
+    r_r = inner(x, r, r)
+    norm_r0 = math.sqrt(r_r)
+    delta = _tangent.lincomb(-1.0, r)
+    e_pe, e_pd, d_pd = 0.0, 0.0, r_r
+    for j in range(1, maxinner + 1):
+        hdelta = hess(delta)
+        d_hd = inner(x, delta, hdelta)
+        alpha = r_r / d_hd if d_hd != 0.0 else math.inf
+        e_pe_new = e_pe + 2.0 * alpha * e_pd + alpha * alpha * d_pd
+        if d_hd <= 0.0 or e_pe_new >= radius * radius:
+            # Go to the boundary of the trust region along delta.
+            tau = (-e_pd + math.sqrt(max(e_pd * e_pd + d_pd * (radius * radius - e_pe), 0.0))) / d_pd
+            eta = _tangent.lincomb(1.0, eta, tau, delta)
+            heta = _tangent.lincomb(1.0, heta, tau, hdelta)
+            return eta, heta, ("negative curvature" if d_hd <= 0.0 else "exceeded trust region"), j
+        e_pe = e_pe_new
+        eta = _tangent.lincomb(1.0, eta, alpha, delta)
+        heta = _tangent.lincomb(1.0, heta, alpha, hdelta)
+        r = _tangent.lincomb(1.0, r, alpha, hdelta)
+        r_r_old, r_r = r_r, inner(x, r, r)
+        norm_r = math.sqrt(r_r)
+        if norm_r <= norm_r0 * min(norm_r0**theta, kappa):
+            return eta, heta, "converged", j
+        beta = r_r / r_r_old
+        # Re-project: rounding would otherwise let delta drift off the tangent space.
+        delta = geometry.proj(x, _tangent.lincomb(-1.0, r, beta, delta))
+        e_pd = beta * (e_pd + alpha * d_pd)
+        d_pd = r_r + beta * beta * d_pd
+    return eta, heta, "maxinner", maxinner
+
+
+def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, rho_prime=0.1,
+                  theta=1.0, kappa=0.1, maxinner=None, rho_regularization=1e3):
+    """Minimize with the Riemannian trust-region method.
+
+    Parameters
+    ----------
+    radius, max_radius : float, optional
+        Initial and largest trust-region radius; default ``typical_dist/8``
+        and ``typical_dist`` of the geometry.
+    rho_prime : float
+        Accept a step when the ratio of actual to predicted decrease exceeds it.
+    theta, kappa : float
+        tCG stops when ||r|| <= ||r0|| min(||r0||^theta, kappa): superlinear
+        (quadratic with theta=1) local convergence.
+    maxinner : int, optional
+        Most tCG iterations per outer step (default: the dimension).
+    rho_regularization : float
+        Guards the ratio against rounding when both decreases are tiny.
+
+    Returns
+    -------
+    OptimizeResult
+
+    References
+    ----------
+    P.-A. Absil, C. G. Baker, K. A. Gallivan, "Trust-region methods on
+    Riemannian manifolds", Found. Comput. Math. 7 (2007) 303-330.
+    """
+    geometry = problem.geometry
+    max_radius = geometry.typical_dist if max_radius is None else float(max_radius)
+    radius = max_radius / 8.0 if radius is None else float(radius)
+    x = x0
+    f, egrad, grad, grad_norm = start(problem, recorder, x)
+    it, f_old, step = 0, None, None
+    eps = np.finfo(np.float64).eps
+    while True:
+        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
+        if stop:
+            return recorder.result(x, f, grad_norm, it, *stop)
+        hess = problem.hessian_at(x, egrad)
+        eta, heta, reason, _ = truncated_cg(geometry, x, grad, hess, radius, theta, kappa, maxinner)
+        x_prop = geometry.retr(x, eta)
+        f_prop = problem.cost(x_prop)
+        model_decrease = -geometry.inner(x, grad, eta) - 0.5 * geometry.inner(x, eta, heta)
+        reg = max(1.0, abs(f)) * eps * rho_regularization
+        rho = (f - f_prop + reg) / (model_decrease + reg)
+        # As Manopt: a step whose model decrease is negative beyond rounding is
+        # never accepted, and it shrinks the radius (else the same step would
+        # be proposed again and again).
+        model_decreased = model_decrease + reg >= 0.0
+        if not (math.isfinite(f_prop) and model_decreased and rho >= 0.25):
+            radius /= 4.0
+        elif rho > 0.75 and reason in ("negative curvature", "exceeded trust region"):
+            radius = min(2.0 * radius, max_radius)
+        it += 1
+        if math.isfinite(f_prop) and model_decreased and rho > rho_prime:
+            new = evaluate(problem, x_prop)
+            if new is None:
+                return failed(recorder, x, f, grad_norm, it)
+            step = geometry.norm(x, eta)
+            f_old = f
+            x, (f, egrad, grad, grad_norm) = x_prop, new
+        else:
+            step = None  # rejected: the step-size test does not apply
+        recorder.record(it, x, f, grad_norm, math.nan if step is None else step)
