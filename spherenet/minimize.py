@@ -41,13 +41,14 @@ def _run_rule(rule, problem, x0, stopper, recorder):
             return failed(recorder, x, f, grad_norm, it, "cost or gradient")
         step = geometry.dist(x, new_x)
         f_old = f
+        taken = geometry.inverse_retr(x, new_x) if recorder.telemetry else None
         x, (f, egrad, _, grad_norm) = new_x, new
-        recorder.record(it, x, f, grad_norm, step)
+        recorder.record(it, x, f, grad_norm, step, taken)
 
 
 def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=None, hess=None,
              maxiter=1000, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
-             verbose=0, rng=None, **method_options):
+             verbose=0, rng=None, telemetry=False, **method_options):
     """Minimize ``cost`` over ``manifold``, in the manner of ``scipy.optimize.minimize``.
 
     Parameters
@@ -89,6 +90,11 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         1 prints a summary, 2 a line per iteration.
     rng : None, int or numpy.random.Generator
         Seeds the random starting point.
+    telemetry : bool, default False
+        Also record, per step, the geometric health numbers of
+        :func:`spherenet.optim.telemetry`: tangency residual of the step,
+        norm drift, chordal step length, retraction-versus-exp gap and
+        transport isometry defect. Off, they cost nothing.
     **method_options
         Passed to the solver (e.g. ``beta_rule="PR+"`` for cg, ``radius=`` for
         trust regions) or to the step rule (``lr=``, ``momentum=``, ...).
@@ -143,7 +149,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     if hess is not None and strat.supports_user_hessian():
         ehess = lambda z, u: strat.ehess(hess, z, u)  # noqa: E731
     problem = Problem(strat.cost(cost), strat.geometry, egrad, ehess, measure=strat.measure)
-    recorder = Recorder(problem, strat, verbose)
+    recorder = Recorder(problem, strat, verbose, telemetry)
     z0 = strat.to_variable(x0)
     if solver is not None:
         return solver(problem, z0, stopper, recorder, **method_options)

@@ -7,6 +7,7 @@ and are normally reached through :func:`spherenet.minimize`.
 """
 
 from . import schedules
+from ._loop import History, OptimizeResult, telemetry
 from .cg import conjugate_gradient
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
 from .rules import RAdam, RSGD, Running, StepRule
@@ -19,6 +20,9 @@ __all__ = [
     "StepRule",
     "Running",
     "schedules",
+    "telemetry",
+    "History",
+    "OptimizeResult",
     "steepest_descent",
     "conjugate_gradient",
     "trust_regions",

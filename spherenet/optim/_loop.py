@@ -6,7 +6,42 @@ import time
 import numpy as np
 from scipy.optimize import OptimizeResult as _ScipyResult
 
+from .. import _tangent
+
 HISTORY_FIELDS = ("cost", "grad_norm", "violation", "step_size", "angle", "time")
+TELEMETRY_FIELDS = ("tangency", "norm_drift", "chord", "retr_exp_gap", "transport_defect")
+
+
+def telemetry(geometry, x_old, x_new, step):
+    """Per-step geometric health numbers for the step ``step`` (tangent at x_old) to x_new.
+
+    Returns a dict: ``tangency`` (||step - P(step)|| / ||step||: is the
+    direction handed to the retraction tangent?), ``norm_drift`` (change of
+    the constraint violation over the step), ``chord`` (||x_new - x_old||,
+    to set against the geodesic ``angle``), ``retr_exp_gap``
+    (dist(R_x(step), Exp_x(step)): how far the retraction is from the
+    geodesic) and ``transport_defect`` (| ||T step|| - ||step|| | / ||step||:
+    how far the vector transport is from an isometry).
+    """
+    size = geometry.norm(x_old, step)
+    if not size > 0.0:
+        return dict.fromkeys(TELEMETRY_FIELDS, 0.0)
+    normal = _tangent.lincomb(1.0, step, -1.0, geometry.proj(x_old, step))
+    moved = geometry.transp(x_old, x_new, step)
+    chord = _tangent.lincomb(1.0, x_new, -1.0, x_old)
+    return {
+        "tangency": geometry.norm(x_old, normal) / size,
+        "norm_drift": geometry.violation(x_new) - geometry.violation(x_old),
+        "chord": float(np.sqrt(_sq(chord))),
+        "retr_exp_gap": geometry.dist(geometry.retr(x_old, step), geometry.exp(x_old, step)),
+        "transport_defect": abs(geometry.norm(x_new, moved) - size) / size,
+    }
+
+
+def _sq(u):
+    if _tangent.is_tuple(u):
+        return sum(_sq(ui) for ui in u)
+    return float(np.sum(np.square(u, dtype=np.float64)))
 
 
 class History(dict):
@@ -96,22 +131,26 @@ class Stopper:
 class Recorder:
     """Records the history of a run and prints it when asked."""
 
-    def __init__(self, problem, strategy, verbose=0):
+    def __init__(self, problem, strategy, verbose=0, telemetry=False):
         self.problem = problem
         self.strategy = strategy
         self.verbose = int(verbose)
+        self.telemetry = bool(telemetry)
         self.start = time.perf_counter()
-        self.rows = {name: [] for name in HISTORY_FIELDS}
-        for name in strategy.extra_fields:
-            self.rows[name] = []
+        fields = HISTORY_FIELDS + tuple(strategy.extra_fields)
+        fields += TELEMETRY_FIELDS if self.telemetry else ()
+        self.rows = {name: [] for name in fields}
         self._weights = None
+        self._x = None
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
 
     def elapsed(self):
         return time.perf_counter() - self.start
 
-    def record(self, it, x, f, grad_norm, step_size=math.nan):
+    def record(self, it, x, f, grad_norm, step_size=math.nan, step=None):
+        """Append one iterate; ``step`` is the tangent vector retracted to reach
+        x (only read when telemetry is on; NaN telemetry when it is None)."""
         weights = self.strategy.to_weights(x)
         angle = math.nan if self._weights is None else self.strategy.angle(self._weights, weights)
         self._weights = weights
@@ -124,6 +163,12 @@ class Recorder:
             "time": self.elapsed(),
         }
         row.update(self.strategy.extras(x))
+        if self.telemetry:
+            if step is None or self._x is None:
+                row.update(dict.fromkeys(TELEMETRY_FIELDS, math.nan))
+            else:
+                row.update(telemetry(self.problem.geometry, self._x, x, step))
+            self._x = x
         for name, value in row.items():
             self.rows[name].append(float(value))
         if self.verbose >= 2:

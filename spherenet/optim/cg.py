@@ -69,6 +69,7 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
         if not slope < 0.0:
             direction, slope = _tangent.lincomb(-1.0, grad), -grad_sq
         step, new_x, _ = line_search.search(problem, x, direction, f, slope)
+        searched = direction
         it += 1
         if step == 0.0:
             recorder.record(it, x, f, grad_norm, 0.0)
@@ -87,5 +88,8 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
                          old_grad, direction)
             direction = _tangent.lincomb(-1.0, new_grad, beta, direction)
         f_old = f
+        taken = None
+        if recorder.telemetry:
+            taken = _tangent.lincomb(step / geometry.norm(x, searched), searched)
         x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
-        recorder.record(it, x, f, grad_norm, step)
+        recorder.record(it, x, f, grad_norm, step, taken)

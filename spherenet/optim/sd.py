@@ -29,7 +29,8 @@ def steepest_descent(problem, x0, stopper, recorder, line_search=None):
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
         slope = -problem.geometry.inner(x, rgrad, rgrad)
-        step, new_x, _ = line_search.search(problem, x, _tangent.lincomb(-1.0, rgrad), f, slope)
+        direction = _tangent.lincomb(-1.0, rgrad)
+        step, new_x, _ = line_search.search(problem, x, direction, f, slope)
         it += 1
         if step == 0.0:
             recorder.record(it, x, f, grad_norm, 0.0)
@@ -38,5 +39,6 @@ def steepest_descent(problem, x0, stopper, recorder, line_search=None):
         if new is None:
             return failed(recorder, x, f, grad_norm, it)
         f_old = f
+        taken = _tangent.lincomb(step / (-slope) ** 0.5, direction) if recorder.telemetry else None
         x, (f, _, rgrad, grad_norm) = new_x, new
-        recorder.record(it, x, f, grad_norm, step)
+        recorder.record(it, x, f, grad_norm, step, taken)

@@ -119,6 +119,7 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
             step = geometry.norm(x, eta)
             f_old = f
             x, (f, egrad, grad, grad_norm) = x_prop, new
+            recorder.record(it, x, f, grad_norm, step, eta)
         else:
             step = None  # rejected: the step-size test does not apply
-        recorder.record(it, x, f, grad_norm, math.nan if step is None else step)
+            recorder.record(it, x, f, grad_norm, math.nan, None)
