@@ -54,14 +54,15 @@ class Euclidean(Manifold):
     def typical_dist(self):
         return float(np.sqrt(self.dim))
 
+    # Copies, never the input itself: a caller may update the result in place.
     def proj(self, x, u):
-        return u
+        return u.copy()
 
     def egrad2rgrad(self, x, egrad):
-        return egrad
+        return egrad.copy()
 
     def ehess2rhess(self, x, egrad, ehess, u):
-        return ehess
+        return ehess.copy()
 
     def inner(self, x, u, v):
         return float(np.sum(self._red.dot(u, v)))

@@ -118,15 +118,20 @@ class _Spheres(Manifold):
         return hypot(theta)
 
     def exp(self, x, u):
+        # float32 data are worked in float64 and rounded once: forming the
+        # tangent part in float32 would move ||u|| by an ulp of ||u||, i.e.
+        # 6e-5 rad for a step of 1e3.
+        dtype = x.dtype
+        x, u = x.astype(np.float64, copy=False), u.astype(np.float64, copy=False)
         # x is read through x/||x|| and u through its tangent part u - <x,u>/<x,x> x,
         # both the identity on exact inputs. Without this, the rounding residue
         # of a projected gradient with a large normal part (|| g || eps), times
         # a long step, moves the point off the sphere, and drift accumulates.
         xx = self._red.dot(x, x)
-        u = u - self._coef(self._red.dot(x, u) / xx, x) * x
+        u = u - (self._red.dot(x, u) / xx) * x
         t = self._red.norms(u)
-        a = np.cos(t) / np.sqrt(xx)
-        return self._coef(a, x) * x + self._coef(_sinc(t), x) * u
+        y = (np.cos(t) / np.sqrt(xx)) * x + _sinc(t) * u
+        return y.astype(dtype, copy=False)
 
     def log(self, x, y):
         theta, v, sine = self._angles(x, y)
@@ -238,8 +243,14 @@ class _Spheres(Manifold):
 
     def random_tangent(self, x, rng=None):
         rng = as_rng(rng)
-        u = self.proj(x.astype(np.float64), rng.standard_normal(self._shape))
-        return (u / hypot(self._red.norms(u))).astype(x.dtype)
+        x64 = x.astype(np.float64)
+        # Project twice: a nearly normal draw leaves a rounding residue along x
+        # that the normalization below would blow up ("twice is enough").
+        u = self.proj(x64, self.proj(x64, rng.standard_normal(self._shape)))
+        size = hypot(self._red.norms(u))
+        if size == 0.0:  # every factor is a 0-dimensional sphere (a pair of points)
+            return np.zeros_like(x)
+        return (u / size).astype(x.dtype)
 
     def zero_vector(self, x):
         return np.zeros_like(x)

@@ -28,8 +28,9 @@ class Problem:
     """The cost, its Euclidean gradient and Hessian-vector products, on a geometry.
 
     Derivatives the user does not give come from HIPS autograd: the cost and
-    the gradient from one forward and one backward pass
-    (``autograd.value_and_grad``), Hessian-vector products by
+    the gradient from one forward and one backward pass (``autograd.make_vjp``,
+    as ``value_and_grad`` does, with the scalar check in between), and cast to
+    the dtype of the point; Hessian-vector products by
     reverse-over-reverse differentiation with the forward pass of the gradient
     cached at the current point (``autograd.make_vjp`` of the gradient).
 

@@ -1,0 +1,66 @@
+"""Classic optimization problems on spheres, each with its known answer.
+
+Every problem is a small :class:`Problem` object: a ``manifold``, a ``cost``
+written with ``autograd.numpy``, closed-form ``egrad``/``ehess`` where they
+are cheap, a starting point ``x0(rng)``, and what is known of the answer
+(``optimum``, ``solution()``, ``distance_to_optimum(x)``). They serve as
+tests with independent references and as benchmarks.
+
+* :func:`rayleigh` on ``Sphere(n)``: the leading eigenvector (``eigh``);
+  :func:`block_rayleigh` on ``Oblique(n, k)``: one per column;
+* :func:`maxcut` on ``Oblique(p, n)``: the SDP value of vertex-transitive
+  graphs, and a dual certificate (:func:`maxcut_certificate`) for any graph;
+* :func:`thomson` on ``Oblique(3, N)``: the published minimal energies;
+* :func:`karcher_mean` on ``Sphere(n)``: the pole of symmetric points;
+* :func:`spherical_kmeans` on ``Oblique(d, k)``: the normalized means of
+  known, well-separated clusters;
+* :func:`dictionary_learning` on ``Product([Oblique(m, k), Euclidean(k, N)])``:
+  the Eckart-Young optimum.
+
+Examples
+--------
+>>> import numpy as np
+>>> from spherenet.problems import rayleigh
+>>> P = rayleigh(np.diag([1.0, 2.0, 3.0]))
+>>> res = P.minimize(method="cg", rng=0)
+>>> bool(abs(res.fun - P.optimum) < 1e-10)
+True
+"""
+
+from ._base import Problem
+from .dictionary import DictionaryLearning, dictionary_data, dictionary_learning
+from .karcher import KarcherMean, karcher_mean, symmetric_points
+from .kmeans import SphericalKMeans, matched_distance, spherical_clusters, spherical_kmeans
+from .maxcut import (MaxCut, complete_graph, cut_value, cycle_graph, laplacian, maxcut,
+                     maxcut_certificate, petersen_graph)
+from .rayleigh import BlockRayleigh, Rayleigh, block_rayleigh, rayleigh
+from .thomson import THOMSON_ENERGIES, Thomson, thomson
+
+__all__ = [
+    "Problem",
+    "Rayleigh",
+    "BlockRayleigh",
+    "rayleigh",
+    "block_rayleigh",
+    "MaxCut",
+    "maxcut",
+    "maxcut_certificate",
+    "laplacian",
+    "cycle_graph",
+    "complete_graph",
+    "petersen_graph",
+    "cut_value",
+    "Thomson",
+    "thomson",
+    "THOMSON_ENERGIES",
+    "KarcherMean",
+    "karcher_mean",
+    "symmetric_points",
+    "SphericalKMeans",
+    "spherical_kmeans",
+    "spherical_clusters",
+    "matched_distance",
+    "DictionaryLearning",
+    "dictionary_learning",
+    "dictionary_data",
+]

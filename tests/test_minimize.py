@@ -1,0 +1,353 @@
+"""spherenet.minimize: the result, the stopping rules, every method under every strategy,
+and what happens with bad input."""
+
+import numpy as np
+import pytest
+from scipy.linalg import eigh
+
+from spherenet import Euclidean, Oblique, Product, Sphere, minimize
+from spherenet.minimize import METHODS
+from spherenet.optim._loop import HISTORY_FIELDS
+from spherenet.problems import rayleigh
+from spherenet.strategies import STRATEGIES, Penalty
+
+SOLVERS = ("sd", "cg", "trust-regions")
+RULES = ("rsgd", "radam")
+RULE_OPTIONS = {"rsgd": {"lr": 0.05}, "radam": {"lr": 0.05}}
+
+N = 10
+A = (lambda B: (B + B.T) / 2)(np.random.default_rng(0).standard_normal((N, N)))
+EIGVALS, EIGVECS = eigh(A)
+TOP = EIGVECS[:, -1]
+GAP = EIGVALS[-1] - EIGVALS[-2]
+M = Sphere(N)
+X0 = M.random_point(1)
+
+
+def cost(x):
+    return -x @ A @ x
+
+
+def _options(method):
+    return dict(RULE_OPTIONS.get(method, {}))
+
+
+def _angle_to_top(x):
+    x = x / np.linalg.norm(x)
+    return min(M.dist(x, TOP), M.dist(x, -TOP))
+
+
+# --- the result ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_result_fields_and_history(method):
+    res = minimize(cost, M, x0=X0, method=method, maxiter=3000, **_options(method))
+    assert res.success and res.status == 0 and "gtol" in res.message
+    assert isinstance(res.x, np.ndarray) and res.x.shape == (N,)
+    assert res.fun == pytest.approx(cost(res.x), rel=1e-14)
+    assert isinstance(res.nit, int) and res.nit > 0
+    assert res.nfev >= res.nit + 1 and res.ngev >= res.nit + 1
+    assert (res.nhev > 0) == (method == "trust-regions")
+    assert 0.0 <= res.grad_norm <= 1e-6
+    h = res.history
+    assert set(HISTORY_FIELDS) <= set(h)
+    for name in HISTORY_FIELDS:
+        assert isinstance(h[name], np.ndarray) and h[name].shape == (res.nit + 1,), name
+    assert h["cost"][0] == pytest.approx(cost(X0), rel=1e-14)
+    assert h["cost"][-1] == res.fun and h["grad_norm"][-1] == res.grad_norm
+    assert np.isnan(h["step_size"][0]) and np.isnan(h["angle"][0])
+    assert np.all(np.diff(h["time"]) >= 0.0)
+    assert np.nanmin(h["angle"]) >= 0.0
+
+
+def test_angle_history_is_the_geodesic_step_under_the_exponential_map():
+    res = minimize(cost, M, x0=X0, method="sd")
+    h = res.history
+    np.testing.assert_allclose(h["angle"][1:], h["step_size"][1:], rtol=1e-9)
+
+
+def test_verbose_prints(capsys):
+    minimize(cost, M, x0=X0, method="cg", maxiter=3, verbose=2)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + 4 + 1  # header, iterates 0..3, summary
+    assert "maximum number of iterations" in out[-1]
+
+
+# --- stopping rules --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_stopping_rule_says_so(method):
+    opts = _options(method)
+
+    res = minimize(cost, M, x0=X0, method=method, maxiter=3, **opts)
+    assert (res.status, res.nit, res.success) == (1, 3, False)
+    assert "maximum number of iterations (3)" in res.message
+
+    res = minimize(cost, M, x0=X0, method=method, maxiter=0, **opts)
+    assert res.nit == 0 and res.status == 1 and len(res.history["cost"]) == 1
+
+    res = minimize(cost, M, x0=X0, method=method, maxtime=0.0, **opts)
+    assert (res.status, res.nit, res.success) == (2, 0, False)
+    assert "maximum time" in res.message
+
+    res = minimize(cost, M, x0=X0, method=method, ftol=1e-3, **opts)
+    assert res.status == 3 and res.success and "ftol" in res.message
+    h = res.history["cost"]
+    assert abs(h[-2] - h[-1]) <= 1e-3 * max(abs(h[-2]), abs(h[-1]), 1.0)
+    assert res.grad_norm > 1e-6  # it did stop early
+
+    res = minimize(cost, M, x0=X0, method=method, xtol=1.0, **opts)
+    assert (res.status, res.success) == (4, False) and "xtol" in res.message
+    assert res.history["step_size"][-1] <= 1.0
+
+    res = minimize(cost, M, x0=X0, method=method, gtol=1e-3, maxiter=3000, **opts)
+    assert res.status == 0 and "gtol" in res.message and res.grad_norm <= 1e-3
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_callback_sees_every_iterate_and_can_stop(method):
+    seen = []
+
+    def callback(x):
+        seen.append(x)
+        return True if len(seen) == 3 else None
+
+    res = minimize(cost, M, x0=X0, method=method, callback=callback, **_options(method))
+    assert (res.status, res.success, res.nit) == (5, False, 3)
+    assert "callback" in res.message
+    assert len(seen) == 3 and seen[-1] is not X0
+    np.testing.assert_array_equal(seen[-1], res.x)
+
+
+def test_callback_gets_the_weights_under_reparam():
+    norms = []
+    minimize(cost, M, x0=X0, method="rsgd", strategy="reparam", lr=0.5, maxiter=20,
+             callback=lambda w: norms.append(np.linalg.norm(w)))
+    assert len(norms) == 20
+    np.testing.assert_allclose(norms, 1.0, rtol=0, atol=1e-15)
+
+
+# --- every method under every strategy -------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("strategy", ["riemannian", "reparam"])
+def test_riemannian_and_reparam_reach_the_eigenvector(method, strategy):
+    res = minimize(cost, M, x0=X0, method=method, strategy=strategy, maxiter=5000,
+                   **_options(method))
+    assert res.success, res.message
+    assert _angle_to_top(res.x) < 1e-6 / GAP
+    assert res.fun == pytest.approx(-EIGVALS[-1], rel=1e-11)
+
+
+@pytest.mark.parametrize("method", RULES)
+def test_projection_with_step_rules_reaches_the_eigenvector(method):
+    res = minimize(cost, M, x0=X0, method=method, strategy="projection", maxiter=5000,
+                   **_options(method))
+    assert res.success, res.message
+    assert _angle_to_top(res.x) < 1e-6 / GAP
+
+
+@pytest.mark.parametrize("method", SOLVERS)
+def test_projection_with_solvers_stalls_on_the_rayleigh_quotient(method):
+    # The projection geometry hands the solvers the whole Euclidean gradient
+    # -2Ax as the descent direction and -||2Ax||^2 as the slope; its normal
+    # part (2 x^T A x along x) is not a descent direction along
+    # t -> normalize(x - t g), so the Armijo line searches' step estimates
+    # and the trust-region model overestimate the decrease, the steps shrink
+    # geometrically and the run stops on the step tolerance far from the
+    # optimum. The Riemannian version of the same solver from the same start
+    # converges.
+    res = minimize(cost, M, x0=X0, method=method, strategy="projection", maxiter=1000)
+    assert not res.success and res.status == 4, res.message
+    assert res.grad_norm > 0.1 and _angle_to_top(res.x) > 0.1
+    assert res.history["violation"].max() <= 1e-12
+    assert minimize(cost, M, x0=X0, method=method).success
+
+
+def test_projection_with_solvers_works_when_the_gradient_is_tangent():
+    # A scale-invariant cost f(x/||x||) has a tangent Euclidean gradient on
+    # the sphere: then projection and Riemannian steps agree to first order.
+    def invariant(x):
+        return cost(x) / (x @ x)
+
+    for method in SOLVERS:
+        res = minimize(invariant, M, x0=X0, method=method, strategy="projection")
+        assert res.success, (method, res.message)
+        assert _angle_to_top(res.x) < 1e-6 / GAP
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_penalty_reaches_the_penalized_minimizer(method):
+    # grad of -x^T A x + mu (||x||^2 - 1)^2 vanishes at eigenvectors with
+    # ||x||^2 = 1 + lambda / (2 mu); the minimizer is the top one.
+    mu = 2.0  # the penalty's curvature grows like 8 mu: keep lr * 8 mu below 2
+    res = minimize(cost, M, x0=X0, method=method, strategy=Penalty(M, mu=mu), maxiter=5000,
+                   **_options(method))
+    assert res.success, res.message
+    norm = np.sqrt(1 + EIGVALS[-1] / (2 * mu))
+    np.testing.assert_allclose(np.linalg.norm(res.x), norm, rtol=1e-7)
+    assert _angle_to_top(res.x) < 1e-5
+    np.testing.assert_allclose(res.history["violation"][-1], norm - 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_none_ignores_the_constraint(method):
+    b = 2.0 * np.random.default_rng(3).standard_normal(N) / np.sqrt(N)
+
+    def distance(x):
+        return np.sum((x - b) ** 2)
+
+    res = minimize(distance, M, x0=X0, method=method, strategy="none", maxiter=5000,
+                   **_options(method))
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, b, atol=1e-6)
+    np.testing.assert_allclose(res.history["violation"][-1], abs(np.linalg.norm(b) - 1),
+                               atol=1e-6)
+    # and on the sphere the same problem has the answer b / ||b||
+    res = minimize(distance, M, x0=X0, method=method, maxiter=5000, **_options(method))
+    np.testing.assert_allclose(res.x, b / np.linalg.norm(b), atol=1e-6)
+
+
+def test_strategies_report_one_gradient_norm_at_the_start():
+    norms = [minimize(cost, M, x0=X0, strategy=s, maxiter=0).history["grad_norm"][0]
+             for s in ("riemannian", "projection", "reparam")]
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-14)
+    assert norms[0] == pytest.approx(np.linalg.norm(M.proj(X0, -2 * A @ X0)), rel=1e-14)
+
+
+@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam"])
+@pytest.mark.parametrize("method", ["cg", "rsgd"])
+def test_violation_stays_at_rounding(method, strategy):
+    res = minimize(cost, M, x0=X0, method=method, strategy=strategy, maxiter=300,
+                   **_options(method))
+    assert res.history["violation"].max() <= 1e-12
+
+
+def test_penalty_violation_shrinks_as_mu_grows():
+    final = []
+    for mu in (1.0, 10.0, 100.0):
+        res = minimize(cost, M, x0=X0, method="trust-regions", strategy=Penalty(M, mu=mu))
+        assert res.success, res.message
+        final.append(res.history["violation"][-1])
+    assert final[0] > final[1] > final[2] > 0
+    # ||x||^2 = 1 + lambda / (2 mu) at the minimizer: violation ~ lambda / (4 mu)
+    expected = [np.sqrt(1 + EIGVALS[-1] / (2 * mu)) - 1 for mu in (1.0, 10.0, 100.0)]
+    np.testing.assert_allclose(final, expected, rtol=1e-6)
+    assert final[1] / final[2] > 9
+
+
+def test_reparam_records_a_growing_v_norm_under_sgd():
+    res = minimize(cost, M, x0=X0, method="rsgd", strategy="reparam", lr=0.1, maxiter=200)
+    v_norm = res.history["v_norm"]
+    assert v_norm.shape == (res.nit + 1,) and v_norm[0] == pytest.approx(1.0, rel=1e-15)
+    # the gradient in v is orthogonal to v: ||v - lr g||^2 = ||v||^2 + lr^2 ||g||^2
+    assert np.all(np.diff(v_norm) >= 0.0)
+    assert v_norm[-1] > 1.1
+
+
+# --- derivatives given by the user ---------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam", "penalty"])
+def test_user_gradient_and_hessian_agree_with_autograd(strategy):
+    P = rayleigh(A)
+    for method in ("cg", "trust-regions"):
+        auto = minimize(cost, M, x0=X0, method=method, strategy=strategy, maxiter=60)
+        given = minimize(cost, M, x0=X0, method=method, strategy=strategy, maxiter=60,
+                         grad=P.egrad, hess=P.ehess)
+        assert given.nit == auto.nit and given.status == auto.status
+        np.testing.assert_allclose(given.x, auto.x, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(given.history["cost"], auto.history["cost"], rtol=1e-10)
+
+
+def test_user_gradient_on_a_product():
+    Mp = Product([Oblique(3, 4), Euclidean(2)])
+    C = np.random.default_rng(4).standard_normal((3, 4))
+    c = np.array([1.0, -2.0])
+
+    def f(x):
+        W, b = x
+        return -np.sum(W * C) + np.sum((b - c) ** 2)
+
+    def g(x):
+        W, b = x
+        return -C, 2 * (b - c)
+
+    res = minimize(f, Mp, method="cg", grad=g, rng=0)
+    assert res.success
+    # gtol 1e-6 over a curvature of min_j ||C_j|| (about 0.3)
+    np.testing.assert_allclose(res.x[0], C / np.linalg.norm(C, axis=0), atol=1e-5)
+    np.testing.assert_allclose(res.x[1], c, atol=1e-5)
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+def test_unknown_method_and_strategy_name_the_options():
+    with pytest.raises(ValueError) as err:
+        minimize(cost, M, method="newton")
+    assert all(m in str(err.value) for m in METHODS) and "newton" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        minimize(cost, M, strategy="magic")
+    assert all(s in str(err.value) for s in STRATEGIES) and "magic" in str(err.value)
+
+
+def test_bad_inputs_raise_value_errors():
+    with pytest.raises(ValueError, match="off"):
+        minimize(cost, M, x0=1.1 * X0)
+    with pytest.raises(ValueError, match="shape"):
+        minimize(cost, M, x0=np.ones(3) / np.sqrt(3))
+    with pytest.raises(ValueError, match="scalar"):
+        minimize(lambda x: x * 2.0, M, x0=X0)
+    with pytest.raises(ValueError, match="shape"):
+        minimize(cost, M, x0=X0, grad=lambda x: np.ones(N + 1))
+    with pytest.raises(ValueError, match="shape"):
+        minimize(cost, M, x0=X0, method="trust-regions", hess=lambda x, u: np.ones(3))
+    with pytest.raises(ValueError, match="starting point"):
+        minimize(lambda x: np.nan * x[0], M, x0=X0)
+    with pytest.raises(ValueError, match="maxiter"):
+        minimize(cost, M, x0=X0, maxiter=-1)
+    with pytest.raises(TypeError):
+        minimize(cost, "sphere")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cost_turning_nan_gives_an_unsuccessful_finite_result(method):
+    D = np.diag([5.0, 4.0, 3.0, 2.0, 1.0])
+    S = Sphere(5)
+
+    def cliff(x):
+        # the descent heads for e_0, but the cost is NaN past x[0] = 0.9
+        return np.nan * x[0] if x[0] > 0.9 else -x @ D @ x
+
+    x0 = np.array([0.6, 0.8, 0.0, 0.0, 0.0])
+    res = minimize(cliff, S, x0=x0, method=method, maxiter=500, **_options(method))
+    assert not res.success
+    assert "NaN" in res.message
+    assert np.all(np.isfinite(res.x)) and res.x[0] <= 0.9
+    S.check_point(res.x)
+    assert np.isfinite(res.fun) and res.fun == cliff(res.x)
+    for name in HISTORY_FIELDS:
+        assert res.history[name].shape == (res.nit + 1,), name
+    if method in RULES:
+        # a step rule cannot back off: it stops where the step went wrong
+        assert res.status == -1 and f"iteration {res.nit}" in res.message
+    else:
+        # line searches and trust regions reject NaN trial points and creep
+        # up to the cliff, then stop on the step tolerance and say why
+        assert res.status == 4 and "trial point" in res.message
+        assert res.x[0] == pytest.approx(0.9, abs=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam", "penalty"])
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_in_float32_out(method, strategy):
+    x0 = X0.astype(np.float32)  # A stays float64: the gradient is promoted, then cast back
+    res = minimize(cost, M, x0=x0, method=method, strategy=strategy, gtol=1e-2, maxiter=300,
+                   **_options(method))
+    assert res.x.dtype == np.float32
+    if strategy != "penalty":
+        assert abs(np.linalg.norm(res.x.astype(np.float64)) - 1) <= 10 * np.finfo(np.float32).eps
