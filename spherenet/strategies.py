@@ -194,6 +194,16 @@ class Riemannian(Strategy):
             ]
             self.geometry = Product(parts) if isinstance(manifold, Product) else parts[0]
 
+    def angle(self, w_old, w_new):
+        # The iterates are on the manifold: no normalization needed.
+        total = 0.0
+        parts = zip(_factors(self.manifold), _split(self.manifold, w_old),
+                    _split(self.manifold, w_new), self._constrained())
+        for m, a, b, constrained in parts:
+            if constrained:
+                total += m.dist(a, b) ** 2
+        return float(np.sqrt(total))
+
 
 class ProjectionGeometry(Manifold):
     """The "step, then normalize" geometry of Keras ``unit_norm()``, as a manifold-like object.
@@ -258,6 +268,11 @@ class ProjectionGeometry(Manifold):
 
     def inner(self, x, u, v):
         return self._flat.inner(x, u, v)
+
+    def directional_derivative(self, x, grad, d):
+        # t -> normalize(x + t d) moves x by P_x d to first order, so the
+        # slope is <P_x grad, d>: the radial part of the gradient does no work.
+        return self.manifold.inner(x, self.manifold.proj(x, grad), d)
 
     def norm(self, x, u):
         return self._flat.norm(x, u)

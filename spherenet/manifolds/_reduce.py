@@ -39,13 +39,28 @@ class FactorReducer:
 
     def dot(self, a, b):
         """Per-factor inner products <a, b> (float64, keepdims)."""
-        out = np.einsum(self._subscripts, a, b, dtype=np.float64)
-        return np.reshape(out, self.keep_shape)
+        if self.n_factors == 1 and a.dtype == np.float64 and b.dtype == np.float64:
+            # One factor: BLAS dot, an order of magnitude cheaper than einsum on small arrays.
+            return np.dot(a.ravel(), b.ravel()).reshape(self.keep_shape)
+        return np.einsum(self._subscripts, a, b, dtype=np.float64).reshape(self.keep_shape)
+
+    def total(self, a, b):
+        """sum over factors of <a, b>, as a float."""
+        if a.dtype == np.float64 and b.dtype == np.float64:
+            return float(np.dot(a.ravel(), b.ravel()))
+        return float(np.sum(self.dot(a, b)))
+
+    def safe(self, sq):
+        """True when float64 sums of squares ``sq`` kept full relative accuracy."""
+        if self.n_factors == 1:
+            value = float(sq.flat[0])
+            return self._low <= value < np.inf
+        return bool(np.all((sq >= self._low) & (sq < np.inf)))
 
     def norms(self, a):
         """Per-factor norms ||a|| (float64, keepdims), safe from under/overflow."""
         sq = self.dot(a, a)
-        if a.dtype == np.float64 and not np.all((sq >= self._low) & (sq <= np.inf)):
+        if a.dtype == np.float64 and not self.safe(sq):
             # Rescale by the largest entry, so that tiny (1e-150) and huge
             # (1e200) vectors keep full relative accuracy.
             scale = np.max(np.abs(a), axis=self.axes, keepdims=True)
@@ -58,6 +73,8 @@ class FactorReducer:
 def hypot(values):
     """The Euclidean norm of an array of non-negative numbers, without overflow."""
     values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 1:
+        return abs(float(values[0]))
     if values.size == 0:
         return 0.0
     scale = np.max(values)

@@ -204,6 +204,15 @@ class Manifold(abc.ABC):
     def inner(self, x, u, v):
         """Riemannian inner product of tangent vectors ``u``, ``v`` at ``x``."""
 
+    def directional_derivative(self, x, grad, d):
+        """d/dt f(retr(x, t d)) at t = 0, from the gradient ``grad`` of f in this geometry.
+
+        For a manifold it is <grad, d>; a geometry whose gradient is not
+        Riemannian (the projection strategy's) overrides it. Line searches
+        use it as the slope of their Armijo test.
+        """
+        return self.inner(x, grad, d)
+
     def norm(self, x, u):
         """Riemannian norm of the tangent vector ``u`` at ``x``."""
         return float(np.sqrt(self.inner(x, u, u)))

@@ -65,7 +65,7 @@ class Euclidean(Manifold):
         return ehess.copy()
 
     def inner(self, x, u, v):
-        return float(np.sum(self._red.dot(u, v)))
+        return self._red.total(u, v)
 
     def norm(self, x, u):
         return hypot(self._red.norms(u))

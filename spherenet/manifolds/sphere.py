@@ -3,6 +3,7 @@ of products of spheres (:class:`~spherenet.Oblique` is a product of spheres
 that reuses every formula here, factor by factor)."""
 
 import copy
+import math
 
 import numpy as np
 
@@ -17,8 +18,8 @@ _TRANSPORTS = ("projection", "parallel")
 
 
 def _sinc(t):
-    """sin(t)/t for t >= 0, exact near 0 (never divides by a tiny t)."""
-    small = t < 1e-3
+    """sin(t)/t, exact near 0 (never divides by a tiny t); even in t."""
+    small = np.abs(t) < 1e-3
     safe = np.where(small, 1.0, t)
     t2 = t * t
     return np.where(small, 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0), np.sin(safe) / safe)
@@ -76,9 +77,13 @@ class _Spheres(Manifold):
         return self.proj(x, ehess) - normal * u
 
     def inner(self, x, u, v):
-        return float(np.sum(self._red.dot(u, v)))
+        return self._red.total(u, v)
 
     def norm(self, x, u):
+        if u.dtype == np.float64:
+            sq = self._red.total(u, u)
+            if self._red.n_factors * self._red._low <= sq < np.inf:
+                return math.sqrt(sq)
         return hypot(self._red.norms(u))
 
     def with_options(self, retraction=None, transport=None):
@@ -224,7 +229,7 @@ class _Spheres(Manifold):
         r = egrad - self._coef(c, x) * x
         rr = self._red.dot(r, r)
         if self.retraction == "exp":
-            t = lr * np.sqrt(rr)
+            t = abs(lr) * np.sqrt(rr)
             a, b = np.cos(t) / np.sqrt(xx), -lr * _sinc(t)
         else:
             scale = 1.0 / np.sqrt(xx + lr * lr * rr)

@@ -97,7 +97,12 @@ class Problem:
         self.nfev += 1
         return self._count(self._scalar(self.cost_fn(x)))
 
-    def cost_and_egrad(self, x):
+    def cost_and_egrad(self, x, f=None):
+        """Cost and Euclidean gradient at x; a known cost ``f`` (from a line
+        search) is reused when the gradient is the user's, saving a cost call."""
+        if f is not None and self._egrad is not None:
+            self.ngev += 1
+            return f, self._check_grad(x, self._egrad(x))
         self.nfev += 1
         self.ngev += 1
         if self._egrad is None:
@@ -110,8 +115,8 @@ class Problem:
             f, g = self.cost_fn(x), self._egrad(x)
         return self._count(self._scalar(f)), self._check_grad(x, g)
 
-    def cost_and_rgrad(self, x):
-        f, g = self.cost_and_egrad(x)
+    def cost_and_rgrad(self, x, f=None):
+        f, g = self.cost_and_egrad(x, f)
         return f, g, self.geometry.egrad2rgrad(x, g)
 
     def measure(self, x, egrad, rgrad):
@@ -120,14 +125,30 @@ class Problem:
             return self.geometry.norm(x, rgrad)
         return self._measure(x, egrad, rgrad)
 
-    def hessian_at(self, x, egrad):
+    def egrad_and_hessian(self, x):
+        """The Euclidean gradient and ``H(u)`` at x from one pass where possible.
+
+        With autograd for both, the forward pass of the gradient is traced
+        once and serves the gradient and every Hessian-vector product.
+        """
+        if self._ehess is None and self._egrad is None:
+            self.ngev += 1
+            vjp, g = autograd.make_vjp(self._grad)(x)
+            g = self._check_grad(x, _as_dtype_of(x, g))
+            return g, self.hessian_at(x, g, vjp)
+        self.ngev += 1
+        g = self._egrad(x) if self._egrad is not None else self._grad(x)
+        g = self._check_grad(x, _as_dtype_of(x, g))
+        return g, self.hessian_at(x, g)
+
+    def hessian_at(self, x, egrad, _vjp=None):
         """Return ``H(u)``, the Riemannian Hessian-vector product at x."""
         geometry = self.geometry
         if self._ehess is not None:
             def ehvp(u):
                 return self._check_grad(x, self._ehess(x, u), "Hessian-vector product")
         else:
-            vjp, _ = autograd.make_vjp(self._grad)(x)
+            vjp = _vjp if _vjp is not None else autograd.make_vjp(self._grad)(x)[0]
 
             def ehvp(u):
                 return _as_dtype_of(x, vjp(u))

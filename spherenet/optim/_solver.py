@@ -22,9 +22,9 @@ def start(problem, recorder, x0):
     return f, egrad, rgrad, grad_norm
 
 
-def evaluate(problem, x):
-    """Cost and gradients at x, or None when any is not finite."""
-    f, egrad, rgrad = problem.cost_and_rgrad(x)
+def evaluate(problem, x, f=None):
+    """Cost and gradients at x, or None when any is not finite (``f``: the cost, if known)."""
+    f, egrad, rgrad = problem.cost_and_rgrad(x, f)
     if not math.isfinite(f) or not _tangent.all_finite(rgrad):
         return None
     return f, egrad, rgrad, problem.measure(x, egrad, rgrad)

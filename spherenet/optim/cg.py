@@ -65,16 +65,17 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
         stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
-        slope = geometry.inner(x, grad, direction)
+        slope = geometry.directional_derivative(x, grad, direction)
         if not slope < 0.0:
-            direction, slope = _tangent.lincomb(-1.0, grad), -grad_sq
-        step, new_x, _ = line_search.search(problem, x, direction, f, slope)
+            direction = _tangent.lincomb(-1.0, grad)
+            slope = geometry.directional_derivative(x, grad, direction)
+        step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         searched = direction
         it += 1
         if step == 0.0:
             recorder.record(it, x, f, grad_norm, 0.0)
             return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
-        new = evaluate(problem, new_x)
+        new = evaluate(problem, new_x, new_f)
         if new is None:
             return failed(recorder, x, f, grad_norm, it)
         new_f, _, new_grad, new_grad_norm = new

@@ -49,11 +49,8 @@ class BacktrackingLineSearch:
     def _remember(self, f0, alpha, trials):
         self._f_prev = f0
 
-    def search(self, problem, x, d, f0, df0):
-        """Return ``(step_length, new_x, new_f)``; step 0 and x itself when no decrease was found."""
+    def _backtrack(self, problem, x, d, f0, df0, alpha):
         geometry = problem.geometry
-        norm_d = geometry.norm(x, d)
-        alpha = float(self._first_alpha(f0, df0, norm_d))
         new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
         new_f = problem.cost(new_x)
         trials = 1
@@ -62,6 +59,20 @@ class BacktrackingLineSearch:
             new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
             new_f = problem.cost(new_x)
             trials += 1
+        return alpha, new_x, new_f, trials
+
+    def search(self, problem, x, d, f0, df0):
+        """Return ``(step_length, new_x, new_f)``; step 0 and x itself when no decrease was found.
+
+        When a first step guessed from the previous iteration finds no
+        decrease (the guess can be tiny when the last decrease was at
+        rounding level), the search starts once more from ``initial_step``.
+        """
+        norm_d = problem.geometry.norm(x, d)
+        guess, fresh = float(self._first_alpha(f0, df0, norm_d)), self.initial_step / norm_d
+        alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, guess)
+        if not new_f <= f0 and guess != fresh:
+            alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, fresh)
         self._remember(f0, alpha, trials)
         if not new_f <= f0:
             return 0.0, x, f0

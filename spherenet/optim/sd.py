@@ -28,17 +28,19 @@ def steepest_descent(problem, x0, stopper, recorder, line_search=None):
         stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
-        slope = -problem.geometry.inner(x, rgrad, rgrad)
         direction = _tangent.lincomb(-1.0, rgrad)
-        step, new_x, _ = line_search.search(problem, x, direction, f, slope)
+        slope = problem.geometry.directional_derivative(x, rgrad, direction)
+        step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
         if step == 0.0:
             recorder.record(it, x, f, grad_norm, 0.0)
             return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
-        new = evaluate(problem, new_x)
+        new = evaluate(problem, new_x, new_f)
         if new is None:
             return failed(recorder, x, f, grad_norm, it)
         f_old = f
-        taken = _tangent.lincomb(step / (-slope) ** 0.5, direction) if recorder.telemetry else None
+        taken = None
+        if recorder.telemetry:
+            taken = _tangent.lincomb(step / problem.geometry.norm(x, direction), direction)
         x, (f, _, rgrad, grad_norm) = new_x, new
         recorder.record(it, x, f, grad_norm, step, taken)

@@ -79,13 +79,14 @@ class HessianSpectrum:
             If the smallest eigenvalues were not computed (``which="largest"``).
         """
         if self.smallest is None:
-            raise ValueError('is_local_min needs the smallest eigenvalues: use which="smallest" or "both"')
+            raise ValueError(
+                'is_local_min needs the smallest eigenvalues: use which="smallest" or "both"')
         gtol = tol if gtol is None else gtol
         return bool(self.grad_norm <= gtol and self.smallest[0] >= -tol)
 
 
 class _Flat:
-    """Between tangent vectors (arrays or tuples of arrays shaped like x) and flat float64 vectors."""
+    """Between tangent vectors (arrays, or tuples of arrays, shaped like x) and flat vectors."""
 
     def __init__(self, x):
         self.is_tuple = _tangent.is_tuple(x)
@@ -105,7 +106,8 @@ class _Flat:
         v = np.ravel(v)
         parts = [
             v[lo:hi].reshape(shape).astype(dtype)
-            for lo, hi, shape, dtype in zip(self.bounds[:-1], self.bounds[1:], self.shapes, self.dtypes)
+            for lo, hi, shape, dtype in zip(self.bounds[:-1], self.bounds[1:], self.shapes,
+                                            self.dtypes)
         ]
         return tuple(parts) if self.is_tuple else parts[0]
 
@@ -120,14 +122,15 @@ def _dense(project, apply, size, dim):
     basis = vectors[:, values > 0.5]
     if basis.shape[1] != dim:
         raise RuntimeError(
-            f"the tangent projector has rank {basis.shape[1]}, but the manifold has dimension {dim}"
+            f"the tangent projector has rank {basis.shape[1]}, but the manifold has "
+            f"dimension {dim}"
         )
     hess_matrix = basis.T @ np.column_stack([apply(q) for q in basis.T])
     return eigh(0.5 * (hess_matrix + hess_matrix.T), eigvals_only=True)
 
 
 def _radius(operator, v0, k_dim):
-    """A rough estimate of the spectral radius of the tangent Hessian (Lanczos, loose tolerance)."""
+    """A rough estimate of the spectral radius of the tangent Hessian (loose Lanczos)."""
     if k_dim < 3:
         return 0.0
     try:
@@ -153,7 +156,8 @@ def _eigsh_side(apply, project, size, k, side, shift, v0, tol):
         return apply(v) + s * (v - project(v))
 
     operator = LinearOperator((size, size), matvec=matvec, dtype=np.float64)
-    values, vectors = eigsh(operator, k=k, which="SA" if side == "smallest" else "LA", v0=v0, tol=tol)
+    which = "SA" if side == "smallest" else "LA"
+    values, vectors = eigsh(operator, k=k, which=which, v0=v0, tol=tol)
     # The shifted operator commutes with P, so each eigenvector is tangent or
     # normal (up to rounding): keep the tangent ones.
     tangent = np.array([np.dot(project(vec), vec) >= 0.5 for vec in vectors.T])
@@ -321,7 +325,8 @@ def hessian_spectrum(cost, manifold, x, k=6, which="both", grad=None, hess=None,
                     break
                 shift *= 8.0
             else:  # pragma: no cover - needs an adversarial operator
-                raise RuntimeError("could not separate the normal space from the Hessian's spectrum")
+                raise RuntimeError(
+                    "could not separate the normal space from the Hessian's spectrum")
             found[side] = values
         smallest, largest = found.get("smallest"), found.get("largest")
     return HessianSpectrum(smallest=smallest, largest=largest, grad_norm=float(grad_norm),

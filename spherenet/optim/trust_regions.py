@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import _tangent
-from ._solver import evaluate, failed, start
+from ._solver import failed, start
 
 
 def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner=None):
@@ -90,13 +90,13 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
     radius = max_radius / 8.0 if radius is None else float(radius)
     x = x0
     f, egrad, grad, grad_norm = start(problem, recorder, x)
+    hess = problem.hessian_at(x, egrad)
     it, f_old, step = 0, None, None
     eps = np.finfo(np.float64).eps
     while True:
         stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
-        hess = problem.hessian_at(x, egrad)
         eta, heta, reason, _ = truncated_cg(geometry, x, grad, hess, radius, theta, kappa, maxinner)
         x_prop = geometry.retr(x, eta)
         f_prop = problem.cost(x_prop)
@@ -113,12 +113,16 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
             radius = min(2.0 * radius, max_radius)
         it += 1
         if math.isfinite(f_prop) and model_decreased and rho > rho_prime:
-            new = evaluate(problem, x_prop)
-            if new is None:
+            # One traced gradient serves the gradient and the next tCG's
+            # Hessian-vector products; the cost is f_prop already.
+            new_egrad, new_hess = problem.egrad_and_hessian(x_prop)
+            new_grad = geometry.egrad2rgrad(x_prop, new_egrad)
+            if not _tangent.all_finite(new_grad):
                 return failed(recorder, x, f, grad_norm, it)
             step = geometry.norm(x, eta)
             f_old = f
-            x, (f, egrad, grad, grad_norm) = x_prop, new
+            x, f, egrad, grad, hess = x_prop, f_prop, new_egrad, new_grad, new_hess
+            grad_norm = problem.measure(x, egrad, grad)
             recorder.record(it, x, f, grad_norm, step, eta)
         else:
             step = None  # rejected: the step-size test does not apply

@@ -1,0 +1,630 @@
+"""Benchmark: spherenet's solvers against pymanopt 2.2, and the strategies against each other.
+
+Run ``python bench/solvers.py`` (about 2-3 minutes; ``--quick`` for one
+repeat, ``--problems rayleigh100,thomson`` to select, ``--profile`` to add a
+cProfile of one run). It prints tables; it asserts nothing.
+
+Table 1 runs steepest descent, conjugate gradients and trust regions of both
+libraries from the same starting point with the same tolerances (gradient
+norm 1e-6, step 1e-10, the same iteration cap) on:
+
+* Rayleigh quotients f(x) = -x^T A x on Sphere(n), n = 10, 100, 1000, A a fixed
+  random symmetric matrix (the minimizer is the leading eigenvector);
+* Max-Cut, Burer-Monteiro: f(Y) = -<L, Y^T Y>/4 on Oblique(10, 200), L the
+  Laplacian of a fixed random graph (maximizes the relaxed cut);
+* Thomson: N = 100 unit charges on S^2, f(X) = sum_{i<j} 1/||x_i - x_j|| on
+  Oblique(3, 100).
+
+Costs are the same autograd functions for both libraries (pymanopt through
+``pymanopt.function.autograd``). spherenet runs with its default geometry
+(exponential map, "exp") and with pymanopt's (metric projection retraction,
+"proj": the same iterates as pymanopt up to rounding), and, where the
+derivatives are easy to write (Rayleigh, Max-Cut), both libraries also run
+with closed-form gradient and Hessian ("closed"; pymanopt through
+``pymanopt.function.numpy``), to show the solvers' own cost apart from
+autograd's. Time ratios compare like with like: autograd with autograd,
+closed forms with closed forms.
+
+The overhead tables give, per run, the time spent outside the cost,
+gradient and Hessian-vector evaluations, measured in one instrumented run
+(time accumulated inside the evaluation calls); for Rayleigh n = 1000 also
+the per-call evaluation times (one autograd cost+gradient, one gradient
+alone, ...) and the overhead estimated from them and the counts, which is
+only as good as the per-call times are stable (memory-bound 8 MB matrix,
+shared machine). Table 2 compares the ways of keeping the constraint.
+
+Iterations count steps (line searches, or trust-region subproblems including
+rejected ones) for both libraries: pymanopt's conjugate gradients reports one
+more (its loop counts the final, stopping pass), which is subtracted, and it
+is given ``max_iterations = maxiter + 1`` so that both may take ``maxiter``
+steps. pymanopt's steepest descent tests the gradient norm of the point
+*before* its last line search, so it takes one step more on the same path.
+Evaluation counts for pymanopt come from a separate, instrumented run;
+pymanopt's Hessian-vector products each recompute the gradient at x, which
+its "grad evals" include. Final cost and gradient norm are recomputed for
+both libraries at the returned point with the same code.
+"""
+
+import os
+
+# One BLAS/OpenMP/numba thread: timings of small problems are then stable and
+# comparable; set before numpy is imported, or it has no effect.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+for _var in _THREAD_VARS:
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import cProfile  # noqa: E402
+import gc  # noqa: E402
+import importlib.metadata  # noqa: E402
+import io  # noqa: E402
+import platform  # noqa: E402
+import pstats  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import timeit  # noqa: E402
+import warnings  # noqa: E402
+
+import autograd  # noqa: E402
+import autograd.numpy as anp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import spherenet  # noqa: E402
+from spherenet import Oblique, Sphere, minimize  # noqa: E402
+from spherenet.strategies import Riemannian  # noqa: E402
+
+_problem_module = sys.modules["spherenet.optim._problem"]
+
+try:
+    import pymanopt  # noqa: E402
+    from pymanopt.optimizers import ConjugateGradient, SteepestDescent, TrustRegions  # noqa: E402
+except ImportError:  # pragma: no cover - pymanopt is a test extra
+    pymanopt = None
+
+GTOL = 1e-6
+XTOL = 1e-10
+SOLVERS = ("sd", "cg", "trust-regions")
+LARGE = ("rayleigh1000",)  # the rest are "small/medium" for the targets
+
+
+# --------------------------------------------------------------------------
+# Problems
+# --------------------------------------------------------------------------
+
+class BenchProblem:
+    """A cost on a manifold with everything both libraries need."""
+
+    def __init__(self, name, manifold, pm_manifold, cost, x0, maxiter, lr, grad=None, hess=None,
+                 cost_np=None):
+        self.name = name
+        self.manifold = manifold
+        self.pm_manifold = pm_manifold
+        self.cost = cost
+        self.x0 = x0
+        self.maxiter = maxiter
+        self.lr = lr  # for rsgd in table 2
+        self.grad = grad
+        self.hess = hess
+        self.cost_np = cost if cost_np is None else cost_np
+        self._autograd_grad = autograd.grad(cost)
+
+    def egrad(self, x):
+        return self.grad(x) if self.grad is not None else self._autograd_grad(x)
+
+    def rgrad_norm(self, x):
+        """Norm of the Riemannian gradient, per unit-norm column (a vector is one column)."""
+        g = np.asarray(self.egrad(x))
+        x2, g2 = np.atleast_2d(x.T).T, np.atleast_2d(g.T).T
+        r = g2 - x2 * np.sum(x2 * g2, axis=0)
+        return float(np.linalg.norm(r))
+
+    def pymanopt_problem(self, closed=False):
+        """The same problem for pymanopt: autograd, or the closed-form derivatives."""
+        cost, manifold = self.cost, self.pm_manifold
+        if not closed:
+            deco = pymanopt.function.autograd(manifold)
+            return pymanopt.Problem(manifold, deco(lambda x: cost(x)))
+        deco = pymanopt.function.numpy(manifold)
+        grad, hess = self.grad, self.hess
+        return pymanopt.Problem(manifold, deco(lambda x: cost(x)),
+                                euclidean_gradient=deco(lambda x: grad(x)),
+                                euclidean_hessian=deco(lambda x, u: hess(x, u)))
+
+
+def _symmetric(n, seed):
+    b = np.random.default_rng(seed).standard_normal((n, n))
+    return (b + b.T) / 2.0
+
+
+def rayleigh(n):
+    a = _symmetric(n, 1000 + n)
+    norm = float(np.max(np.abs(np.linalg.eigvalsh(a))))
+    return BenchProblem(
+        f"rayleigh{n}", Sphere(n), pymanopt.manifolds.Sphere(n) if pymanopt else None,
+        cost=lambda x: -(x @ (a @ x)),
+        x0=Sphere(n).random_point(rng=n),
+        maxiter=1000,
+        lr=0.4 / norm,
+        grad=lambda x: -2.0 * (a @ x),
+        hess=lambda x, u: -2.0 * (a @ u),
+    )
+
+
+def maxcut(n=200, p=10, density=0.1, seed=7):
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    w = (upper | upper.T).astype(float)
+    lap = np.diag(w.sum(axis=1)) - w
+    norm = float(np.linalg.eigvalsh(lap)[-1])
+    return BenchProblem(
+        "maxcut", Oblique(p, n), pymanopt.manifolds.Oblique(p, n) if pymanopt else None,
+        cost=lambda y: -anp.sum((y @ lap) * y) / 4.0,
+        x0=Oblique(p, n).random_point(rng=seed),
+        maxiter=1000,
+        lr=2.5 / norm,
+        grad=lambda y: -(y @ lap) / 2.0,
+        hess=lambda y, u: -(u @ lap) / 2.0,
+    )
+
+
+def thomson(n_charges=100, seed=11):
+    upper = np.triu_indices(n_charges, 1)
+
+    def energy(x):
+        sq = anp.sum(x * x, axis=0)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * anp.dot(x.T, x)
+        return anp.sum(1.0 / anp.sqrt(d2[upper]))
+
+    return BenchProblem(
+        "thomson", Oblique(3, n_charges),
+        pymanopt.manifolds.Oblique(3, n_charges) if pymanopt else None,
+        cost=energy,
+        x0=Oblique(3, n_charges).random_point(rng=seed),
+        maxiter=1000,
+        lr=2e-3,
+    )
+
+
+PROBLEMS = {
+    "rayleigh10": lambda: rayleigh(10),
+    "rayleigh100": lambda: rayleigh(100),
+    "rayleigh1000": lambda: rayleigh(1000),
+    "maxcut": maxcut,
+    "thomson": thomson,
+}
+
+
+# --------------------------------------------------------------------------
+# Running and timing
+# --------------------------------------------------------------------------
+
+_MIN_TOTAL = 0.3
+
+
+def _timed(fun, repeats, min_total=None, max_repeats=25):
+    """Median wall time (s) of ``fun()``, and the last result.
+
+    At least ``repeats`` runs, more (up to ``max_repeats``) until ``min_total``
+    seconds have been spent: short runs are repeated more, which steadies
+    the median on a busy machine.
+    """
+    min_total = _MIN_TOTAL if min_total is None else min_total
+    times, out = [], None
+    while len(times) < repeats or (sum(times) < min_total and len(times) < max_repeats):
+        gc.collect()
+        start = time.perf_counter()
+        out = fun()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def _strategy(prob, variant):
+    """pymanopt's geometry (projection retraction) for "proj" variants, else the default."""
+    if "proj" in variant:
+        return Riemannian(prob.manifold, retraction="projection")
+    return "riemannian"
+
+
+class Row(dict):
+    """One line of table 1."""
+
+
+class _Stopwatch:
+    """Accumulates the time spent inside wrapped calls (one level deep: no double counting)."""
+
+    def __init__(self):
+        self.total = 0.0
+        self.calls = {}
+        self._depth = 0
+
+    def wrap(self, fun, key):
+        def wrapper(*args, **kwargs):
+            self.calls[key] = self.calls.get(key, 0) + 1
+            if self._depth:
+                return fun(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fun(*args, **kwargs)
+            finally:
+                self.total += time.perf_counter() - start
+                self._depth -= 1
+        return wrapper
+
+
+@contextlib.contextmanager
+def _timing_spherenet_evaluations(watch):
+    """Time spherenet's evaluations from inside its Problem class, for one instrumented run.
+
+    What is timed: ``Problem.cost``, ``Problem.cost_and_egrad`` (autograd's
+    forward and backward passes, or the user's functions), ``Problem.hessian_at``
+    (autograd's traced gradient pass) and the Hessian-vector products it
+    returns (which include the manifold's ``ehess2rhess``: a slight overcount).
+    """
+    cls = _problem_module.Problem
+    names = [n for n in ("cost", "cost_and_egrad", "hessian_at", "egrad_and_hessian")
+             if n in cls.__dict__]
+    saved = {name: cls.__dict__[name] for name in names}
+    cls.cost = watch.wrap(saved["cost"], "cost")
+    cls.cost_and_egrad = watch.wrap(saved["cost_and_egrad"], "cost_and_egrad")
+    hessian_at = watch.wrap(saved["hessian_at"], "hessian_at")
+    cls.hessian_at = lambda self, x, egrad: watch.wrap(hessian_at(self, x, egrad), "hvp")
+    if "egrad_and_hessian" in saved:  # (egrad, hvp) from one traced gradient pass
+        both = watch.wrap(saved["egrad_and_hessian"], "hessian_at")
+
+        def egrad_and_hessian(self, x):
+            egrad, hvp = both(self, x)
+            return egrad, watch.wrap(hvp, "hvp")
+
+        cls.egrad_and_hessian = egrad_and_hessian
+    try:
+        yield
+    finally:
+        for name, fun in saved.items():
+            setattr(cls, name, fun)
+
+
+def run_spherenet(prob, method, variant, repeats):
+    geometry = _strategy(prob, variant)
+    closed = "closed" in variant
+    kwargs = dict(x0=prob.x0, method=method, strategy=geometry, maxiter=prob.maxiter, gtol=GTOL,
+                  xtol=XTOL)
+    if closed:
+        kwargs.update(grad=prob.grad, hess=prob.hess)
+    wall, res = _timed(lambda: minimize(prob.cost, prob.manifold, **kwargs), repeats)
+    watch = _Stopwatch()
+    with _timing_spherenet_evaluations(watch):
+        start = time.perf_counter()
+        minimize(prob.cost, prob.manifold, **kwargs)
+        inrun_wall = time.perf_counter() - start
+    return Row(problem=prob.name, solver=method, library=f"spherenet[{variant}]", it=res.nit,
+               nfev=res.nfev, ngev=res.ngev, nhev=res.nhev, wall=wall, x=res.x,
+               message=res.message, n_setup=watch.calls.get("hessian_at", 0),
+               inrun_wall=inrun_wall, inrun_evals=watch.total)
+
+
+_PM = {"sd": lambda **kw: SteepestDescent(**kw), "cg": lambda **kw: ConjugateGradient(**kw),
+       "trust-regions": lambda **kw: TrustRegions(**kw)}
+
+
+def run_pymanopt(prob, method, repeats, closed=False):
+    maxiter = prob.maxiter + (1 if method == "cg" else 0)
+    options = dict(verbosity=0, min_gradient_norm=GTOL, min_step_size=XTOL, max_iterations=maxiter)
+    problem = prob.pymanopt_problem(closed)
+    optimizer = _PM[method](**options)
+    optimizer.run(problem, initial_point=prob.x0)  # builds pymanopt's lazy operators once
+    wall, res = _timed(lambda: optimizer.run(problem, initial_point=prob.x0), repeats)
+    # Counts and in-run evaluation times from a separate, instrumented run
+    # (pymanopt does not count): its cost and its Euclidean gradient and
+    # Hessian-vector product, which its Riemannian gradient and Hessian call.
+    counted = prob.pymanopt_problem(closed)
+    watch = _Stopwatch()
+    _ = counted.riemannian_gradient, counted.riemannian_hessian  # build the lazy closures
+    counted._cost = watch.wrap(counted._cost, "cost")
+    counted._euclidean_gradient = watch.wrap(counted.euclidean_gradient, "grad")
+    counted._euclidean_hessian = watch.wrap(counted.euclidean_hessian, "hess")
+    start = time.perf_counter()
+    _PM[method](**options).run(counted, initial_point=prob.x0)
+    inrun_wall = time.perf_counter() - start
+    it = res.iterations - (1 if method == "cg" else 0)
+    library = "pymanopt" + ("[closed]" if closed else "")
+    return Row(problem=prob.name, solver=method, library=library,
+               it=it, nfev=watch.calls.get("cost", 0), ngev=watch.calls.get("grad", 0),
+               nhev=watch.calls.get("hess", 0), wall=wall, x=res.point,
+               message=res.stopping_criterion, n_setup=0, inrun_wall=inrun_wall,
+               inrun_evals=watch.total)
+
+
+def finish(prob, row):
+    row["fun"] = float(prob.cost_np(row["x"]))
+    row["gnorm"] = prob.rgrad_norm(row["x"])
+    return row
+
+
+# --------------------------------------------------------------------------
+# Printing
+# --------------------------------------------------------------------------
+
+def print_table(headers, rows, title):
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    print()
+    print(title)
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+
+
+def _is_pymanopt(row):
+    return row["library"].startswith("pymanopt")
+
+
+def _baseline_key(row):
+    """Rows are compared with pymanopt's row of the same problem, solver and derivatives."""
+    return row["problem"], row["solver"], "closed" in row["library"]
+
+
+def table1(rows):
+    pm_wall = {_baseline_key(r): r["wall"] for r in rows if _is_pymanopt(r)}
+    out = []
+    for r in rows:
+        base = pm_wall.get(_baseline_key(r))
+        ratio = "" if _is_pymanopt(r) or base is None else f"{r['wall'] / base:.2f}"
+        out.append([
+            r["problem"], r["solver"], r["library"], str(r["it"]), str(r["nfev"]), str(r["ngev"]),
+            str(r["nhev"]) if r["solver"] == "trust-regions" else "-",
+            f"{1e3 * r['wall']:.1f}", f"{1e3 * r['wall'] / max(r['it'], 1):.3f}",
+            f"{r['fun']:.12g}", f"{r['gnorm']:.2e}", ratio,
+        ])
+    print_table(["problem", "solver", "library", "iters", "f evals", "g evals", "Hv evals",
+                 "wall ms", "ms/iter", "final cost", "grad norm", "sn/pm time"], out,
+                "TABLE 1 - solvers: spherenet vs pymanopt (wall: median of repeats)")
+
+
+def check_targets(rows):
+    """Targets: same answer, iterations within 10%, wall-time ratios; one line per check."""
+    pm = {_baseline_key(r): r for r in rows if _is_pymanopt(r)}
+    out = []
+    for r in rows:
+        ref = pm.get(_baseline_key(r))
+        if _is_pymanopt(r) or ref is None:
+            continue
+        converged = r["gnorm"] <= 2 * GTOL and ref["gnorm"] <= 2 * GTOL
+        same = abs(r["fun"] - ref["fun"]) <= 1e-8 * max(1.0, abs(ref["fun"]))
+        iters_ok = r["it"] <= 1.1 * ref["it"] + 1
+        target = 1 / 3 if r["solver"] == "trust-regions" else 1 / 2
+        ratio = r["wall"] / ref["wall"]
+        applies = r["problem"] not in LARGE or r["solver"] == "trust-regions"
+        out.append([
+            r["problem"], r["solver"], r["library"],
+            ("yes" if same else "NO") + ("" if converged else " (not both converged)"),
+            f"{r['it']} vs {ref['it']}" + ("" if iters_ok else " NO"),
+            f"{ratio:.2f} (<= {target:.2f})" if applies else f"{ratio:.2f} (n/a)",
+            ("ok" if ratio <= target else "MISSED") if applies else "-",
+        ])
+    print_table(["problem", "solver", "library", "same cost", "iters sn vs pm", "time ratio",
+                 "time target"], out, "TARGETS - same answer, iterations within 10%, wall time")
+
+
+# --------------------------------------------------------------------------
+# Overhead beyond evaluations (Rayleigh n = 1000)
+# --------------------------------------------------------------------------
+
+def _per_call(fun, batch_time=0.02, batches=15):
+    """Seconds per call of fun(): the fastest of ``batches`` timeit batches of ~batch_time each.
+
+    The minimum, the usual estimate of an intrinsic cost on a busy machine,
+    makes the overhead estimates upper bounds.
+    """
+    timer = timeit.Timer(fun)
+    start = time.perf_counter()
+    fun()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(batch_time / once))
+    return min(timer.repeat(repeat=batches, number=number)) / number
+
+
+def eval_times(prob):
+    x = prob.x0
+    u = prob.manifold.random_tangent(x, rng=3)
+    cost = prob.cost
+    vjp, _ = autograd.make_vjp(autograd.grad(cost))(x)
+    pm = prob.pymanopt_problem() if pymanopt else None
+    t = {
+        "cost": _per_call(lambda: cost(x)),
+        "value_and_grad": _per_call(lambda: autograd.value_and_grad(cost)(x)),
+        "grad": _per_call(lambda: autograd.grad(cost)(x)),
+        "hvp_setup": _per_call(lambda: autograd.make_vjp(autograd.grad(cost))(x)),
+        "hvp": _per_call(lambda: vjp(u)),
+    }
+    if prob.grad is not None:
+        t["closed_grad"] = _per_call(lambda: prob.grad(x))
+        t["closed_hvp"] = _per_call(lambda: prob.hess(x, u))
+    if pm is not None:
+        t["pm_cost"] = _per_call(lambda: pm.cost(x))
+        t["pm_grad"] = _per_call(lambda: pm.euclidean_gradient(x))
+        t["pm_hvp"] = _per_call(lambda: pm.euclidean_hessian(x, u))
+        if prob.grad is not None:
+            pmc = prob.pymanopt_problem(closed=True)
+            t["pm_closed_grad"] = _per_call(lambda: pmc.euclidean_gradient(x))
+            t["pm_closed_hvp"] = _per_call(lambda: pmc.euclidean_hessian(x, u))
+    return t
+
+
+def _estimated_evals(r, t):
+    """Evaluation time of a run from its counts and the per-call times ``t``."""
+    if r["library"] == "pymanopt":
+        return r["nfev"] * t["pm_cost"] + r["ngev"] * t["pm_grad"] + r["nhev"] * t["pm_hvp"]
+    if r["library"] == "pymanopt[closed]":
+        return (r["nfev"] * t["pm_cost"] + r["ngev"] * t["pm_closed_grad"]
+                + r["nhev"] * t["pm_closed_hvp"])
+    if "closed" in r["library"]:
+        return r["nfev"] * t["cost"] + r["ngev"] * t["closed_grad"] + r["nhev"] * t["closed_hvp"]
+    # autograd: a gradient comes with its cost (one forward and one backward
+    # pass); trust regions trace the gradient once per outer iteration.
+    return ((r["nfev"] - r["ngev"]) * t["cost"] + r["ngev"] * t["value_and_grad"]
+            + r["n_setup"] * t["hvp_setup"] + r["nhev"] * t["hvp"])
+
+
+def overhead_table(prob, rows, t=None):
+    """Solver overhead = wall time minus time inside cost/gradient/Hessian evaluations.
+
+    Measured in one instrumented run per row (time accumulated inside the
+    evaluation calls, same run, same caches); with ``t`` (per-call times from
+    micro-benchmarks) also estimated as wall - counts x per-call times.
+    """
+    if t is not None:
+        print()
+        print(f"Per-call evaluation times on {prob.name} (fastest of 15 batches of 20 ms):")
+        print("  " + ", ".join(f"{key} {1e6 * value:.1f} us" for key, value in t.items()))
+    pm_inrun = {_baseline_key(r): r["inrun_wall"] for r in rows if _is_pymanopt(r)}
+    out = []
+    for r in rows:
+        if r["problem"] != prob.name:
+            continue
+        over = r["inrun_wall"] - r["inrun_evals"]
+        best = "" if _is_pymanopt(r) else f"{r['inrun_evals'] / pm_inrun[_baseline_key(r)]:.2f}"
+        line = [r["solver"], r["library"], f"{1e3 * r['inrun_wall']:.1f}",
+                f"{1e3 * r['inrun_evals']:.1f}", f"{1e3 * over:.1f}",
+                f"{100 * over / r['inrun_wall']:.0f}", f"{1e6 * over / max(r['it'], 1):.0f}", best]
+        if t is not None:
+            estimate = r["wall"] - _estimated_evals(r, t)
+            line += [f"{1e3 * r['wall']:.1f}", f"{100 * estimate / r['wall']:.0f}"]
+        out.append(line)
+    headers = ["solver", "library", "wall ms", "in evals ms", "overhead ms", "overhead %",
+               "overhead us/iter", "evals/pm wall"]
+    if t is not None:
+        headers += ["median wall ms", "overhead % (per-call est.)"]
+    print_table(headers, out,
+                f"OVERHEAD beyond evaluations on {prob.name}, measured in an instrumented run "
+                "(evals/pm wall: the sn/pm time ratio at zero overhead)")
+
+
+# --------------------------------------------------------------------------
+# Table 2: strategies
+# --------------------------------------------------------------------------
+
+STRATEGY_VARIANTS = (
+    ("riemannian(exp)", lambda m: "riemannian"),
+    ("riemannian(proj)", lambda m: Riemannian(m, retraction="projection")),
+    ("projection", lambda m: "projection"),
+    ("reparam", lambda m: "reparam"),
+)
+
+
+def table2(problems):
+    out = []
+    for prob in problems:
+        for method in ("cg", "rsgd"):
+            for label, make in STRATEGY_VARIANTS:
+                options = {"lr": prob.lr} if method == "rsgd" else {}
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    res = minimize(prob.cost, prob.manifold, x0=prob.x0, method=method,
+                                   strategy=make(prob.manifold), maxiter=prob.maxiter, gtol=GTOL,
+                                   xtol=XTOL, **options)
+                wall = time.perf_counter() - start
+                violation = res.history["violation"]
+                stop = {0: "", 1: " (maxiter)", 4: " (xtol)"}.get(res.status, f" ({res.status})")
+                out.append([
+                    prob.name, method + (f" lr={prob.lr:.3g}" if method == "rsgd" else ""), label,
+                    f"{res.nit}{stop}", f"{res.fun:.12g}", f"{res.grad_norm:.2e}",
+                    f"{violation[-1]:.1e}", f"{np.max(violation):.1e}", f"{1e3 * wall:.0f}",
+                ])
+    print_table(["problem", "method", "strategy", "iters to gtol", "final cost", "grad norm",
+                 "final viol.", "max viol.", "wall ms"], out,
+                "TABLE 2 - ways of keeping the constraint (same optimizer, same settings)")
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def warm_up():
+    """Compile spherenet's optional numba kernels before anything is timed."""
+    for manifold in (Sphere(5), Oblique(3, 4)):
+        for label, make in STRATEGY_VARIANTS:
+            minimize(lambda x: anp.sum(x[0]), manifold, x0=manifold.random_point(rng=0),
+                     method="rsgd", lr=0.1, maxiter=2, strategy=make(manifold))
+
+
+def profile(prob, method, variant):
+    geometry = _strategy(prob, variant)
+
+    def run():
+        return minimize(prob.cost, prob.manifold, x0=prob.x0, method=method, strategy=geometry,
+                        maxiter=prob.maxiter, gtol=GTOL, xtol=XTOL)
+
+    run()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(10):
+        run()
+    profiler.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+    print()
+    print(f"PROFILE - 10 runs of {prob.name} {method} spherenet[{variant}]")
+    print(stream.getvalue())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one timed repeat instead of three")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--problems", default=",".join(PROBLEMS),
+                        help=f"comma-separated, from {','.join(PROBLEMS)}")
+    parser.add_argument("--skip-table2", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a cProfile of rayleigh100 trust-regions")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    global _MIN_TOTAL
+    _MIN_TOTAL = 0.0 if args.quick else 0.3
+    names = [n.strip() for n in args.problems.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROBLEMS]
+    if unknown:
+        parser.error(f"unknown problem(s) {unknown}; choose from {list(PROBLEMS)}")
+    if pymanopt is None:
+        sys.exit("this benchmark needs pymanopt: pip install 'pymanopt==2.2.*'")
+
+    print("spherenet solver benchmark")
+    print(f"  python {platform.python_version()}, numpy {np.__version__}, autograd "
+          f"{importlib.metadata.version('autograd')}, pymanopt {pymanopt.__version__}, "
+          f"spherenet {spherenet.__version__}")
+    print("  threads: " + ", ".join(f"{v}={os.environ[v]}" for v in _THREAD_VARS)
+          + " (set by this script before importing numpy)")
+    print(f"  timed repeats: {repeats} (median); gtol {GTOL:g}, xtol/min_step_size {XTOL:g}")
+    t_start = time.perf_counter()
+
+    warm_up()
+    problems = [PROBLEMS[n]() for n in names]
+    rows = []
+    for prob in problems:
+        variants = ["exp", "proj"] + (["proj,closed"] if prob.grad is not None else [])
+        for method in SOLVERS:
+            rows.append(finish(prob, run_pymanopt(prob, method, repeats)))
+            if prob.grad is not None:
+                rows.append(finish(prob, run_pymanopt(prob, method, repeats, closed=True)))
+            for variant in variants:
+                rows.append(finish(prob, run_spherenet(prob, method, variant, repeats)))
+    table1(rows)
+    check_targets(rows)
+    for prob in problems:
+        overhead_table(prob, rows, eval_times(prob) if prob.name == "rayleigh1000" else None)
+    if not args.skip_table2:
+        table2(problems)
+    if args.profile:
+        profile(rayleigh(100), "trust-regions", "proj")
+    print()
+    print(f"total time {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
