@@ -8,6 +8,7 @@ kernels stay on the sphere.
 from .manifolds import Euclidean, Manifold, Oblique, Product, Sphere
 from .interop import to_pymanopt
 from .minimize import OptimizeResult, minimize
+from .optim import hessian_spectrum
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,6 @@ __all__ = [
     "minimize",
     "OptimizeResult",
     "to_pymanopt",
+    "hessian_spectrum",
     "__version__",
 ]

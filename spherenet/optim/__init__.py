@@ -12,6 +12,7 @@ from .cg import conjugate_gradient
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
 from .rules import RAdam, RSGD, Running, StepRule
 from .sd import steepest_descent
+from .spectrum import HessianSpectrum, hessian_spectrum
 from .trust_regions import trust_regions, truncated_cg
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "conjugate_gradient",
     "trust_regions",
     "truncated_cg",
+    "hessian_spectrum",
+    "HessianSpectrum",
     "BacktrackingLineSearch",
     "AdaptiveLineSearch",
 ]
