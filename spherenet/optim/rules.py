@@ -14,6 +14,7 @@ from .. import _tangent
 from ..manifolds import Product
 from ..manifolds.sphere import _Spheres
 from ..strategies import ProjectionGeometry
+from . import _momentum
 from .schedules import resolve_lr
 
 __all__ = ["StepRule", "RSGD", "RAdam", "Running"]
@@ -127,6 +128,12 @@ class RSGD(StepRule):
         if self.momentum == 0.0:
             new_x = geometry.gradient_step(x, egrad, lr)
             return new_x, {"step": state["step"] + 1, "momentum": None}
+        if not self.nesterov:
+            # Sphere, Oblique and Euclidean factors, under riemannian, projection or none:
+            # the same step, fused into two passes over memory (see _momentum).
+            fused = _momentum.momentum_step(geometry, x, egrad, state["momentum"], lr, self.momentum)
+            if fused is not None:
+                return fused[0], {"step": state["step"] + 1, "momentum": fused[1]}
         rgrad = geometry.egrad2rgrad(x, egrad)
         buf = state["momentum"]
         buf = rgrad if buf is None else _tangent.lincomb(self.momentum, buf, 1.0, rgrad)

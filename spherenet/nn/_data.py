@@ -1,0 +1,115 @@
+"""Validation of the data given to a model, once, at the public boundary.
+
+Everything here raises ``ValueError`` naming what was expected and what came,
+before any weight changes; the training loop then trusts its inputs.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["as_inputs", "as_targets", "check_int", "split_validation"]
+
+
+def _numeric(a, what):
+    try:
+        a = np.asarray(a)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{what} must be a numeric array: {err}") from None
+    if a.dtype == np.bool_:
+        return a.astype(np.int8)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ValueError(f"{what} must be a numeric array, got dtype {a.dtype}")
+    return a
+
+
+def _check_finite(a, what):
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = int(np.argmax(bad.reshape(len(a), -1).any(axis=1))) if a.ndim else 0
+            raise ValueError(
+                f"{what} has {int(bad.sum())} NaN or infinite value(s) (first in sample {first})"
+            )
+
+
+def _describe(shape):
+    return f"{shape[0]} features" if len(shape) == 1 else f"samples of shape {shape}"
+
+
+def as_inputs(x, input_shape, dtype, what="x"):
+    """``x`` as a C-contiguous array of ``dtype``, checked against the model's input shape."""
+    x = _numeric(x, what)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{what} must have shape (samples, features...), got shape {x.shape}; "
+            "for one feature use x.reshape(-1, 1)"
+        )
+    if len(x) == 0:
+        raise ValueError(f"{what} has no samples")
+    if input_shape is not None and x.shape[1:] != tuple(input_shape):
+        raise ValueError(
+            f"{what} has {_describe(x.shape[1:])}, but the model expects {_describe(tuple(input_shape))}"
+        )
+    _check_finite(x, what)
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def as_targets(y, n, target, units, dtype, what="y", x_what="x"):
+    """``y`` checked against the loss's kind of target and cast once.
+
+    Sparse labels become an integer vector; other targets the model's dtype,
+    shaped (n, units).
+    """
+    y = _numeric(y, what)
+    if y.ndim == 0 or len(y) != n:
+        got = "a scalar" if y.ndim == 0 else f"{len(y)}"
+        raise ValueError(f"{x_what} has {n} samples but {what} has {got}")
+    _check_finite(y, what)
+    if target == "sparse":
+        if y.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{what} must hold one integer label per sample, shape ({n},), got {y.shape}; "
+                "for one-hot targets use loss='categorical_crossentropy'"
+            )
+        y = y.reshape(n)
+        if np.issubdtype(y.dtype, np.floating) and np.any(y != np.round(y)):
+            raise ValueError(f"{what} must hold integer labels, got non-integer values")
+        bad = (y < 0) | (y >= units)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{what} has labels out of range: they must be in [0, {units}) for a model with "
+                f"{units} outputs, got {y[i].item()!r} at sample {i}"
+            )
+        return y.astype(np.intp)
+    if y.ndim == 1 and units == 1:
+        y = y.reshape(n, 1)
+    if y.shape[1:] != (units,):
+        raise ValueError(f"{what} must have shape ({n}, {units}) for this model, got {y.shape}")
+    if target in ("binary", "categorical") and (y.min() < 0 or y.max() > 1):
+        i = int(np.argmax(((y < 0) | (y > 1)).any(axis=1)))
+        raise ValueError(f"{what} has targets out of range [0, 1] (first at sample {i})")
+    if target == "categorical" and units == 1:
+        raise ValueError("categorical_crossentropy needs at least two outputs")
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
+def check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def split_validation(x, y, fraction):
+    """Keras's validation_split: the *last* fraction of the samples, before shuffling."""
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 <= fraction < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {fraction!r}")
+    n = len(x)
+    split = int(np.floor(n * (1.0 - fraction)))
+    if fraction > 0 and (split == 0 or split == n):
+        raise ValueError(
+            f"validation_split={fraction} leaves {split} training and {n - split} validation "
+            f"samples of {n}; both must be at least one"
+        )
+    return (x[:split], y[:split]), (x[split:], y[split:])

@@ -1,0 +1,377 @@
+"""Layers: each knows its parameters (shape, manifold, initializer) and a pure ``apply``.
+
+A layer holds configuration only. ``build(input_shape)`` fixes the shapes of
+its parameters and returns the output shape (both without the batch axis);
+``apply(params, x, training, rng)`` is a pure function of the parameter
+arrays and the batch, written with autograd primitives, so a model composes
+layers and differentiates once. Weights live in the model, not in the layer.
+"""
+
+import math
+import numbers
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp_argnum, primitive
+
+from ..manifolds import Euclidean, Manifold, Oblique, Sphere
+from . import activations, constraints, initializers
+
+__all__ = ["Param", "Layer", "Dense", "Activation", "Dropout", "Flatten", "affine"]
+
+
+@primitive
+def affine(x, kernel, bias):
+    """``x @ kernel + bias`` (``bias`` may be None), one autograd node.
+
+    Its vector-Jacobian products are the three matrix products of the
+    backward pass, ``g @ kernel.T``, ``x.T @ g`` and ``g.sum(0)``, in the
+    arrays' dtype; only those of traced arguments are computed (not
+    ``g @ kernel.T`` for the network's input).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> affine(np.ones((1, 2)), np.ones((2, 3)), np.arange(3.0))
+    array([[2., 3., 4.]])
+    """
+    out = x @ kernel
+    if bias is not None:
+        out += bias
+    return out
+
+
+def _affine_vjp(argnum, ans, args, kwargs):
+    x, kernel, _ = args
+    if argnum == 0:
+        return lambda g: g @ kernel.T
+    if argnum == 1:
+        return lambda g: x.T @ g
+    return lambda g: np.sum(g, axis=0)
+
+
+defvjp_argnum(affine, _affine_vjp)
+
+
+class Param:
+    """A parameter's description: name, shape, manifold and initializer."""
+
+    __slots__ = ("name", "shape", "manifold", "initializer")
+
+    def __init__(self, name, shape, manifold, initializer):
+        self.name, self.shape, self.manifold, self.initializer = name, shape, manifold, initializer
+
+    @property
+    def constrained(self):
+        """Whether the parameter lives on a curved manifold (not a Euclidean space)."""
+        return not isinstance(self.manifold, Euclidean)
+
+    def __repr__(self):
+        return f"Param({self.name!r}, {self.shape}, {self.manifold!r})"
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_shape(shape, what="input_shape"):
+    if shape is None:
+        return None
+    if isinstance(shape, numbers.Integral):
+        shape = (shape,)
+    shape = tuple(shape)
+    for n in shape:
+        _check_positive_int(what, n)
+    return tuple(int(n) for n in shape)
+
+
+class Layer:
+    """Base class of layers.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique within a model; ``"dense"``, ``"dense_1"``... by default.
+    input_shape : tuple of int, optional
+        Shape of one sample (no batch axis); needed on a model's first layer
+        unless the shape is taken from the data at the first ``fit``.
+    """
+
+    def __init__(self, name=None, input_shape=None):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a string, got {name!r}")
+        self.name = name
+        self.input_shape = _as_shape(input_shape)
+        self.params = ()
+        self.output_shape = None
+
+    @property
+    def kind(self):
+        """The default name's stem, e.g. ``"dense"``."""
+        return type(self).__name__.lower()
+
+    def build(self, input_shape):
+        """Fix the parameter shapes for inputs of ``input_shape``; returns the output shape."""
+        self.output_shape = tuple(input_shape)
+        return self.output_shape
+
+    def apply(self, params, x, training=False, rng=None):
+        """The layer's output for a batch ``x`` (pure, autograd-traceable)."""
+        raise NotImplementedError
+
+    def count_params(self):
+        return sum(math.prod(p.shape) for p in self.params)
+
+    def get_config(self):
+        config = {"class_name": type(self).__name__, "name": self.name}
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        return config
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _activation_name(fun, layer):
+    name = activations.name_of(fun)
+    if name is None:
+        raise ValueError(
+            f"layer {layer.name!r} has the activation {fun!r}, a Python callable, which cannot be "
+            "saved; use one of the named activations"
+        )
+    return name
+
+
+class Dense(Layer):
+    """A fully connected layer: ``activation(x @ kernel + bias)``, kernel (input_dim, units).
+
+    Parameters
+    ----------
+    units : int
+    input_dim : int, optional
+        Features of the input, for a first layer (Keras's ``input_dim``).
+    activation : str or callable, optional
+        ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``, ``"gelu"``,
+        ``"leaky_relu"``, ``"linear"`` / None.
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : str, dict or Initializer
+        Default ``"glorot_uniform"`` and ``"zeros"``. A constrained kernel is
+        normalized onto its manifold after initialization.
+    kernel_constraint : {None, "unit_norm"} or Constraint
+        ``unit_norm()`` (``axis=0``): every column of the kernel has norm 1;
+        the kernel is a point of ``Oblique(input_dim, units)``.
+    kernel_manifold : Manifold, optional
+        Any manifold of the kernel's shape instead, e.g. ``Sphere(input_dim,
+        units)`` for unit Frobenius norm. Not together with a constraint.
+    name, input_shape
+        As for :class:`Layer`.
+
+    Examples
+    --------
+    >>> from spherenet.nn import Dense, unit_norm
+    >>> layer = Dense(500, input_dim=2, activation="relu", kernel_constraint=unit_norm())
+    >>> layer.build((2,))
+    (500,)
+    >>> layer.params[0]
+    Param('kernel', (2, 500), Oblique(shape=(2, 500), axis=0, retraction='exp', transport='projection'))
+    """
+
+    def __init__(self, units, input_dim=None, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_constraint=None, kernel_manifold=None, name=None, input_shape=None):
+        if input_dim is not None:
+            if input_shape is not None:
+                raise ValueError("give input_dim or input_shape, not both")
+            input_shape = (_check_positive_int("input_dim", input_dim),)
+        super().__init__(name, input_shape)
+        self.units = _check_positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        if kernel_manifold is not None:
+            if self.kernel_constraint is not None:
+                raise ValueError("give kernel_constraint or kernel_manifold, not both")
+            if not isinstance(kernel_manifold, Manifold):
+                raise ValueError(
+                    f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}"
+                )
+        self.kernel_manifold = kernel_manifold
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"layer {self.name!r} (Dense) expects samples of shape (features,), got "
+                f"{tuple(input_shape)}; add a Flatten layer before it"
+            )
+        shape = (int(input_shape[0]), self.units)
+        if self.kernel_manifold is not None:
+            manifold = self.kernel_manifold
+            if tuple(manifold.shape) != shape:
+                raise ValueError(
+                    f"layer {self.name!r}: kernel_manifold {manifold!r} has shape "
+                    f"{tuple(manifold.shape)}, but the kernel has shape {shape}"
+                )
+        elif self.kernel_constraint is not None:
+            manifold = self.kernel_constraint.manifold(shape)
+        else:
+            manifold = Euclidean(*shape)
+        params = [Param("kernel", shape, manifold, self.kernel_initializer)]
+        if self.use_bias:
+            params.append(Param("bias", (self.units,), Euclidean(self.units), self.bias_initializer))
+        self.params = tuple(params)
+        self.output_shape = (self.units,)
+        return self.output_shape
+
+    def pre_activation(self, params, x):
+        """``x @ kernel + bias``: the logits when the activation is left out."""
+        return affine(x, params[0], params[1] if self.use_bias else None)
+
+    def apply(self, params, x, training=False, rng=None):
+        return self.activation(self.pre_activation(params, x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=_activation_name(self.activation, self),
+            use_bias=self.use_bias,
+            kernel_initializer=_initializer_config(self.kernel_initializer, self),
+            bias_initializer=_initializer_config(self.bias_initializer, self),
+            kernel_constraint=(None if self.kernel_constraint is None
+                               else self.kernel_constraint.get_config()),
+            kernel_manifold=(None if self.kernel_manifold is None
+                             else manifold_config(self.kernel_manifold)),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("kernel_manifold") is not None:
+            config["kernel_manifold"] = manifold_from_config(config["kernel_manifold"])
+        return cls(**config)
+
+
+def _initializer_config(init, layer):
+    if not isinstance(init, initializers.Initializer):
+        raise ValueError(
+            f"layer {layer.name!r} has the initializer {init!r}, a Python callable, which "
+            "cannot be saved; use a named initializer"
+        )
+    return init.get_config()
+
+
+class Activation(Layer):
+    """Applies an activation function (see :class:`Dense`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Activation("relu").apply((), np.array([[-1.0, 1.0]]))
+    array([[0., 1.]])
+    """
+
+    def __init__(self, activation, name=None, input_shape=None):
+        super().__init__(name, input_shape)
+        self.activation = activations.get(activation)
+
+    def apply(self, params, x, training=False, rng=None):
+        return self.activation(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = _activation_name(self.activation, self)
+        return config
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of the inputs while training, scaling the rest by 1/(1 - rate).
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    seed : int, optional
+        Seeds this layer's masks; otherwise they come from the seed given to
+        ``fit``. Either way, two runs with the same seeds are identical.
+    """
+
+    def __init__(self, rate, seed=None, name=None, input_shape=None):
+        super().__init__(name, input_shape)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+
+    def apply(self, params, x, training=False, rng=None):
+        if not training or self.rate == 0.0:
+            return x
+        dtype = x.dtype
+        keep = rng.random(x.shape, dtype=np.float32) >= np.float32(self.rate)
+        return x * (keep * dtype.type(1.0 / (1.0 - self.rate)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, seed=self.seed)
+        return config
+
+
+class Flatten(Layer):
+    """Reshapes each sample to one axis: (batch, d1, d2, ...) -> (batch, d1*d2*...)."""
+
+    def build(self, input_shape):
+        self.output_shape = (math.prod(input_shape),)
+        return self.output_shape
+
+    def apply(self, params, x, training=False, rng=None):
+        return anp.reshape(x, (x.shape[0], -1))
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, Flatten)}
+
+
+def layer_from_config(config):
+    """A layer from its ``get_config()``."""
+    config = dict(config)
+    name = config.pop("class_name", None)
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r}; known: {sorted(LAYERS)}")
+    cls = LAYERS[name]
+    if hasattr(cls, "from_config"):
+        return cls.from_config(config)
+    return cls(**config)
+
+
+# --- manifolds in saved architectures ---------------------------------------------
+
+
+def manifold_config(manifold):
+    """A JSON-able description of a Sphere, Oblique or Euclidean."""
+    if isinstance(manifold, Oblique):
+        axis = manifold.axis
+        return {"class_name": "Oblique", "shape": list(manifold.shape),
+                "axis": list(axis) if isinstance(axis, tuple) else axis,
+                "retraction": manifold.retraction, "transport": manifold.transport}
+    if isinstance(manifold, Sphere):
+        return {"class_name": "Sphere", "shape": list(manifold.shape),
+                "retraction": manifold.retraction, "transport": manifold.transport}
+    if isinstance(manifold, Euclidean):
+        return {"class_name": "Euclidean", "shape": list(manifold.shape)}
+    raise ValueError(f"cannot save a kernel_manifold of type {type(manifold).__name__}")
+
+
+def manifold_from_config(config):
+    """The inverse of :func:`manifold_config`."""
+    kind, shape = config.get("class_name"), tuple(config.get("shape", ()))
+    if kind == "Oblique":
+        axis = config["axis"]
+        return Oblique(shape=shape, axis=tuple(axis) if isinstance(axis, list) else axis,
+                       retraction=config["retraction"], transport=config["transport"])
+    if kind == "Sphere":
+        return Sphere(*shape, retraction=config["retraction"], transport=config["transport"])
+    if kind == "Euclidean":
+        return Euclidean(*shape)
+    raise ValueError(f"unknown manifold {kind!r} in a saved architecture")

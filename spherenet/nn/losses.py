@@ -1,0 +1,332 @@
+r"""Losses: numerically stable, from logits or from probabilities, dtype-preserving.
+
+Every loss is the mean over the batch (and, for the element-wise losses, over
+the outputs), as in Keras. The cross-entropies from logits are primitives
+with closed-form gradients,
+
+.. math::
+
+    \ell = \operatorname{lse}(z) - z_y, \quad \nabla_z \ell = \operatorname{softmax}(z) - e_y,
+    \qquad
+    \ell = \max(z, 0) - z t + \log(1 + e^{-|z|}), \quad \nabla_z \ell = \sigma(z) - t,
+
+which never overflow (log-sum-exp with the maximum subtracted). From
+probabilities they clip to [eps, 1 - eps] with Keras's eps = 1e-7.
+:class:`~spherenet.nn.Sequential` trains a ``sigmoid`` (``softmax``) output
+with a binary (categorical) cross-entropy through the logits path anyway, as
+Keras does, so the default way of writing a classifier is the stable one.
+"""
+
+import numpy as np
+from autograd.extend import defvjp, primitive
+from scipy import special
+
+__all__ = [
+    "Loss",
+    "MeanSquaredError",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "get",
+    "EPSILON",
+]
+
+EPSILON = 1e-7
+
+
+# --- primitives ---------------------------------------------------------------
+
+
+def _scale(g, n):
+    """g / n as a scalar of g's dtype (g is the 0-d upstream gradient)."""
+    g = np.asarray(g)
+    return g.dtype.type(g / n)
+
+
+@primitive
+def mean_squared_error(pred, targets):
+    """mean((pred - targets)^2)."""
+    d = pred - targets
+    return np.mean(d * d)
+
+
+defvjp(mean_squared_error,
+       lambda ans, pred, targets: lambda g: (pred - targets) * _scale(g, pred.size / 2))
+
+
+@primitive
+def sigmoid_binary_crossentropy(logits, targets):
+    """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1]."""
+    z = logits
+    return np.mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z))))
+
+
+defvjp(sigmoid_binary_crossentropy,
+       lambda ans, z, t: lambda g: (special.expit(z) - t) * _scale(g, z.size))
+
+
+@primitive
+def binary_crossentropy_probs(probs, targets):
+    """Mean binary cross-entropy of probabilities clipped to [eps, 1 - eps]."""
+    p = np.clip(probs, EPSILON, 1 - EPSILON)
+    return -np.mean(targets * np.log(p) + (1 - targets) * np.log1p(-p))
+
+
+def _bce_probs_vjp(ans, probs, targets):
+    def vjp(g):
+        p = np.clip(probs, EPSILON, 1 - EPSILON)
+        inside = (probs >= EPSILON) & (probs <= 1 - EPSILON)
+        return ((1 - targets) / (1 - p) - targets / p) * inside * _scale(g, probs.size)
+    return vjp
+
+
+defvjp(binary_crossentropy_probs, _bce_probs_vjp)
+
+
+def _logsumexp(z):
+    m = np.max(z, axis=-1, keepdims=True)
+    return m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
+
+
+def _softmax(z):
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    e /= np.sum(e, axis=-1, keepdims=True)
+    return e
+
+
+@primitive
+def softmax_crossentropy(logits, targets):
+    """Mean over rows of sum_c t_c (lse(z) - z_c), targets rows being distributions."""
+    lse = _logsumexp(logits)
+    return np.mean(np.sum(targets * (lse - logits), axis=-1))
+
+
+def _softmax_ce_vjp(ans, z, t):
+    return lambda g: (_softmax(z) * np.sum(t, axis=-1, keepdims=True) - t) * _scale(g, z.shape[0])
+
+
+defvjp(softmax_crossentropy, _softmax_ce_vjp)
+
+
+@primitive
+def sparse_softmax_crossentropy(logits, labels):
+    """Mean over rows of lse(z) - z_label."""
+    rows = np.arange(logits.shape[0])
+    return np.mean(_logsumexp(logits)[:, 0] - logits[rows, labels])
+
+
+def _sparse_ce_vjp(ans, z, labels):
+    def vjp(g):
+        p = _softmax(z)
+        p[np.arange(z.shape[0]), labels] -= 1
+        p *= _scale(g, z.shape[0])
+        return p
+    return vjp
+
+
+defvjp(sparse_softmax_crossentropy, _sparse_ce_vjp)
+
+
+def _clipped_log(p):
+    return np.log(np.clip(p, EPSILON, 1 - EPSILON))
+
+
+@primitive
+def categorical_crossentropy_probs(probs, targets):
+    """Keras's form: rows renormalized to sum 1, clipped, mean of -sum t log p."""
+    q = probs / np.sum(probs, axis=-1, keepdims=True)
+    return -np.mean(np.sum(targets * _clipped_log(q), axis=-1))
+
+
+def _cce_probs_vjp(ans, probs, targets):
+    def vjp(g):
+        s = np.sum(probs, axis=-1, keepdims=True)
+        q = probs / s
+        inside = (q >= EPSILON) & (q <= 1 - EPSILON)
+        dq = -targets / np.clip(q, EPSILON, 1 - EPSILON) * inside
+        # through q = p / s: dp = (dq - <dq, q>) / s
+        dp = (dq - np.sum(dq * q, axis=-1, keepdims=True)) / s
+        return dp * _scale(g, probs.shape[0])
+    return vjp
+
+
+defvjp(categorical_crossentropy_probs, _cce_probs_vjp)
+
+
+@primitive
+def sparse_crossentropy_probs(probs, labels):
+    """Mean of -log(clip(p_label))."""
+    return -np.mean(_clipped_log(probs[np.arange(probs.shape[0]), labels]))
+
+
+def _sparse_probs_vjp(ans, probs, labels):
+    def vjp(g):
+        rows = np.arange(probs.shape[0])
+        p = probs[rows, labels]
+        inside = (p >= EPSILON) & (p <= 1 - EPSILON)
+        out = np.zeros_like(probs)
+        out[rows, labels] = inside / np.clip(p, EPSILON, 1 - EPSILON) * -_scale(g, probs.shape[0])
+        return out
+    return vjp
+
+
+defvjp(sparse_crossentropy_probs, _sparse_probs_vjp)
+
+
+# --- loss objects ---------------------------------------------------------------
+
+
+class Loss:
+    """Base class: a loss is ``loss(y_true, y_pred) -> mean loss`` plus what the model needs.
+
+    Attributes
+    ----------
+    name : str
+        The Keras name, used in saved architectures.
+    target : {"regression", "binary", "categorical", "sparse"}
+        What ``y`` must look like (the model validates it).
+    output_activation : str or None
+        The final activation whose logits this loss can take directly
+        (``"sigmoid"`` or ``"softmax"``): the model then trains from logits.
+    from_logits : bool
+        Whether ``y_pred`` are logits.
+    """
+
+    name = None
+    target = "regression"
+    output_activation = None
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+    def __call__(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_loss(y_true, y_pred)
+        return self.probs_loss(y_true, y_pred)
+
+    def logits_loss(self, y_true, logits):
+        raise NotImplementedError(f"{self.name} has no logits form")
+
+    def probs_loss(self, y_true, probs):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y_true)^2) over batch and outputs (``"mse"``)."""
+
+    name = "mean_squared_error"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def probs_loss(self, y_true, y_pred):
+        return mean_squared_error(y_pred, y_true)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy of targets in [0, 1]; ``from_logits`` as in Keras.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = BinaryCrossentropy(from_logits=True)
+    >>> float(loss(np.array([[1.0]]), np.array([[1000.0]])))
+    0.0
+    """
+
+    name = "binary_crossentropy"
+    target = "binary"
+    output_activation = "sigmoid"
+
+    def logits_loss(self, y_true, logits):
+        return sigmoid_binary_crossentropy(logits, y_true)
+
+    def probs_loss(self, y_true, probs):
+        return binary_crossentropy_probs(probs, y_true)
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy against one-hot (or probability) targets of shape (n, classes)."""
+
+    name = "categorical_crossentropy"
+    target = "categorical"
+    output_activation = "softmax"
+
+    def logits_loss(self, y_true, logits):
+        return softmax_crossentropy(logits, y_true)
+
+    def probs_loss(self, y_true, probs):
+        return categorical_crossentropy_probs(probs, y_true)
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy against integer labels 0 .. classes - 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = SparseCategoricalCrossentropy(from_logits=True)
+    >>> round(float(loss(np.array([0]), np.array([[0.0, 0.0]]))), 6)
+    0.693147
+    """
+
+    name = "sparse_categorical_crossentropy"
+    target = "sparse"
+    output_activation = "softmax"
+
+    def logits_loss(self, y_true, logits):
+        return sparse_softmax_crossentropy(logits, y_true)
+
+    def probs_loss(self, y_true, probs):
+        return sparse_crossentropy_probs(probs, y_true)
+
+
+_LOSSES = {
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier):
+    """A :class:`Loss` from a Keras name, a config dict or an instance.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+
+    Examples
+    --------
+    >>> get("mse")
+    MeanSquaredError(from_logits=False)
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        cls = _lookup(config.pop("name", None))
+        return cls(**config)
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise ValueError(
+        f"loss must be one of {sorted(_LOSSES)} or a spherenet.nn.losses.Loss, got {identifier!r}"
+    )
+
+
+def _lookup(name):
+    try:
+        return _LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(_LOSSES)}") from None

@@ -1,0 +1,620 @@
+"""``Sequential``: a stack of layers trained by one step rule on one point of a Product manifold.
+
+The model's weights -- every kernel and bias, in layer order -- form one
+point of ``Product([M_1, M_2, ...])``, with M_i the manifold of the i-th
+weight (``Oblique`` for a ``unit_norm`` kernel, ``Euclidean`` for a bias).
+One training step is
+
+1. the loss of a batch at the weights ``w = strategy.to_weights(z)`` (plus
+   the penalty term under ``strategy="penalty"``), and its gradient with
+   respect to every array of ``z`` in one reverse pass of autograd;
+2. ``z, state = rule.step(strategy.geometry, z, grads, state)``,
+
+so the same step rule runs under every strategy of
+:mod:`spherenet.strategies`; under the default ``"riemannian"`` the kernel
+never leaves its manifold.
+"""
+
+import math
+import warnings
+
+import numpy as np
+from autograd.tracer import getval
+
+from .. import _tangent
+from ..manifolds import Euclidean, Product
+from ..manifolds.base import as_dtype, as_rng
+from ..manifolds.sphere import _Spheres
+from ..optim.rules import RAdam, RSGD, StepRule
+from ..strategies import STRATEGIES, Strategy, get_strategy
+from . import activations, losses
+from . import metrics as metrics_module
+from ._autodiff import value_and_grads
+from ._data import as_inputs, as_targets, check_int, split_validation
+from .callbacks import CallbackList, History, ProgressBar
+from .layers import Activation, Dense, Dropout, Layer
+from .summary import summary_lines
+
+__all__ = ["Sequential", "NonFiniteLossWarning"]
+
+_OPTIMIZERS = {"rsgd": RSGD, "sgd": RSGD, "radam": RAdam, "adam": RAdam}
+
+
+class NonFiniteLossWarning(UserWarning):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+def _get_optimizer(optimizer):
+    if isinstance(optimizer, StepRule):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in _OPTIMIZERS:
+        return _OPTIMIZERS[optimizer]()
+    raise ValueError(
+        f"unknown optimizer {optimizer!r}; choose one of {sorted(_OPTIMIZERS)} or pass a "
+        "step rule from spherenet.optim, e.g. RSGD(lr=0.05, momentum=0.9)"
+    )
+
+
+def _onto(param, w, rng, where):
+    """Put an initialized weight on its manifold: normalize every sphere factor."""
+    manifold = param.manifold
+    if isinstance(manifold, Euclidean):
+        return w
+    if isinstance(manifold, _Spheres):
+        norms = manifold._red.norms(w)
+        if np.any(norms == 0):
+            raise ValueError(
+                f"{where}: its initializer gives a zero factor (column), which has no direction "
+                "to normalize; use a random initializer"
+            )
+        return (w / norms).astype(w.dtype)
+    try:
+        return manifold.check_point(w)
+    except (TypeError, ValueError):
+        return manifold.random_point(rng, w.dtype)
+
+
+class Sequential:
+    """A linear stack of layers, with Keras's API.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+    name : str, optional
+    dtype : {"float32", "float64"}, default "float32"
+        Weights, activations and gradients all keep this dtype; inputs are
+        cast once per ``fit``/``predict`` call, not per batch.
+    seed : int or numpy.random.Generator, optional
+        Seeds the weight initialization (otherwise the seed given to the
+        first ``fit`` does).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spherenet.nn import Sequential, Dense, unit_norm
+    >>> model = Sequential(seed=0)
+    >>> model.add(Dense(500, input_dim=2, activation="relu", kernel_constraint=unit_norm()))
+    >>> model.add(Dense(1, activation="sigmoid"))
+    >>> model.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
+    >>> x = np.random.default_rng(0).standard_normal((64, 2))
+    >>> history = model.fit(x, x[:, 0] > 0, epochs=2, batch_size=32, verbose=0, seed=0)
+    >>> kernel = model.get_weights()[0]
+    >>> kernel.dtype, bool(np.allclose(np.linalg.norm(kernel, axis=0), 1.0, atol=1e-6))
+    (dtype('float32'), True)
+    """
+
+    def __init__(self, layers=None, name=None, dtype="float32", seed=None):
+        self.name = name or "sequential"
+        try:
+            self.dtype = as_dtype(dtype)
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+        self.seed = seed
+        self._layers = []
+        self._params = []  # (layer, Param), in weight order
+        self._slices = []
+        self._input_shape = None
+        self._weights = None
+        self._compiled = None
+        self._resume = None
+        self.history = None
+        self.stop_training = False
+        self.stop_reason = None
+        self.last_epoch = None
+        self.log_keys = ()
+        for layer in layers or []:
+            self.add(layer)
+
+    # --- structure --------------------------------------------------------------
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (before the model's weights are created)."""
+        if not isinstance(layer, Layer):
+            raise ValueError(f"add() takes a spherenet.nn layer, got {layer!r}")
+        if self._weights is not None:
+            raise ValueError("cannot add a layer to a model whose weights exist; build a new model")
+        names = {lay.name for lay in self._layers}
+        if layer.name is None:
+            stem, k = layer.kind, 0
+            layer.name = stem
+            while layer.name in names:
+                k += 1
+                layer.name = f"{stem}_{k}"
+        elif layer.name in names:
+            raise ValueError(f"a layer named {layer.name!r} is already in the model")
+        self._layers.append(layer)
+        self._input_shape = None
+
+    @property
+    def input_shape(self):
+        """Shape of one input sample, once known."""
+        if self._input_shape is None and self._layers and self._layers[0].input_shape is not None:
+            self._build_shapes(self._layers[0].input_shape)
+        return self._input_shape
+
+    @property
+    def output_shape(self):
+        return None if self.input_shape is None else self._layers[-1].output_shape
+
+    def _build_shapes(self, input_shape):
+        if not self._layers:
+            raise ValueError("the model has no layers")
+        shape = tuple(input_shape)
+        params, slices = [], []
+        for layer in self._layers:
+            shape = layer.build(shape)
+            slices.append((len(params), len(params) + len(layer.params)))
+            params.extend((layer, p) for p in layer.params)
+        self._params, self._slices = params, slices
+        self._input_shape = tuple(input_shape)
+
+    @property
+    def weight_names(self):
+        return [f"{layer.name}/{p.name}" for layer, p in self._params]
+
+    @property
+    def manifold(self):
+        """The Product manifold of all the weights, in weight order."""
+        self._require_shapes()
+        return Product([p.manifold for _, p in self._params])
+
+    def _require_shapes(self, what="this"):
+        if self.input_shape is None:
+            raise ValueError(
+                f"the model's input shape is unknown, so {what} cannot be done yet: give "
+                "input_dim (or input_shape) to the first layer, or call build() or fit() first"
+            )
+
+    def build(self, input_shape=None, seed=None):
+        """Create the weights (each on its manifold) for samples of ``input_shape``."""
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if self.input_shape is not None and self.input_shape != shape:
+                raise ValueError(f"the model expects inputs of shape {self.input_shape}, got {shape}")
+            self._build_shapes(shape)
+        self._require_shapes("build")
+        if self._weights is None:
+            rng = as_rng(seed if seed is not None else self.seed)
+            weights = []
+            for layer, p in self._params:
+                w = np.asarray(p.initializer(p.shape, self.dtype, rng), dtype=self.dtype)
+                if w.shape != p.shape:
+                    raise ValueError(f"{layer.name}/{p.name}: the initializer gave shape {w.shape}, "
+                                     f"expected {p.shape}")
+                weights.append(_onto(p, w, rng, f"{layer.name}/{p.name}"))
+            self._weights = tuple(weights)
+        return self
+
+    @property
+    def built(self):
+        return self._weights is not None
+
+    def count_params(self):
+        self._require_shapes()
+        return sum(layer.count_params() for layer in self._layers)
+
+    # --- weights ----------------------------------------------------------------
+
+    def get_weights(self):
+        """Copies of the weights, in layer order (kernel, bias, kernel, ...)."""
+        self.build()
+        return [np.array(w, copy=True) for w in self._weights]
+
+    def set_weights(self, weights):
+        """Replace the weights; a constrained kernel must be on its manifold.
+
+        Raises
+        ------
+        ValueError
+            Wrong number of arrays, a wrong shape, non-finite values, or a
+            constrained kernel off its manifold (the message says by how much).
+        """
+        self._require_shapes()
+        weights = list(weights)
+        if len(weights) != len(self._params):
+            raise ValueError(f"the model has {len(self._params)} weight arrays, got {len(weights)}")
+        new = []
+        for (layer, p), w in zip(self._params, weights):
+            where = f"{layer.name}/{p.name}"
+            w = np.array(w, dtype=self.dtype, copy=True)
+            if w.shape != p.shape:
+                raise ValueError(f"{where} has shape {p.shape}, got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"{where} has NaN or infinite values")
+            if p.constrained:
+                atol = 1e3 * float(np.finfo(self.dtype).eps)
+                try:
+                    p.manifold.check_point(w, atol=atol)
+                except ValueError as err:
+                    raise ValueError(f"{where} must lie on {p.manifold!r}: {err}") from None
+            new.append(w)
+        self._weights = tuple(new)
+        self._resume = None
+
+    def constraint_violations(self):
+        """``{name: max_k | ||w_k|| - 1 |}`` for each constrained weight."""
+        self.build()
+        return {
+            f"{layer.name}/{p.name}": p.manifold.violation(w)
+            for (layer, p), w in zip(self._params, self._weights) if p.constrained
+        }
+
+    # --- compile ----------------------------------------------------------------
+
+    def compile(self, optimizer="rsgd", loss=None, metrics=None, strategy="riemannian",
+                strategy_options=None):
+        """Choose the step rule, loss, metrics and how constraints are kept.
+
+        Parameters
+        ----------
+        optimizer : {"rsgd", "radam"} or StepRule, default "rsgd"
+            ``"sgd"`` and ``"adam"`` are accepted as aliases; names give the
+            rules' default settings (lr 0.01 and 0.001).
+        loss : str or Loss
+            ``"mse"``, ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+            ``"sparse_categorical_crossentropy"``, or a Loss (``from_logits=``).
+        metrics : list of str or callable, optional
+            ``"accuracy"`` (chosen to fit the loss), ``"binary_accuracy"``,
+            ``"categorical_accuracy"``, ``"sparse_categorical_accuracy"``, ``"mse"``.
+        strategy : str or Strategy subclass, default "riemannian"
+            ``"riemannian"``, ``"projection"`` (Keras ``unit_norm``: w / (1e-7 + ||w||)
+            after each step), ``"reparam"``, ``"penalty"``, ``"none"``.
+        strategy_options : dict, optional
+            Passed to the strategy, e.g. ``{"mu": 10.0}`` for penalty.
+
+        Raises
+        ------
+        ValueError
+            Unknown optimizer, loss, metric or strategy.
+        """
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'")
+        rule = _get_optimizer(optimizer)
+        loss = losses.get(loss)
+        metric_ids = [] if metrics is None else list(metrics)
+        for m in metric_ids:
+            metrics_module.get(m, loss.target, 2)
+        if isinstance(strategy, str):
+            if strategy not in STRATEGIES:
+                raise ValueError(f"unknown strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
+        elif not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
+            raise ValueError(f"strategy must be a name or a Strategy subclass, got {strategy!r}")
+        options = dict(strategy_options or {})
+        if strategy == "projection":
+            options.setdefault("epsilon", 1e-7)  # Keras's unit_norm divides by epsilon + ||w||
+        self._compiled = {"rule": rule, "loss": loss, "metrics": metric_ids,
+                          "strategy": strategy, "strategy_options": options,
+                          "optimizer": optimizer}
+        self._resume = None
+
+    def _require_compiled(self):
+        if self._compiled is None:
+            raise RuntimeError("compile the model before training or evaluating it")
+        return self._compiled
+
+    @property
+    def loss(self):
+        return None if self._compiled is None else self._compiled["loss"]
+
+    def _make_strategy(self):
+        spec = self._compiled["strategy"]
+        return get_strategy(spec, self.manifold, **self._compiled["strategy_options"])
+
+    def _output_mode(self):
+        """'fused' (train a sigmoid/softmax output from its logits), 'logits' or 'probs'."""
+        loss, last = self._compiled["loss"], self._layers[-1]
+        if loss.from_logits:
+            return "logits"
+        act = activations.name_of(getattr(last, "activation", None))
+        if (loss.output_activation is not None and act == loss.output_activation
+                and isinstance(last, (Dense, Activation))):
+            return "fused"
+        return "probs"
+
+    def _metric_fns(self):
+        compiled = self._compiled
+        units = self.output_shape[-1]
+        return [metrics_module.get(m, compiled["loss"].target, units) for m in compiled["metrics"]]
+
+    # --- forward ------------------------------------------------------------------
+
+    def _forward(self, w, x, training=False, rngs=None, logits=False):
+        h, last = x, len(self._layers) - 1
+        for i, (layer, (a, b)) in enumerate(zip(self._layers, self._slices)):
+            params = w[a:b]
+            if logits and i == last:
+                if isinstance(layer, Dense):
+                    h = layer.pre_activation(params, h)
+            else:
+                h = layer.apply(params, h, training, None if rngs is None else rngs[i])
+        return h
+
+    def _batch_loss(self, w, xb, yb, mode, training=False, rngs=None):
+        """(loss, probabilities) of one batch."""
+        loss = self._compiled["loss"]
+        out = self._forward(w, xb, training, rngs, logits=(mode == "fused"))
+        if mode == "fused":
+            value = loss.logits_loss(yb, out)
+            probs = self._layers[-1].activation(getval(out))
+        else:
+            value = loss(yb, out)
+            probs = getval(out)
+            if mode == "logits" and loss.output_activation is not None:
+                probs = activations.get(loss.output_activation)(probs)
+        return value, probs
+
+    def _prepare_x(self, x, what="x"):
+        self._require_shapes()
+        return as_inputs(x, self.input_shape, self.dtype, what)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """The model's outputs for ``x`` (probabilities for a sigmoid/softmax output).
+
+        ``batch_size`` (default 1024) only bounds the memory used.
+        """
+        x = self._prepare_x(x)
+        self.build()
+        bs = 1024 if batch_size is None else check_int("batch_size", batch_size, 1)
+        out = [self._forward(self._weights, x[i:i + bs]) for i in range(0, len(x), bs)]
+        return np.concatenate(out, axis=0)
+
+    def _evaluate_arrays(self, x, y, batch_size, metric_fns):
+        mode = self._output_mode()
+        total, sums = 0.0, [0.0] * len(metric_fns)
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            value, probs = self._batch_loss(self._weights, xb, yb, mode)
+            total += float(value) * len(xb)
+            for k, (_, fn) in enumerate(metric_fns):
+                sums[k] += fn(yb, probs) * len(xb)
+        n = len(x)
+        return total / n, [s / n for s in sums]
+
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
+        """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]``, or a dict."""
+        compiled = self._require_compiled()
+        x = self._prepare_x(x)
+        units = self.output_shape[-1]
+        y = as_targets(y, len(x), compiled["loss"].target, units, self.dtype)
+        self.build()
+        bs = 1024 if batch_size is None else check_int("batch_size", batch_size, 1)
+        metric_fns = self._metric_fns()
+        loss, values = self._evaluate_arrays(x, y, bs, metric_fns)
+        result = {"loss": loss, **{name: v for (name, _), v in zip(metric_fns, values)}}
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        return loss if not metric_fns else [loss, *values]
+
+    # --- fit --------------------------------------------------------------------------
+
+    def fit(self, x, y, epochs=1, batch_size=32, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, seed=None):
+        """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
+
+        Parameters
+        ----------
+        x : array_like, shape (samples, features...)
+        y : array_like
+            Integer labels (sparse cross-entropy), one-hot rows (categorical),
+            0/1 values (binary) or targets (mse).
+        epochs : int, default 1
+        batch_size : int, default 32
+        verbose : {0, 1, 2}, default 1
+            0 quiet; 1 a progress bar (tqdm, if installed) ending as one line
+            per epoch; 2 one plain line per epoch.
+        callbacks : list of Callback or callable, optional
+        validation_split : float in [0, 1), default 0
+            Hold out the last fraction of the samples (before shuffling).
+        validation_data : (x_val, y_val), optional
+        shuffle : bool, default True
+        seed : int or numpy.random.Generator, optional
+            Seeds the shuffling, the dropout masks and, if the weights do not
+            exist yet and the model has no seed, their initialization: two
+            runs with equal seeds give bit-identical weights.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        ValueError
+            For bad data (lengths, feature counts, NaN/Inf, labels out of
+            range) or arguments, before any weight changes.
+
+        Warns
+        -----
+        NonFiniteLossWarning
+            If the loss becomes NaN or infinite: training stops and the model
+            keeps the weights of the last step whose loss was finite.
+        """
+        compiled = self._require_compiled()
+        epochs = check_int("epochs", epochs, 0)
+        batch_size = check_int("batch_size", 32 if batch_size is None else batch_size, 1)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        rng = as_rng(seed)
+        if self.input_shape is None:
+            x = as_inputs(x, None, self.dtype)
+            self._build_shapes(x.shape[1:])
+        else:
+            x = self._prepare_x(x)
+        units, target = self.output_shape[-1], compiled["loss"].target
+        y = as_targets(y, len(x), target, units, self.dtype)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            xv = self._prepare_x(validation_data[0], "validation x")
+            val = (xv, as_targets(validation_data[1], len(xv), target, units, self.dtype,
+                                  "validation y", "validation x"))
+        elif validation_split:
+            (x, y), val = split_validation(x, y, validation_split)
+        metric_fns = self._metric_fns()
+        history = History()
+        cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
+        callback_list = CallbackList(cbs, self)
+
+        if self._weights is None:
+            self.build(seed=self.seed if self.seed is not None else rng)
+        names = [f"{layer.name}/{p.name}" for layer, p in self._params]
+        constrained = [i for i, (_, p) in enumerate(self._params) if p.constrained]
+        keys = ["loss"] + [name for name, _ in metric_fns]
+        keys += [f"val_{k}" for k in keys] if val is not None else []
+        keys += [f"{names[i]}_violation" for i in constrained]
+        self.log_keys = tuple(keys)
+        n, steps = len(x), math.ceil(len(x) / batch_size)
+        history.params = {"epochs": epochs, "steps": steps, "samples": n,
+                          "strategy": compiled["strategy"]}
+        self.history, self.stop_training, self.stop_reason, self.last_epoch = history, False, None, None
+
+        strategy, rule = self._make_strategy(), compiled["rule"]
+        geometry = strategy.geometry
+        if self._resume is not None and self._resume[0] is self._weights:
+            z, state = self._resume[1], self._resume[2]
+        else:
+            z = strategy.to_variable(self._weights)
+            state = rule.init(geometry, z)
+        rngs = [None if not isinstance(layer, Dropout)
+                else np.random.default_rng(layer.seed if layer.seed is not None
+                                           else rng.integers(2**63))
+                for layer in self._layers]
+        mode = self._output_mode()
+        batch = {}
+
+        def data_loss(w):
+            value, probs = self._batch_loss(w, batch["x"], batch["y"], mode, True, rngs)
+            batch["loss"], batch["probs"] = getval(value), probs
+            return value
+
+        cost = strategy.cost(data_loss)
+
+        def objective(*zs):
+            return cost(tuple(zs))
+
+        callback_list.on_train_begin()
+        # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
+        # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(epochs):
+                callback_list.on_epoch_begin(epoch)
+                order = rng.permutation(n) if shuffle else None
+                z, state, seen, sums = self._train_epoch(
+                    z, state, rule, geometry, objective, batch, x, y, order, batch_size,
+                    metric_fns, callback_list, epoch)
+                if self.stop_training:
+                    break
+                self._weights = tuple(strategy.to_weights(z))
+                logs = {"loss": sums[0] / seen}
+                logs.update((name, v / seen) for (name, _), v in zip(metric_fns, sums[1:]))
+                if val is not None:
+                    vloss, vvalues = self._evaluate_arrays(val[0], val[1], max(batch_size, 1024),
+                                                           metric_fns)
+                    logs["val_loss"] = vloss
+                    logs.update((f"val_{name}", v) for (name, _), v in zip(metric_fns, vvalues))
+                for i in constrained:
+                    logs[f"{names[i]}_violation"] = self._params[i][1].manifold.violation(
+                        self._weights[i])
+                self.last_epoch = epoch
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        self._weights = tuple(np.asarray(w) for w in strategy.to_weights(z))
+        self._resume = None if state is None else (self._weights, z, state)
+        history.stop_reason = self.stop_reason
+        callback_list.on_train_end()
+        return history
+
+    def _train_epoch(self, z, state, rule, geometry, objective, batch, x, y, order, batch_size,
+                     metric_fns, callback_list, epoch):
+        """One pass over the batches: ``(z, state, samples seen, [loss sum, metric sums...])``.
+
+        ``state`` is None when a non-finite loss or weights stopped training;
+        ``z`` is then the last variable whose loss was finite. Steps never
+        write into ``z``, so keeping the previous one costs nothing.
+        """
+        n = len(x)
+        sums, seen, good = [0.0] * (1 + len(metric_fns)), 0, z
+        for step in range(math.ceil(n / batch_size)):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            if order is None:
+                batch["x"], batch["y"] = x[lo:hi], y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                batch["x"], batch["y"] = x.take(idx, axis=0), y.take(idx, axis=0)
+            value, grads = value_and_grads(objective, z)
+            if not math.isfinite(float(value)):
+                self._stop_nonfinite(f"the loss became {float(value)}", epoch, step)
+                return good, None, seen, sums
+            good = z
+            z, state = rule.step(geometry, z, grads, state)
+            m = hi - lo
+            seen += m
+            sums[0] += float(batch["loss"]) * m
+            for k, (_, fn) in enumerate(metric_fns, start=1):
+                sums[k] += fn(batch["y"], batch["probs"]) * m
+            callback_list.on_train_batch_end(step, {"loss": sums[0] / seen})
+        if not _tangent.all_finite(z):
+            self._stop_nonfinite("the weights became NaN or infinite", epoch, step)
+            return good, None, seen, sums
+        return z, state, seen, sums
+
+    def _stop_nonfinite(self, what, epoch, step):
+        message = (
+            f"training stopped at epoch {epoch + 1}, batch {step + 1}: {what}; the model keeps the "
+            "weights of the last step with a finite loss (try a smaller learning rate)"
+        )
+        self.stop_training, self.stop_reason = True, message
+        warnings.warn(message, NonFiniteLossWarning, stacklevel=4)
+
+    # --- summary and saving ---------------------------------------------------------
+
+    def summary(self, print_fn=print, line_length=None):
+        """Print a Keras-like table: layers, output shapes, parameter counts, kernel manifolds."""
+        self._require_shapes("summary")
+        strategy = None if self._compiled is None else self._compiled["strategy"]
+        for line in summary_lines(self, strategy, line_length):
+            print_fn(line)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "layers": [layer.get_config() for layer in self._layers]}
+
+    def save(self, path):
+        """Save architecture and weights to one ``.npz`` file, atomically (see :mod:`spherenet.nn.io`)."""
+        from .io import save_model
+
+        save_model(self, path)
+
+    def load_weights(self, path):
+        """Load weights saved from a model of the same architecture."""
+        from .io import load_weights
+
+        load_weights(self, path)
