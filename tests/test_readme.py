@@ -26,10 +26,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_readme_taste_runs_and_prints_what_it_says():
-    (code,) = _blocks("python")
+    taste, network = _blocks("python")
     out = io.StringIO()
+    namespace = {}
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(taste, "README.md", "exec"), namespace)
     lines = out.getvalue().splitlines()
     assert float(lines[0]) == np.pi
     assert "slope" in lines[1].lower()
+    assert abs(abs(namespace["res"].x[0]) - 1.0) < 1e-6  # projection + rsgd found e1 too
+    assert np.allclose(np.linalg.norm(namespace["w"], axis=0), 1.0, atol=1e-15)
+    exec(compile(network, "README.md", "exec"), namespace)
+    kernel = namespace["model"].get_weights()[0]
+    assert kernel.shape == (2, 500)
+    assert np.allclose(np.linalg.norm(kernel, axis=0), 1.0, atol=1e-6)
