@@ -2,40 +2,44 @@
 
 Commands:
 
-* ``spherenet demo``: a few seconds' tour: Taylor checks of gradients,
-  Hessians and retractions on spheres and oblique manifolds, distances where
-  ``arccos`` fails, and the norm of a point after 100000 steps.
+* ``spherenet demo``: retraction against projection (and reparametrization)
+  in a few seconds, on a problem with a known answer and on the seed network:
+  a table and a plot. ``spherenet demo --geometry`` is the geometry tour
+  instead: Taylor checks of gradients, Hessians and retractions, distances
+  where ``arccos`` fails, and the norm of a point after 100000 steps.
+* ``spherenet compare``: a grid of problems x strategies x optimizers x seeds
+  (:func:`spherenet.experiments.compare`), written as CSV, run files and plots.
 * ``spherenet check``: the diagnostics of :mod:`spherenet.diagnostics` on a
   manifold of your choice, for a Rayleigh-quotient cost.
 
 Every command is two functions, one adding its arguments to its
 ``argparse`` sub-parser and one running it (``run(args) -> exit code``),
-registered in ``COMMANDS``: adding a command is adding one row there.
+registered in ``COMMANDS``: adding a command is adding one row there. A
+command that finds its arguments inconsistent calls ``args.parser.error``:
+a one-line message and exit code 2, as for any argparse error.
 """
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .diagnostics import check_gradient, check_hessian, check_retraction
+from .experiments import EXECUTORS, OPTIMIZERS, PROBLEMS, STRATEGY_NAMES, compare
+from .experiments.summary import format_table
+from .experiments.specs import Budget, OptimizerSpec, ProblemSpec, parse_assignment
 from .manifolds import Oblique, Sphere
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "format_table"]
 
 
 # --- output helpers ---------------------------------------------------------------
-
-
-def format_table(headers, rows):
-    """Lines of a plain-text table with columns separated by `` | ``."""
-    cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return lines
 
 
 def _say(lines=()):
@@ -101,11 +105,42 @@ def _run_checks(manifold, x, rng, use_autograd):
 
 
 def _demo_arguments(parser):
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seeds", type=_positive_int, default=5,
+                        help="starting points per strategy and optimizer (default 5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the first seed (default 0); also seeds the geometry tour")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="where to write the plots (default: spherenet-demo in the "
+                             "temporary directory)")
+    parser.add_argument("--no-plots", action="store_true", help="write no plots")
+    parser.add_argument("--geometry", action="store_true",
+                        help="the geometry tour instead: Taylor checks, accurate distances, "
+                             "norms kept after many steps")
     parser.add_argument(
         "--steps", type=_positive_int, default=100_000,
-        help="number of exp steps in the norm-keeping test (default 100000)",
+        help="with --geometry: exp steps in the norm-keeping test (default 100000)",
     )
+
+
+def _demo(args):
+    if args.geometry:
+        return _tour(args)
+    from .experiments.demo import run_demo
+
+    out = None if args.no_plots else Path(
+        args.out or os.path.join(tempfile.gettempdir(), "spherenet-demo"))
+    _say([f"spherenet {__version__}: demo -- keeping weights on the unit sphere, "
+          "by retraction or by projection", ""])
+    lines, paths, notes = run_demo(seeds=args.seeds, first_seed=args.seed, plots=out)
+    _say(lines)
+    if paths:
+        _say(["", "Plots: the distance (or loss) against iterations and against time, and the "
+                  "violation, per strategy:"])
+        _say(f"  {path}" for path in paths if path.suffix == ".png")
+        _say(f"  (and the same as SVG: {', '.join(p.name for p in paths if p.suffix == '.svg')})")
+    _say(["", f"({'; '.join(notes)}. Your own grid: spherenet compare --help; "
+              "the geometry tour: spherenet demo --geometry.)"])
+    return 0
 
 
 def _demo_checks(seed):
@@ -189,14 +224,14 @@ def _demo_norms(steps, seed):
     ])
 
 
-def _demo(args):
+def _tour(args):
     start = time.perf_counter()
-    _say([f"spherenet {__version__}: demo", ""])
+    _say([f"spherenet {__version__}: geometry tour", ""])
     _demo_checks(args.seed)
     _demo_distances()
     _demo_norms(args.steps, args.seed)
     _say(["", f"({time.perf_counter() - start:.1f} s. Check your own shapes: "
-              "spherenet check --help.)"])
+              "spherenet check --help; compare strategies: spherenet demo.)"])
     return 0
 
 
@@ -264,6 +299,133 @@ def _check(args):
     return 0 if all(c.passed for c in checks) else 1
 
 
+# --- spherenet compare ------------------------------------------------------------------
+
+
+def _compare_arguments(parser):
+    parser.add_argument("--problem", "--problems", dest="problems", type=_names(PROBLEMS, "problem"),
+                        default=["rayleigh"], metavar="NAMES",
+                        help="comma-separated problems (default rayleigh); see --list")
+    parser.add_argument("--strategies", "--strategy", dest="strategies",
+                        type=_names(STRATEGY_NAMES, "strategy"),
+                        default=["riemannian", "projection"], metavar="NAMES",
+                        help=f"comma-separated, from {', '.join(STRATEGY_NAMES)} "
+                             "(default riemannian,projection)")
+    parser.add_argument("--optimizer", "--optimizers", dest="optimizers",
+                        type=_names(OPTIMIZERS, "optimizer"), default=["rsgd"], metavar="NAMES",
+                        help=f"comma-separated, from {', '.join(OPTIMIZERS)} (default rsgd)")
+    parser.add_argument("--seeds", type=_positive_int, default=5,
+                        help="seeds (starting points) per cell: 0, 1, ..., N-1 (default 5)")
+    parser.add_argument("--budget", type=_positive_int, default=200,
+                        help="iterations per run (default 200)")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="epochs per run of a network problem (default: the problem's)")
+    parser.add_argument("--maxtime", type=_positive_float, default=None,
+                        help="seconds per run (default: no limit)")
+    parser.add_argument("--param", dest="params", type=_assignment, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="a problem parameter, e.g. n=100 (repeatable; see --list)")
+    parser.add_argument("--set", dest="options", type=_assignment, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="an optimizer option, e.g. lr=0.1 or momentum=0.9 (repeatable; given "
+                             "to the optimizers that take it)")
+    parser.add_argument("--tol", type=_positive_float, default=None,
+                        help="summary tolerance on the distance to the optimum (or cost gap, or "
+                             "loss); default per problem")
+    parser.add_argument("--out", metavar="DIR", default="results",
+                        help="output directory (default results/): results.csv, summary.csv, "
+                             "plots/, and runs/ (one file per finished run: rerunning resumes)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help="where runs execute (default: processes for more than one run)")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="pool size (default: the number of CPUs)")
+    parser.add_argument("--no-plots", action="store_true", help="write no plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true",
+                        help="list the problems with their parameters, and exit")
+
+
+def _list_problems():
+    lines = ["problems (parameters and defaults; --param KEY=VALUE):"]
+    for name, entry in PROBLEMS.items():
+        available, why = entry.available()
+        params = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
+        lines.append(f"  {name}: {entry.description}")
+        lines.append(f"      {params}" + ("" if available else f"  [unavailable: {why}]"))
+    lines += ["", f"strategies: {', '.join(STRATEGY_NAMES)}",
+              f"optimizers: {', '.join(OPTIMIZERS)} (networks: rsgd, radam)"]
+    _say(lines)
+    return 0
+
+
+def _specs(args):
+    """Problem and optimizer specs with the --param and --set values each one takes."""
+    from .experiments.problems import accepted_options
+
+    problems, used = [], set()
+    for name in args.problems:
+        params = {k: v for k, v in args.params if k in PROBLEMS[name].defaults}
+        used.update(params)
+        problems.append(ProblemSpec(name, **params))
+    unused = sorted({k for k, _ in args.params} - used)
+    if unused:
+        accepted = sorted({k for name in args.problems for k in PROBLEMS[name].defaults})
+        args.parser.error(f"no chosen problem takes the parameter(s) {unused}; they take "
+                          f"{accepted}")
+    optimizers, used = [], set()
+    for name in args.optimizers:
+        options = {k: v for k, v in args.options if k in accepted_options(name)}
+        used.update(options)
+        optimizers.append(OptimizerSpec(name, **options))
+    unused = sorted({k for k, _ in args.options} - used)
+    if unused:
+        accepted = sorted({k for name in args.optimizers for k in accepted_options(name)})
+        args.parser.error(f"no chosen optimizer takes the option(s) {unused}; they take "
+                          f"{accepted}")
+    return problems, optimizers
+
+
+def _compare(args):
+    if args.list:
+        return _list_problems()
+    problems, optimizers = _specs(args)
+    budget = dict(maxiter=args.budget, epochs=args.epochs)
+    if args.maxtime is not None:
+        budget["maxtime"] = args.maxtime
+    out = Path(args.out)
+    started = time.perf_counter()
+    progress = False if args.no_progress else None  # None: a bar when stderr is a terminal
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            results = compare(problems, args.strategies, optimizers, args.seeds, Budget(**budget),
+                              args.executor, out=out, progress=progress, workers=args.workers)
+        except ValueError as err:
+            args.parser.error(str(err).replace("\n", " "))
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            print(f"spherenet compare: {warning.message}", file=sys.stderr)
+    if not results.runs:
+        print("spherenet compare: no run finished; nothing written", file=sys.stderr)
+        return 1
+    summary = results.summary(tol=args.tol)
+    _say([f"{len(results.runs)} runs ({results.executed} run now, {results.reused} read back "
+          f"from {out / 'runs'}) in {time.perf_counter() - started:.1f} s; cells are "
+          "median [best, worst] over the seeds", "", *summary.format()])
+    written = [results.to_csv(out / "results.csv"), summary.to_csv(out / "summary.csv")]
+    if not args.no_plots:
+        try:
+            written += results.plot(out / "plots")
+        except ImportError as err:
+            print(f"spherenet compare: no plots: {err}", file=sys.stderr)
+    _say(["", "wrote:", *(f"  {path}" for path in written)])
+    if results.failed:
+        print(f"spherenet compare: {len(results.failed)} run(s) raised; the first: "
+              f"{results.failed[0][1]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --- argument types ---------------------------------------------------------------------
 
 
@@ -275,6 +437,40 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _names(choices, what):
+    """An argument type: comma-separated names, each one of ``choices``."""
+
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        bad = [name for name in names if name not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {bad[0] if bad else text!r}; choose from {', '.join(choices)}"
+                if bad else f"expected comma-separated {what} names, got {text!r}")
+        if len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"a {what} is repeated in {text!r}")
+        return names
+
+    return parse
+
+
+def _assignment(text):
+    try:
+        return parse_assignment(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _shape(text):
@@ -293,8 +489,11 @@ def _shape(text):
 
 #: (name, one-line help, add_arguments(parser), run(args) -> exit code)
 COMMANDS = (
-    ("demo", "a few seconds' tour: Taylor checks, accurate distances, norms kept",
+    ("demo", "retraction versus projection in a few seconds: a table and a plot "
+             "(--geometry: the geometry tour)",
      _demo_arguments, _demo),
+    ("compare", "run a grid of problems x strategies x optimizers x seeds; write CSV and plots",
+     _compare_arguments, _compare),
     ("check", "gradient, Hessian and retraction checks on a manifold of your choice",
      _check_arguments, _check),
 )
@@ -312,7 +511,7 @@ def build_parser():
         description = help_text[0].upper() + help_text[1:] + "."
         sub = commands.add_parser(name, help=help_text, description=description)
         add_arguments(sub)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, parser=sub)
     return parser
 
 
@@ -327,8 +526,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 1 if a check failed. Bad arguments exit with code 2
-        through ``SystemExit``, as argparse does.
+        0 on success, 1 if a check failed or a run of a grid raised. Bad
+        arguments exit with code 2 through ``SystemExit``, as argparse does.
 
     Examples
     --------
@@ -338,4 +537,10 @@ def main(argv=None):
     0
     """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (``spherenet demo | head``): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -1,0 +1,161 @@
+"""Convergence plots of a grid: one figure per problem, a line per strategy (and optimizer).
+
+Each figure has three panels: the problem's measure (distance to the optimum
+where known, else the cost gap, else the cost) against iterations and against
+time, and the constraint violation against iterations (the largest so far),
+on log scales. A line
+is the median over the seeds and its band spans the seeds (min to max). A run
+that stopped early (it converged) keeps its last value. Uses matplotlib's
+object API (no pyplot): no global state, safe in threads and scripts.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..strategies import STRATEGIES
+from .results import slug
+
+__all__ = ["plot_results", "plot_problem"]
+
+#: Values at or below this are drawn at it on log scales (exact zeros, rounding).
+FLOOR = 1e-17
+_LABELS = {
+    "distance": "distance to the optimum (rad)",
+    "gap": "cost - optimal cost",
+    "grad_norm": "gradient norm",
+    "cost": "cost",
+}
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _color(strategy):
+    names = list(STRATEGIES)
+    return f"C{names.index(strategy)}" if strategy in names else "C7"
+
+
+def _padded(runs, name):
+    """Runs x iterations, each run held at its last value after it stopped."""
+    length = max(len(run["columns"][name]) for run in runs)
+    out = np.empty((len(runs), length))
+    for row, run in zip(out, runs):
+        values = run["columns"][name]
+        row[:len(values)] = values
+        row[len(values):] = values[-1]
+    return out
+
+
+def _on_time_grid(runs, name, points=256):
+    """Runs x times on a common grid: each run's value is its last iterate's by then."""
+    start = min(run["columns"]["time"][0] for run in runs)
+    stop = max(run["columns"]["time"][-1] for run in runs)
+    grid = np.linspace(start, max(stop, start + 1e-9), points)
+    out = np.full((len(runs), points), np.nan)
+    for row, run in zip(out, runs):
+        index = np.searchsorted(run["columns"]["time"], grid, side="right") - 1
+        known = index >= 0
+        row[known] = run["columns"][name][index[known]]
+    return grid, out
+
+
+def _band(ax, x, values, log, **style):
+    if log:
+        values = np.maximum(np.abs(values), FLOOR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (before a run starts)
+        median = np.nanmedian(values, axis=0)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    (line,) = ax.plot(x, median, **style)
+    if values.shape[0] > 1:
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+    return line
+
+
+def plot_problem(results, problem, measure=None, figure=None):
+    """Draw the three panels of ``problem`` on a matplotlib Figure (a new one by default)."""
+    from matplotlib.figure import Figure
+
+    runs = [run for run in results.runs if run["problem"] == problem]
+    if not runs:
+        raise ValueError(f"no runs of problem {problem!r}; the problems are {results.problems}")
+    measure = measure or results.measure_for(problem)
+    measured = np.concatenate([run["columns"][measure] for run in runs])
+    log = measure != "cost" or bool(np.all(measured[np.isfinite(measured)] > 0))
+    figure = figure or Figure(figsize=(16, 4.8), layout="constrained")
+    ax_iter, ax_time, ax_violation = figure.subplots(1, 3)
+    groups = {}
+    for run in runs:
+        groups.setdefault((run["strategy"], run["optimizer"]), []).append(run)
+    optimizers = list(dict.fromkeys(optimizer for _, optimizer in groups))
+    seeds = sorted({len(g) for g in groups.values()})
+    for (strategy, optimizer), group in groups.items():
+        label = strategy if len(optimizers) == 1 else f"{optimizer} / {strategy}"
+        style = dict(color=_color(strategy), linestyle=_STYLES[optimizers.index(optimizer) % 4],
+                     label=label, linewidth=1.6)
+        steps = np.arange(max(len(run["columns"]["iteration"]) for run in group))
+        _band(ax_iter, steps, _padded(group, measure), log, **style)
+        _band(ax_time, *_on_time_grid(group, measure), log, **style)
+        # The largest violation so far: drift shows, rounding noise at 1e-16 does not flicker.
+        worst = np.fmax.accumulate(_padded(group, "violation"), axis=1)
+        _band(ax_violation, steps, worst, True, **style)
+    is_network = all(np.isnan(run["columns"]["grad_norm"]).all() for run in runs)
+    unit = "epoch" if is_network else "iteration"
+    for ax, xlabel, ylabel in (
+        (ax_iter, unit, _LABELS[measure]),
+        (ax_time, "time (s)" + (", training only" if is_network else ""), _LABELS[measure]),
+        (ax_violation, unit, "violation max | ||w|| - 1 |, largest so far"),
+    ):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+        if log or ax is ax_violation:
+            ax.set_yscale("log")
+    ax_iter.legend(fontsize="small")
+    count = "/".join(map(str, seeds))
+    figure.suptitle(f"{problem}: median over {count} seed{'s' if seeds != [1] else ''}, "
+                    f"band from the best to the worst seed (log scales: values <= {FLOOR:.0e} "
+                    "drawn at it)")
+    return figure
+
+
+def plot_results(results, directory, formats=("png", "svg"), measure=None):
+    """Save one figure per problem under ``directory`` as ``<problem>.<format>``.
+
+    Parameters
+    ----------
+    results : Results
+    directory : path
+        Created if needed.
+    formats : sequence of str, default ("png", "svg")
+    measure : str, optional
+        ``"distance"``, ``"gap"``, ``"grad_norm"`` or ``"cost"``; default
+        :meth:`Results.measure_for` each problem.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, problem by problem, in the order of ``formats``.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib (``pip install spherenet[plot]``).
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install spherenet[plot]") from err
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for problem in results.problems:
+        figure = plot_problem(results, problem, measure)
+        for fmt in formats:
+            path = directory / f"{slug(problem)}.{fmt}"
+            partial = path.with_name(f".{path.name}.tmp")
+            figure.savefig(partial, format=fmt, dpi=110)
+            os.replace(partial, path)  # never a half-written figure under the final name
+            paths.append(path)
+    return paths

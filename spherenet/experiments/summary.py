@@ -1,0 +1,136 @@
+"""Summaries of a grid over seeds: how fast each strategy reaches a tolerance, where it ends.
+
+:meth:`Results.summary <spherenet.experiments.Results.summary>` builds a
+:class:`Summary`; this module also formats its numbers for tables.
+"""
+
+import math
+
+import numpy as np
+
+from .results import write_csv
+
+__all__ = ["Summary", "STATS", "format_table", "number_text", "spread_text", "run_stats"]
+
+#: The statistics of a summary row, each as ``<stat>_median``, ``_min``, ``_max``.
+STATS = ("iterations", "time", "final_cost", "final_distance", "final_gap", "final_violation",
+         "final_accuracy")
+
+
+def format_table(headers, rows):
+    """Lines of a plain-text table with columns separated by `` | ``."""
+    cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return lines
+
+
+def run_stats(columns, measure, tol):
+    """One run's iterations and time to ``measure <= tol`` (inf if never) and final values."""
+    values = columns[measure]
+    hit = np.flatnonzero(values <= tol)
+    first = hit[0] if hit.size else None
+    return {
+        "iterations": math.inf if first is None else float(columns["iteration"][first]),
+        "time": math.inf if first is None else float(columns["time"][first]),
+        **{f"final_{name}": float(columns[name][-1])
+           for name in ("cost", "distance", "gap", "violation", "accuracy")},
+    }
+
+
+class Summary:
+    """The rows of :meth:`Results.summary`, one per (problem, strategy, optimizer).
+
+    Each row is a dict: ``problem, strategy, optimizer, measure, tol, runs,
+    reached`` (runs that reached the tolerance) and, for each of
+    ``iterations, time`` (to tolerance; ``inf`` if not reached),
+    ``final_cost, final_distance, final_gap, final_violation,
+    final_accuracy``, the keys ``<stat>_median``, ``<stat>_min``,
+    ``<stat>_max`` over the seeds.
+    """
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def row(self, problem, strategy, optimizer):
+        """The row of one (problem, strategy, optimizer)."""
+        for row in self.rows:
+            if (row["problem"], row["strategy"], row["optimizer"]) == (problem, strategy, optimizer):
+                return row
+        raise KeyError((problem, strategy, optimizer))
+
+    def to_pandas(self):
+        """The summary as a ``pandas.DataFrame`` (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError("Summary.to_pandas needs pandas: pip install pandas") from err
+        return pd.DataFrame(self.rows)
+
+    def to_csv(self, path):
+        """Write the summary to ``path`` atomically."""
+        header = list(self.rows[0]) if self.rows else []
+        return write_csv(path, header, [[row[k] for k in header] for row in self.rows])
+
+    def format(self, columns=("iterations", "time", "final_measure", "final_violation")):
+        """Lines of a readable table; each statistic as ``median [min, max]`` over the seeds.
+
+        ``columns`` picks among ``iterations``, ``time`` (to tolerance),
+        ``final_measure`` (the final value of the tolerance measure),
+        ``final_cost``, ``final_violation``, ``final_accuracy``.
+        """
+        kinds = {"iterations": "int", "time": "ms", "final_accuracy": "f", "final_cost": "g"}
+        rows = []
+        for row in self.rows:
+            cells = [row["problem"], row["optimizer"], row["strategy"],
+                     f"{row['reached']}/{row['runs']}"]
+            for column in columns:
+                stat = f"final_{row['measure']}" if column == "final_measure" else column
+                cells.append(spread_text(row[f"{stat}_median"], row[f"{stat}_min"],
+                                         row[f"{stat}_max"], kinds.get(stat, "e")))
+            rows.append(cells)
+        measures = ", ".join(dict.fromkeys(row["measure"] for row in self.rows))
+        tols = ", ".join(dict.fromkeys(number_text(row["tol"], "tol") for row in self.rows))
+        names = {"iterations": "iterations to tol", "time": "ms to tol",
+                 "final_measure": f"final {measures}", "final_cost": "final cost",
+                 "final_violation": "final violation", "final_accuracy": "final accuracy"}
+        headers = ["problem", "optimizer", "strategy", f"reached tol ({tols})"]
+        return format_table(headers + [names.get(c, c) for c in columns], rows)
+
+    def __str__(self):
+        return "\n".join(self.format())
+
+
+def number_text(value, kind="e"):
+    """A short text for one statistic: ``kind`` is "int", "ms" (seconds shown in
+    milliseconds), "f" (3 decimals), "g" (2 significant digits), "e" (one
+    significant digit, 0 as "0") or "tol" (plain between 1e-3 and 1e4, else "e")."""
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "never"
+    if kind == "int":
+        return f"{value:.0f}"
+    if kind == "ms":
+        return f"{1e3 * value:.2g}" if 1e3 * value < 100 else f"{1e3 * value:.0f}"
+    if kind == "f":
+        return f"{value:.3f}"
+    if kind == "g" or (kind == "tol" and 1e-3 <= abs(value) < 1e4):
+        return f"{value:.2g}"
+    return "0" if value == 0 else f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def spread_text(median, low, high, kind="e"):
+    """``median [low, high]``, or the median alone when all seeds agree; ``never`` for inf."""
+    center, lo, hi = (number_text(v, kind) for v in (median, low, high))
+    return center if lo == hi == center else f"{center} [{lo}, {hi}]"
