@@ -78,7 +78,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     gtol : float, default 1e-6
         Stop when the gradient norm (in the strategy's geometry) is <= gtol.
     ftol : float, default 0
-        Stop when |f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1).
+        Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
     xtol : float, default 1e-10
         Stop when the step length is <= xtol.
     maxtime : float, default inf

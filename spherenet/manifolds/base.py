@@ -244,7 +244,7 @@ class Manifold(abc.ABC):
         """The manifold's chosen vector transport of ``v`` in T_x to T_y."""
 
     def violation(self, x):
-        """How far ``x`` is off the manifold: max over the factors of | ||x_k|| - 1 |.
+        """How far ``x`` is off the manifold: max over the factors of ``| ||x_k|| - 1 |``.
 
         0 for unconstrained (Euclidean) manifolds. Histories of optimizers
         record it after every step.

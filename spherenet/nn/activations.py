@@ -62,7 +62,7 @@ defvjp(leaky_relu, _leaky_relu_vjp)
 
 @primitive
 def sigmoid(x):
-    """1 / (1 + exp(-x)), without overflow for large |x| (``scipy.special.expit``).
+    """1 / (1 + exp(-x)), without overflow for large ``|x|`` (``scipy.special.expit``).
 
     Examples
     --------

@@ -41,7 +41,7 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
         and pymanopt) or Hager-Zhang.
     restart : float or None
         Powell's restart: the direction resets to -grad when successive
-        gradients are far from orthogonal, |<g+, T g>| >= restart ||g+||^2;
+        gradients are far from orthogonal, ``|<g+, T g>| >= restart ||g+||^2``;
         None (default, as Manopt and pymanopt) disables it;
         0.1 is a common choice. A direction that is not a descent direction is
         always reset.

@@ -163,7 +163,7 @@ class RAdam(StepRule):
 
     With r = grad f(x) (Riemannian), t the step number:
 
-    m <- b1 m + (1 - b1) r,  v <- b2 v + (1 - b2) |r|^2,
+    ``m <- b1 m + (1 - b1) r``,  ``v <- b2 v + (1 - b2) |r|^2``,
     x+ = R_x(-lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)),
     then m is moved to T_{x+} by the vector transport.
 
@@ -175,7 +175,7 @@ class RAdam(StepRule):
     amsgrad : bool, default False
         Use the running maximum of v (AMSGrad).
     adaptivity : {"factor", "coordinate"}, default "factor"
-        ``"factor"``: |r|^2 is one scalar per sphere factor (per column of an
+        ``"factor"``: ``|r|^2`` is one scalar per sphere factor (per column of an
         Oblique): the intrinsic choice of Becigneul & Ganea, and the direction
         stays tangent. Euclidean factors are products of lines, so there it is
         one scalar per coordinate, i.e. Adam. Under the projection strategy the
