@@ -458,3 +458,15 @@ def test_an_unavailable_network_is_skipped_with_its_reason(monkeypatch):
                           executor="serial", progress=False)
     assert results.problems == ["rayleigh"]
     assert results.skipped == ["seed_network: spherenet.nn is not importable (test)"]
+
+
+def test_summary_without_a_known_optimum_uses_the_gradient_norm():
+    # Thomson with 24 points has no stored optimum: the summary falls back on
+    # the gradient norm, and must report its final value per run.
+    results = compare([ProblemSpec("thomson", n_points=24)], ["riemannian"], ["cg"], seeds=[0],
+                      budget=5, executor="serial")
+    (row,) = results.summary().rows
+    assert row["measure"] == "grad_norm"
+    table = results.table()
+    assert row["final_grad_norm_median"] == table["grad_norm"][-1]
+    assert "final grad_norm" in str(results.summary())

@@ -13,8 +13,8 @@ from .results import write_csv
 __all__ = ["Summary", "STATS", "format_table", "number_text", "spread_text", "run_stats"]
 
 #: The statistics of a summary row, each as ``<stat>_median``, ``_min``, ``_max``.
-STATS = ("iterations", "time", "final_cost", "final_distance", "final_gap", "final_violation",
-         "final_accuracy")
+STATS = ("iterations", "time", "final_cost", "final_grad_norm", "final_distance", "final_gap",
+         "final_violation", "final_accuracy")
 
 
 def format_table(headers, rows):
@@ -35,7 +35,7 @@ def run_stats(columns, measure, tol):
         "iterations": math.inf if first is None else float(columns["iteration"][first]),
         "time": math.inf if first is None else float(columns["time"][first]),
         **{f"final_{name}": float(columns[name][-1])
-           for name in ("cost", "distance", "gap", "violation", "accuracy")},
+           for name in ("cost", "grad_norm", "distance", "gap", "violation", "accuracy")},
     }
 
 
@@ -45,7 +45,7 @@ class Summary:
     Each row is a dict: ``problem, strategy, optimizer, measure, tol, runs,
     reached`` (runs that reached the tolerance) and, for each of
     ``iterations, time`` (to tolerance; ``inf`` if not reached),
-    ``final_cost, final_distance, final_gap, final_violation,
+    ``final_cost, final_grad_norm, final_distance, final_gap, final_violation,
     final_accuracy``, the keys ``<stat>_median``, ``<stat>_min``,
     ``<stat>_max`` over the seeds.
     """

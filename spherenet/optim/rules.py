@@ -180,8 +180,11 @@ class RAdam(StepRule):
         stays tangent. Euclidean factors are products of lines, so there it is
         one scalar per coordinate, i.e. Adam. Under the projection strategy the
         sphere factors keep one scalar each (of the ambient gradient), so that
-        the two strategies differ only in how the constraint is kept. ``"coordinate"``: one scalar per
-        ambient coordinate, as geoopt does; the coordinate-wise division
+        the two strategies differ only in how the constraint is kept.
+        (geoopt's ``RiemannianAdam`` is of this kind too: its second moment is
+        ``component_inner``, one number per point of its ``Sphere``.)
+        ``"coordinate"``: one scalar per ambient coordinate, as Euclidean Adam
+        followed by Keras ``unit_norm`` keeps it; the coordinate-wise division
         leaves the tangent space, so the direction is projected back to T_x
         before the retraction.
 
