@@ -1,9 +1,463 @@
 """Optional compiled kernels (numba) for the fused gradient step.
 
-Placeholder until the kernels land: every entry point returns False, which
-tells the caller to use its NumPy path.
+numba is the optional extra ``fast``: it is imported the first time a kernel
+is needed, never at ``import spherenet``, and when it is missing (or the
+array layout is one the kernels do not handle) :func:`gradient_step` returns
+False and the caller runs its NumPy path. Both evaluate the same formulas;
+the kernels work every element in float64 (float32 data included) and, when
+the gradient is nearly normal, refine the projection (the NumPy path does
+neither, so there the two differ by more than rounding).
+
+The array is viewed, without copying, as a 2-D C-contiguous array in one of
+two layouts:
+
+* ``"lead"`` (R, F): the factor axes are the leading axes, e.g.
+  ``Oblique(m, n, axis=0)``. Rows are reduced with one float64 accumulator
+  per column, so the loops vectorize over columns in the order of the plain
+  sum (no reassociation). Rows stream through memory in order, up to 1024
+  columns at a time; when R is small (``Oblique(3, 10**6)``) such a block
+  of ``x`` and ``egrad`` is still in cache for the final pass.
+* ``"trail"`` (F, R): the factor axes are the trailing axes, e.g.
+  ``Sphere`` (F = 1) or ``Oblique(m, n, axis=1)``. The reduction runs along
+  contiguous memory; only the three sums of pass 1 are compiled with the
+  fastmath flag ``reassoc`` (nothing else: no ``nnan``, ``ninf``,
+  ``contract``...), which lets LLVM split each into vector lanes -- partial
+  sums that are, if anything, more accurate than one running sum.
+
+F-contiguous arrays are handled as the C-contiguous transpose. Factor axes in
+the middle (``axis=1`` of a 3-D array) or strided views fall back to NumPy.
+
+Per factor, with g the Euclidean gradient and every sum accumulated in
+float64 (float32 data included):
+
+1. xx = <x, x>, xg = <x, g>, gg = <g, g>; c = xg / xx;
+   rr = gg - c xg, the squared norm of the Riemannian gradient r = g - c x.
+2. Only if rr < rho gg (g nearly normal: the subtraction cancels) is rr
+   recomputed exactly as sum((g - c x)^2), in a second pass, which also
+   refines c by dc = <x, g - c x>/xx (see ``_refine``); then r = g - c x - dc x.
+3. exp: t = |lr| sqrt(rr), a = cos(t) / sqrt(xx), b = -lr sinc(t);
+   projection: s = 1 / sqrt(xx + lr^2 rr), a = s, b = -lr s.
+4. out = a x + b r, per element in float64 with r = g - c x (- dc x) formed
+   by fused multiply-adds (see ``_fma``), rounded once to the dtype. x and g
+   of an element are read before out of that element is written, so
+   ``out`` may be ``x`` (or ``egrad``).
+
+Choice of rho. The first-order error of rr = gg - xg^2/xx is at most
+4 gamma gg, where gamma bounds the relative error of a float64 sum of R
+terms (gamma <= R u64, u64 = 2^-53): sums of squares are off by gamma gg, and
+|xg| <= sqrt(xx gg) turns the errors of xg and xx into at most 3 gamma gg.
+Accepting rr >= rho gg thus bounds its relative error by 4 gamma / rho.
+
+* float64 data: rho = 1/2 -- the estimate is then within a factor 8 of the
+  error bound of the exact pass itself (gamma).
+* float32 data: every product of two float32 numbers is exact in float64
+  (24 + 24 significand bits <= 53), and the result only needs float32
+  accuracy: rr enters the output through a norm-like scale (its relative
+  error delta moves the output by delta/2), so delta <= u32/4 (u32 = 2^-24)
+  is plenty, which 4 R u64 / rho <= u32/4 gives for rho = R 2^-25 (capped at
+  1/2). For R = 4096 the exact pass runs only when g is within 0.6 degrees
+  of the normal direction.
 """
+
+import threading
+import warnings
+
+import numpy as np
+
+_STATE = {"numba": None, "error": None}  # numba: None = not tried, False = unavailable
+_LOCK = threading.Lock()
+_LAYOUTS = {}
+# Columns per block in the "lead" layout: its per-column float64 sums and
+# coefficients (8 x 8 bytes a column, 64 kB) stay in L1/L2 while rows stream
+# by; wider blocks measured slower for few rows, no faster for many.
+_BLOCK_COLS = 1024
+_TINY_T = 1e-3  # below this, sinc(t) = 1 - t^2/6 (1 - t^2/20) exactly to rounding
 
 
 def gradient_step(reducer, use_exp, x, egrad, lr, out):
-    return False
+    """One fused Riemannian gradient step in place into ``out``, if a kernel can.
+
+    Parameters
+    ----------
+    reducer : FactorReducer
+        Shape and factor axes of the arrays.
+    use_exp : bool
+        Exponential map (True) or metric projection (False) as retraction.
+    x, egrad, out : ndarray
+        Point, Euclidean gradient and output (``out`` may be ``x``).
+    lr : float
+        Step size.
+
+    Returns
+    -------
+    bool
+        True when the step was computed into ``out``; False when numba is
+        missing or the arrays are not in a supported layout (nothing written).
+    """
+    layout = _layout_of(reducer, x, egrad, out)
+    if layout is None:
+        return False
+    kernels = _load()
+    if not kernels:
+        return False
+    kind, transpose, rows, cols = layout
+    if transpose:
+        x, egrad, out = x.T, egrad.T, out.T
+    x2 = x.reshape(rows, cols)
+    g2 = egrad.reshape(rows, cols)
+    out2 = out.reshape(rows, cols)
+    lr = float(lr)
+    factor_size = rows if kind == "lead" else cols
+    rho = 0.5 if x.dtype == np.float64 else min(0.5, factor_size * 2.0**-25)
+    inplace = _same_view(out2, x2)
+    if kind == "lead":
+        kernels["lead"](x2, g2, out2, lr, bool(use_exp), rho, inplace, min(_BLOCK_COLS, cols))
+    else:
+        kernels["trail"](x2, g2, out2, lr, bool(use_exp), rho, inplace)
+    return True
+
+
+def available():
+    """True when numba can be imported (imports it on first call)."""
+    return bool(_load())
+
+
+# --- layouts ------------------------------------------------------------------
+
+
+def _layout_of(reducer, x, egrad, out):
+    """(kind, transpose, rows, cols) for arrays the kernels can handle, else None."""
+    if not isinstance(x, np.ndarray):
+        return None
+    dtype = x.dtype
+    if dtype != np.float64 and dtype != np.float32:
+        return None
+    for a in (x, egrad, out):
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != reducer.shape:
+            return None
+        if not a.flags.aligned or not a.dtype.isnative:
+            return None
+    if not out.flags.writeable or not (_disjoint_or_same(out, x) and _disjoint_or_same(out, egrad)):
+        return None
+    if x.flags.c_contiguous and egrad.flags.c_contiguous and out.flags.c_contiguous:
+        return _layout(reducer.shape, reducer.axes, False)
+    if x.flags.f_contiguous and egrad.flags.f_contiguous and out.flags.f_contiguous:
+        return _layout(reducer.shape, reducer.axes, True)
+    return None
+
+
+def _same_view(a, b):
+    """True if a and b view the same elements in the same order."""
+    if a is b:
+        return True
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )
+
+
+def _disjoint_or_same(a, b):
+    """True if a and b are the very same view, or cannot overlap in memory."""
+    return _same_view(a, b) or not np.may_share_memory(a, b)
+
+
+def _layout(shape, axes, transpose):
+    key = (shape, axes, transpose)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _find_layout(shape, axes, transpose)
+    return _LAYOUTS[key]
+
+
+def _find_layout(shape, axes, transpose):
+    if transpose:
+        axes = tuple(len(shape) - 1 - a for a in axes)
+        shape = shape[::-1]
+    # Axes of length 1 are ignored: they do not change the order in memory.
+    is_factor = [i in axes for i, n in enumerate(shape) if n > 1]
+    size = int(np.prod(shape))
+    factor_size = int(np.prod([n for i, n in enumerate(shape) if i in axes]))
+    k = sum(is_factor)
+    if k == 0 or all(is_factor[:k]):  # leading axes (k == 0: one-element factors)
+        if k == len(is_factor) and k > 0:
+            return ("trail", transpose, 1, size)
+        return ("lead", transpose, factor_size, size // factor_size)
+    if all(is_factor[-k:]):
+        return ("trail", transpose, size // factor_size, factor_size)
+    return None
+
+
+# --- lazy compilation ------------------------------------------------------------
+
+
+def _load():
+    """The compiled kernels ({"lead": ..., "trail": ...}), or False without numba."""
+    if _STATE["numba"] is None:
+        with _LOCK:
+            if _STATE["numba"] is None:
+                _STATE["numba"] = _import_and_jit()
+    return _STATE["numba"]
+
+
+def _import_and_jit():
+    try:
+        import numba
+    except ImportError:
+        return False
+    except Exception as err:  # a broken install: say so once, then use NumPy
+        _STATE["error"] = err
+        warnings.warn(f"numba failed to import ({err!r}); using the NumPy paths", stacklevel=4)
+        return False
+    return _jit_all(numba)
+
+
+def _jit_all(numba):
+    """Replace the plain functions below by numba dispatchers, callees first.
+
+    They live at module level (not in a closure) so that ``cache=True`` can
+    find them again; numba falls back to a per-user cache directory when the
+    package directory is not writable, and to no cache when none is.
+    """
+    namespace = globals()
+    namespace["_fma"] = _fma_intrinsic(numba)
+    fast_sum = {"reassoc"}
+    plan = [
+        ("_coefs", {}),
+        ("_row_moments", {"fastmath": fast_sum}),
+        ("_row_residual", {"fastmath": fast_sum}),
+        ("_refine", {}),
+        ("_lead_sums", {}),
+        ("_lead_exact", {}),
+        ("_step_trail", {}),
+        ("_step_lead", {}),
+    ]
+    for name, options in plan:
+        func = namespace[name]
+        try:
+            jitted = numba.njit(cache=True, nogil=True, error_model="numpy", **options)(func)
+        except RuntimeError:  # no writable cache location
+            jitted = numba.njit(cache=False, nogil=True, error_model="numpy", **options)(func)
+        namespace[name] = jitted
+    return {"lead": namespace["_step_lead"], "trail": namespace["_step_trail"]}
+
+
+def _fma_intrinsic(numba):
+    """fma(a, b, c) = a b + c with one rounding (llvm.fma.f64; vectorizes)."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def fma(typingctx, a, b, c):
+        sig = types.float64(types.float64, types.float64, types.float64)
+
+        def codegen(context, builder, signature, args):
+            fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()] * 3)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.f64")
+            return builder.call(fn, args)
+
+        return sig, codegen
+
+    return fma
+
+
+# --- the kernels (plain Python until _jit_all compiles them) -------------------
+
+
+def _fma(a, b, c):
+    """a b + c rounded once (replaced by the llvm.fma intrinsic when compiled).
+
+    It forms r = g - c x as fma(-c, x, g): with g nearly normal, |g| is much
+    larger than |r|, and rounding c x first would cost an ulp of |g| per
+    element, which lr |g| then carries into the step (10 ulps of the norm
+    for lr |g| = 10); with one rounding the error is an ulp of |r|.
+    """
+    return a * b + c
+
+
+def _coefs(use_exp, lr, xx, rr):
+    """Coefficients (a, b) of out = a x + b r for one factor."""
+    if use_exp:
+        # |lr|: a negative lr steps along +r, so that exp(x, u) is the step
+        # with g = u and lr = -1 (sinc is even).
+        t = abs(lr) * np.sqrt(rr)
+        if t < _TINY_T:
+            t2 = t * t
+            sinc = 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0)
+        else:
+            sinc = np.sin(t) / t
+        return np.cos(t) / np.sqrt(xx), -lr * sinc
+    s = 1.0 / np.sqrt(xx + lr * lr * rr)
+    return s, -lr * s
+
+
+def _row_moments(x, g, f):
+    xx = 0.0
+    xg = 0.0
+    gg = 0.0
+    for j in range(x.shape[1]):
+        xv = np.float64(x[f, j])
+        gv = np.float64(g[f, j])
+        xx += xv * xv
+        xg += xv * gv
+        gg += gv * gv
+    return xx, xg, gg
+
+
+def _row_residual(x, g, f, c):
+    rr = 0.0
+    xr = 0.0
+    for j in range(x.shape[1]):
+        xv = np.float64(x[f, j])
+        r = _fma(-c, xv, np.float64(g[f, j]))
+        rr += r * r
+        xr += xv * r
+    return rr, xr
+
+
+def _refine(xx, rr, xr):
+    """One step of iterative refinement of c = <x, g>/<x, x>: (dc, ||g - (c + dc) x||^2).
+
+    When g is nearly normal, c carries the rounding error of the large <x, g>
+    and r = g - c x keeps a normal component dc x, dc = <x, r>/<x, x>, of the
+    size of that error. Removing it leaves the tangent part (Pythagoras gives
+    its squared norm), so that the step keeps the norm to rounding. c + dc is
+    kept as the unevaluated pair (c, dc): rounded to one float64 it would be
+    off by an ulp of c, and lr c ulp(c) would move the norm again.
+    """
+    dc = xr / xx
+    return dc, max(rr - dc * xr, 0.0)
+
+
+def _step_trail(x, g, out, lr, use_exp, rho, inplace):
+    """(F, R) layout: factor f is the contiguous row x[f]."""
+    for f in range(x.shape[0]):
+        xx, xg, gg = _row_moments(x, g, f)
+        c = xg / xx
+        rr = gg - c * xg
+        dc = 0.0
+        if rr < rho * gg:
+            rr, xr = _row_residual(x, g, f, c)
+            dc, rr = _refine(xx, rr, xr)
+        a, b = _coefs(use_exp, lr, xx, rr)
+        # Two copies of the loop: with out is x, LLVM's runtime overlap
+        # check between x and out would fail and leave it unvectorized.
+        if inplace:
+            for j in range(x.shape[1]):
+                xv = np.float64(x[f, j])
+                x[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
+        else:
+            for j in range(x.shape[1]):
+                xv = np.float64(x[f, j])
+                out[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
+
+
+def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
+    """(R, F) layout: factor j is the column x[:, j]; columns go by blocks.
+
+    Rows are streamed in order (``block`` columns at a time), with float64
+    sums and coefficients per column that stay in cache; the inner loops run
+    over 1-D row views and vectorize over columns, so each sum keeps its
+    order. When R is small a block of x and g also stays in cache for the
+    final pass.
+    """
+    rows, cols = x.shape
+    xx = np.empty(block)
+    xg = np.empty(block)
+    gg = np.empty(block)
+    c = np.empty(block)
+    dc = np.empty(block)
+    rr = np.empty(block)
+    a = np.empty(block)
+    b = np.empty(block)
+    for j0 in range(0, cols, block):
+        w = min(block, cols - j0)
+        xx[:] = 0.0
+        xg[:] = 0.0
+        gg[:] = 0.0
+        _lead_sums(x, g, j0, w, xx, xg, gg)
+        exact = False
+        dc[:] = 0.0
+        for k in range(w):
+            c[k] = xg[k] / xx[k]
+            rr[k] = gg[k] - c[k] * xg[k]
+            exact |= rr[k] < rho * gg[k]
+        if exact:
+            _lead_exact(x, g, j0, w, xx, c, dc, rr, gg, rho)
+        if use_exp:
+            for k in range(w):
+                a[k], b[k] = _coefs(True, lr, xx[k], rr[k])
+        else:  # branch-free, so that it vectorizes (many small factors)
+            for k in range(w):
+                a[k] = 1.0 / np.sqrt(xx[k] + lr * lr * rr[k])
+                b[k] = -lr * a[k]
+        # Two copies of the loop, as in _step_trail.
+        if inplace:
+            for i in range(rows):
+                xi = x[i, j0 : j0 + w]
+                gi = g[i, j0 : j0 + w]
+                for k in range(w):
+                    xv = np.float64(xi[k])
+                    r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
+                    xi[k] = a[k] * xv + b[k] * r
+        else:
+            for i in range(rows):
+                xi = x[i, j0 : j0 + w]
+                gi = g[i, j0 : j0 + w]
+                oi = out[i, j0 : j0 + w]
+                for k in range(w):
+                    xv = np.float64(xi[k])
+                    r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
+                    oi[k] = a[k] * xv + b[k] * r
+
+
+def _lead_sums(x, g, j0, w, xx, xg, gg):
+    """Add the rows of columns j0 .. j0 + w - 1 into xx, xg, gg.
+
+    Four rows per sweep: each sum still adds its terms in row order (the
+    expression is evaluated left to right), but the sums are loaded and
+    stored once per four rows, which keeps the loop fed from memory.
+    """
+    rows = x.shape[0]
+    i = 0
+    while i + 4 <= rows:
+        x0, x1 = x[i, j0 : j0 + w], x[i + 1, j0 : j0 + w]
+        x2, x3 = x[i + 2, j0 : j0 + w], x[i + 3, j0 : j0 + w]
+        g0, g1 = g[i, j0 : j0 + w], g[i + 1, j0 : j0 + w]
+        g2, g3 = g[i + 2, j0 : j0 + w], g[i + 3, j0 : j0 + w]
+        for k in range(w):
+            a0, a1 = np.float64(x0[k]), np.float64(x1[k])
+            a2, a3 = np.float64(x2[k]), np.float64(x3[k])
+            b0, b1 = np.float64(g0[k]), np.float64(g1[k])
+            b2, b3 = np.float64(g2[k]), np.float64(g3[k])
+            xx[k] = xx[k] + a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3
+            xg[k] = xg[k] + a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+            gg[k] = gg[k] + b0 * b0 + b1 * b1 + b2 * b2 + b3 * b3
+        i += 4
+    while i < rows:
+        xi = x[i, j0 : j0 + w]
+        gi = g[i, j0 : j0 + w]
+        for k in range(w):
+            a0 = np.float64(xi[k])
+            b0 = np.float64(gi[k])
+            xx[k] += a0 * a0
+            xg[k] += a0 * b0
+            gg[k] += b0 * b0
+        i += 1
+
+
+def _lead_exact(x, g, j0, w, xx, c, dc, rr, gg, rho):
+    """Exact c and rr for the columns of a block whose estimate may have cancelled."""
+    rr_exact = np.zeros(w)
+    xr = np.zeros(w)
+    for i in range(x.shape[0]):
+        xi = x[i, j0 : j0 + w]
+        gi = g[i, j0 : j0 + w]
+        for k in range(w):
+            xv = np.float64(xi[k])
+            r = _fma(-c[k], xv, np.float64(gi[k]))
+            rr_exact[k] += r * r
+            xr[k] += xv * r
+    for k in range(w):
+        if rr[k] < rho * gg[k]:
+            dc[k], rr[k] = _refine(xx[k], rr_exact[k], xr[k])
