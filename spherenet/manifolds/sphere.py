@@ -69,7 +69,10 @@ class _Spheres(Manifold):
         return c.astype(like.dtype, copy=False)
 
     def proj(self, x, u):
-        return u - self._coef(self._red.dot(x, u), x) * x
+        # One fresh array, updated in place: each full-size temporary costs page faults.
+        out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
+        out += u
+        return out
 
     def ehess2rhess(self, x, egrad, ehess, u):
         # Hess f(x)[u] = P_x(D^2 f(x)[u]) - <x, egrad> u   (Absil et al. 2013)
@@ -123,6 +126,11 @@ class _Spheres(Manifold):
         return hypot(theta)
 
     def exp(self, x, u):
+        # The compiled kernel (numba extra) evaluates the same formula in one
+        # call: gradient_step with g = u, lr = -1 retracts u's tangent part.
+        out = np.empty_like(x)
+        if u.dtype == x.dtype and _kernels.gradient_step(self._red, True, x, u, -1.0, out):
+            return out
         # float32 data are worked in float64 and rounded once: forming the
         # tangent part in float32 would move ||u|| by an ulp of ||u||, i.e.
         # 6e-5 rad for a step of 1e3.
@@ -147,7 +155,8 @@ class _Spheres(Manifold):
 
     def _retr_projection(self, x, u):
         w = x + u
-        return w * self._coef(1.0 / self._red.norms(w), x)
+        w *= self._coef(1.0 / self._red.norms(w), x)
+        return w
 
     def _inverse_retr_projection(self, x, y):
         # u = y/<x,y> - x, written as P_x(y - x)/<x,y>: accurate for near points.
