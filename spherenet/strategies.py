@@ -139,13 +139,17 @@ class Strategy:
 
     def angle(self, w_old, w_new):
         """Geodesic distance moved by the constrained weights (normalized first)."""
+        return self._angle(w_old, w_new, normalize=True)
+
+    def _angle(self, w_old, w_new, normalize):
         total = 0.0
         parts = zip(_factors(self.manifold), _split(self.manifold, w_old),
                     _split(self.manifold, w_new), self._constrained())
         for m, a, b, constrained in parts:
             if constrained:
-                a = a / m._red.norms(a).astype(a.dtype)
-                b = b / m._red.norms(b).astype(b.dtype)
+                if normalize:
+                    a = a / m._red.norms(a).astype(a.dtype)
+                    b = b / m._red.norms(b).astype(b.dtype)
                 total += m.dist(a, b) ** 2
         return float(np.sqrt(total))
 
@@ -196,13 +200,7 @@ class Riemannian(Strategy):
 
     def angle(self, w_old, w_new):
         # The iterates are on the manifold: no normalization needed.
-        total = 0.0
-        parts = zip(_factors(self.manifold), _split(self.manifold, w_old),
-                    _split(self.manifold, w_new), self._constrained())
-        for m, a, b, constrained in parts:
-            if constrained:
-                total += m.dist(a, b) ** 2
-        return float(np.sqrt(total))
+        return self._angle(w_old, w_new, normalize=False)
 
 
 class ProjectionGeometry(Manifold):

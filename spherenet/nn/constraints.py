@@ -13,6 +13,7 @@ penalty.
 import numpy as np
 
 from ..manifolds import Oblique
+from ._registry import from_config
 
 __all__ = ["Constraint", "UnitNorm", "unit_norm", "get"]
 
@@ -97,11 +98,4 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Constraint):
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-    else:
-        name, config = identifier, {}
-    if not isinstance(name, str) or name not in _CONSTRAINTS:
-        raise ValueError(f"unknown constraint {identifier!r}; choose one of {sorted(_CONSTRAINTS)}")
-    return _CONSTRAINTS[name](**config)
+    return from_config(identifier, _CONSTRAINTS, "constraint")

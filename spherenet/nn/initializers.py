@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ..manifolds.base import as_rng
+from ._registry import from_config
 
 __all__ = [
     "Initializer",
@@ -228,11 +229,4 @@ def get(identifier):
         callable(identifier) and not isinstance(identifier, type)
     ):
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-    else:
-        name, config = identifier, {}
-    if not isinstance(name, str) or name not in _INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}; choose one of {sorted(_INITIALIZERS)}")
-    return _INITIALIZERS[name](**config)
+    return from_config(identifier, _INITIALIZERS, "initializer")

@@ -21,6 +21,8 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from scipy import special
 
+from ._registry import from_config
+
 __all__ = [
     "Loss",
     "MeanSquaredError",
@@ -314,19 +316,8 @@ def get(identifier):
     """
     if isinstance(identifier, Loss):
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        cls = _lookup(config.pop("name", None))
-        return cls(**config)
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
+    if isinstance(identifier, (dict, str)):
+        return from_config(identifier, _LOSSES, "loss")
     raise ValueError(
         f"loss must be one of {sorted(_LOSSES)} or a spherenet.nn.losses.Loss, got {identifier!r}"
     )
-
-
-def _lookup(name):
-    try:
-        return _LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(_LOSSES)}") from None
