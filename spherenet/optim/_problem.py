@@ -11,12 +11,6 @@ class CostError(ValueError):
     """The cost or one of its derivatives returned something unusable."""
 
 
-def _flat_inner(u, v):
-    if _tangent.is_tuple(u):
-        return sum(_flat_inner(ui, vi) for ui, vi in zip(u, v))
-    return autograd.numpy.sum(u * v)
-
-
 def _as_dtype_of(x, g):
     """g cast to the dtype of x, part by part (no copy when it already has it)."""
     if _tangent.is_tuple(x):
