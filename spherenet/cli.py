@@ -33,7 +33,8 @@ from . import __version__
 from .diagnostics import check_gradient, check_hessian, check_retraction
 from .experiments import EXECUTORS, OPTIMIZERS, PROBLEMS, STRATEGY_NAMES, compare
 from .experiments.summary import format_table
-from .experiments.specs import Budget, OptimizerSpec, ProblemSpec, parse_assignment
+from .experiments.specs import (Budget, OptimizerSpec, ProblemSpec, parse_assignment,
+                                parse_strategy)
 from .manifolds import Oblique, Sphere
 
 __all__ = ["main", "build_parser", "format_table"]
@@ -306,11 +307,13 @@ def _compare_arguments(parser):
     parser.add_argument("--problem", "--problems", dest="problems", type=_names(PROBLEMS, "problem"),
                         default=["rayleigh"], metavar="NAMES",
                         help="comma-separated problems (default rayleigh); see --list")
-    parser.add_argument("--strategies", "--strategy", dest="strategies",
-                        type=_names(STRATEGY_NAMES, "strategy"),
+    parser.add_argument("--strategies", "--strategy", dest="strategies", type=_strategies,
                         default=["riemannian", "projection"], metavar="NAMES",
                         help=f"comma-separated, from {', '.join(STRATEGY_NAMES)} "
-                             "(default riemannian,projection)")
+                             "(default riemannian,projection); a strategy's options follow a "
+                             "colon, joined by '+' (or ';'): riemannian:retraction=projection, "
+                             "riemannian:retraction=projection+transport=parallel, "
+                             "projection:epsilon=1e-7, penalty:mu=10 (see --list)")
     parser.add_argument("--optimizer", "--optimizers", dest="optimizers",
                         type=_names(OPTIMIZERS, "optimizer"), default=["rsgd"], metavar="NAMES",
                         help=f"comma-separated, from {', '.join(OPTIMIZERS)} (default rsgd)")
@@ -346,13 +349,19 @@ def _compare_arguments(parser):
 
 
 def _list_problems():
+    from .experiments.problems import strategy_options
+
     lines = ["problems (parameters and defaults; --param KEY=VALUE):"]
     for name, entry in PROBLEMS.items():
         available, why = entry.available()
         params = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
         lines.append(f"  {name}: {entry.description}")
         lines.append(f"      {params}" + ("" if available else f"  [unavailable: {why}]"))
-    lines += ["", f"strategies: {', '.join(STRATEGY_NAMES)}",
+    lines += ["", "strategies (options; NAME:KEY=VALUE+KEY=VALUE):"]
+    for name in STRATEGY_NAMES:
+        options = strategy_options(name)
+        lines.append(f"  {name}" + (f": {', '.join(options)}" if options else ""))
+    lines += ["",
               f"optimizers: {', '.join(OPTIMIZERS)} (networks: rsgd, radam)"]
     _say(lines)
     return 0
@@ -464,6 +473,32 @@ def _names(choices, what):
         return names
 
     return parse
+
+
+def _strategies(text):
+    """An argument type: comma-separated strategies, each ``NAME`` or
+    ``NAME:KEY=VALUE+KEY=VALUE`` (``;`` also separates options), checked."""
+    from .experiments.problems import resolve_strategy
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected comma-separated strategy names, got {text!r}")
+    specs = []
+    for item in items:
+        try:
+            spec = parse_strategy(item)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"strategy {item!r}: {err}") from None
+        if spec.name not in STRATEGY_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"unknown strategy {spec.name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+        try:
+            specs.append(resolve_strategy(spec))
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    if len(set(specs)) != len(specs):
+        raise argparse.ArgumentTypeError(f"a strategy is repeated in {text!r}")
+    return specs
 
 
 def _assignment(text):

@@ -155,6 +155,36 @@ def test_compare_list(capsys):
     assert main(["compare", "--list"]) == 0
     out = capsys.readouterr().out
     assert "rayleigh: " in out and "n=50, gap=0.2, instance=0" in out and "seed_network" in out
+    assert "  riemannian: retraction, transport" in out and "  penalty: mu" in out
+
+
+STRATEGIES_WITH_OPTIONS = "riemannian,riemannian:retraction=projection,projection,penalty:mu=10"
+LABELS = ["riemannian", "riemannian(retraction='projection')", "projection", "penalty(mu=10)"]
+
+
+def test_compare_strategies_with_options(tmp_path, capsys):
+    argv = ["compare", "--problem", "rayleigh", "--strategies", STRATEGIES_WITH_OPTIONS,
+            "--optimizer", "cg", "--seeds", "2", "--budget", "20", "--executor", "serial",
+            "--no-progress", "--no-plots", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "8 runs (8 run now, 0 read back" in out
+    rows = [_cells(r) for r in out.splitlines() if r.startswith("rayleigh ")]
+    assert [row[2] for row in rows] == LABELS
+    with open(tmp_path / "results.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(dict.fromkeys(r["strategy"] for r in table)) == LABELS
+    starts = {r["strategy"]: r["cost"] for r in table if r["seed"] == "0" and r["iteration"] == "1"}
+    assert starts[LABELS[0]] != starts[LABELS[1]]  # the exp map and the retraction part ways
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 8
+    # Again, with one more penalty weight (and ';' between options): only it runs.
+    argv[4] = (STRATEGIES_WITH_OPTIONS
+               + ",penalty:mu=100,riemannian:retraction=exp;transport=parallel")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "12 runs (4 run now, 8 read back" in out
+    assert {_cells(r)[2] for r in out.splitlines() if r.startswith("rayleigh ")} == {
+        *LABELS, "penalty(mu=100)", "riemannian(retraction='exp', transport='parallel')"}
 
 
 def test_compare_with_a_process_pool_through_python_dash_m(tmp_path):
@@ -242,6 +272,19 @@ def test_check_saves_plots(tmp_path, capsys):
         (["compare", "--param", "n=1", "--no-progress"], "problem rayleigh(n=1): n must be"),
         (["compare", "--set", "momentum=2", "--no-progress"], "momentum must be in [0, 1)"),
         (["compare", "--executor", "cluster"], "invalid choice: 'cluster'"),
+        (["compare", "--strategies", "riemannian:retraction=geodesic"],
+         "strategy riemannian(retraction='geodesic'): retraction must be one of ['exp', "),
+        (["compare", "--strategies", "projection,riemannian:mu=10"],
+         "unknown option(s) ['mu'] of strategy 'riemannian'; it takes ['retraction', 'transport']"),
+        (["compare", "--strategies", "reparam:epsilon=0.1"],
+         "unknown option(s) ['epsilon'] of strategy 'reparam'; it takes no options"),
+        (["compare", "--strategies", "penalty:mu=-1"],
+         "strategy penalty(mu=-1): mu must be positive"),
+        (["compare", "--strategies", "penalty:mu"], "strategy 'penalty:mu': expected KEY=VALUE"),
+        (["compare", "--strategies", "penalty:mu=1+mu=2"], "option 'mu' is given twice"),
+        (["compare", "--strategies", "retraction:mu=1"],
+         "unknown strategy 'retraction'; choose from"),
+        (["compare", "--strategies", "penalty:mu=10,penalty:mu=1e+1"], "a strategy is repeated"),
     ],
 )
 def test_bad_arguments_exit_with_code_two_and_a_one_line_error(argv, message, capsys, tmp_path,
@@ -267,7 +310,8 @@ def test_help_everywhere(argv, capsys):
     expected = {"--help": ["demo", "compare", "check"],
                 "demo": ["--seeds", "--out", "--geometry", "--steps", "--seed"],
                 "compare": ["--problem", "--strategies", "--optimizer", "--seeds", "--budget",
-                            "--param", "--set", "--out", "--executor", "--list"],
+                            "--param", "--set", "--out", "--executor", "--list",
+                            "riemannian:retraction=projection", "penalty:mu=10"],
                 "check": ["--manifold", "--shape", "--retraction", "--dtype"]}[argv[0]]
     assert all(word in out for word in expected)
 

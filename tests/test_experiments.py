@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spherenet.experiments import (COLUMNS, PROBLEMS, Budget, OptimizerSpec, ProblemSpec, Results,
-                                   SerialExecutor, build_grid, compare)
+                                   SerialExecutor, StrategySpec, build_grid, compare)
 from spherenet.experiments import runner
 from spherenet.experiments.networks import network_available
 
@@ -322,6 +322,158 @@ def test_labels_keep_float_parameters_apart():
         build_grid(["rayleigh", "rayleigh"], "riemannian", "cg", 1, 3)
 
 
+# --- strategies with options ----------------------------------------------------------------------
+
+EXP_VS_PROJECTION = ["riemannian", StrategySpec("riemannian", retraction="projection"),
+                     "projection"]
+RETRACTION_LABEL = "riemannian(retraction='projection')"
+
+
+def test_strategy_spec_labels_equality_and_pickling():
+    spec = StrategySpec("riemannian", retraction="projection")
+    assert spec.label == RETRACTION_LABEL and spec.params == {"retraction": "projection"}
+    assert StrategySpec("riemannian").label == "riemannian"  # plain names keep their labels
+    assert StrategySpec("penalty", mu=10.0).label == "penalty(mu=10.0)"
+    assert StrategySpec.coerce("projection") == StrategySpec("projection")
+    assert StrategySpec.coerce(("riemannian", {"retraction": "projection"})) == spec
+    assert StrategySpec.coerce(spec) is spec
+    assert len({spec, StrategySpec("riemannian", retraction="projection"),
+                StrategySpec("riemannian")}) == 2
+    back = pickle.loads(pickle.dumps(spec))
+    assert back == spec and hash(back) == hash(spec) and back.label == spec.label
+    assert spec != OptimizerSpec("riemannian", retraction="projection")
+
+
+def test_parse_strategy():
+    from spherenet.experiments.specs import parse_strategy
+
+    assert parse_strategy("riemannian") == StrategySpec("riemannian")
+    assert parse_strategy("riemannian:retraction=projection+transport=parallel") == StrategySpec(
+        "riemannian", retraction="projection", transport="parallel")
+    assert parse_strategy("riemannian:retraction=projection;transport=parallel") == StrategySpec(
+        "riemannian", retraction="projection", transport="parallel")
+    assert parse_strategy("penalty:mu=10").params == {"mu": 10}
+    assert parse_strategy("penalty:mu=1e+3").params == {"mu": 1000.0}  # '+' of an exponent
+    for bad, message in (("penalty:", "expected KEY=VALUE"), ("penalty:mu", "expected KEY=VALUE"),
+                         (":mu=1", "expected NAME"), ("penalty:mu=1+mu=2", "'mu' is given twice")):
+        with pytest.raises(ValueError, match=message):
+            parse_strategy(bad)
+
+
+@pytest.fixture(scope="module")
+def retractions():
+    """rayleigh(n=12) x exp map, projection retraction, projection x rsgd x 2 seeds."""
+    return compare(RAYLEIGH, EXP_VS_PROJECTION, "rsgd", seeds=2, budget=15, executor="serial",
+                   progress=False)
+
+
+def test_exp_map_against_projection_retraction_against_projection(retractions):
+    labels = ["riemannian", RETRACTION_LABEL, "projection"]
+    assert retractions.strategies == labels
+    assert len(retractions.runs) == 3 * 2
+    assert list(dict.fromkeys(retractions.table()["strategy"])) == labels
+    summary = retractions.summary()
+    assert [row["strategy"] for row in summary] == labels
+    assert summary.row("rayleigh(n=12)", RETRACTION_LABEL, "rsgd")["runs"] == 2
+    runs = {(r["strategy"], r["seed"]): r["columns"] for r in retractions.runs}
+    for seed in (0, 1):
+        exp, retraction = runs[("riemannian", seed)], runs[(RETRACTION_LABEL, seed)]
+        for name in ("cost", "distance", "grad_norm"):  # the same x0 ...
+            assert exp[name][0] == retraction[name][0] == runs[("projection", seed)][name][0]
+        # ... and other paths from the first step on
+        assert np.all(exp["cost"][1:] != retraction["cost"][1:])
+        assert np.all(exp["distance"][1:] != retraction["distance"][1:])
+        # both keep the iterates on the sphere
+        assert max(exp["violation"]) < 1e-14 and max(retraction["violation"]) < 1e-14
+
+
+def test_the_run_key_holds_the_strategy_options():
+    strategies = EXP_VS_PROJECTION + [StrategySpec("riemannian", retraction="exp"),
+                                      ("penalty", {"mu": 1.0}), ("penalty", {"mu": 10.0})]
+    runs, _ = build_grid(RAYLEIGH, strategies, "rsgd", [0], 10)
+    assert len({run.key() for run in runs}) == len(runs) == 6
+    assert [run.strategy_label for run in runs] == [
+        "riemannian", RETRACTION_LABEL, "projection", "riemannian(retraction='exp')",
+        "penalty(mu=1.0)", "penalty(mu=10.0)"]
+    described = runs[1].describe()
+    assert described["strategy"] == RETRACTION_LABEL
+    assert (described["strategy_name"], described["strategy_options"]) == (
+        "riemannian", {"retraction": "projection"})
+    # A strategy by name is described as before options existed: stored runs keep their keys.
+    assert set(runs[0].describe()) == {
+        "problem", "problem_name", "problem_params", "strategy", "optimizer", "optimizer_name",
+        "optimizer_options", "seed", "budget"}
+    assert runs[0].strategy == StrategySpec("riemannian")
+    back = pickle.loads(pickle.dumps(runs[1]))
+    assert back == runs[1] and back.key() == runs[1].key()
+
+
+def test_resume_tells_strategy_options_apart(retractions, tmp_path):
+    first = compare(RAYLEIGH, EXP_VS_PROJECTION[:2], "rsgd", seeds=2, budget=15, out=tmp_path,
+                    executor="serial", progress=False)
+    assert (first.executed, first.reused) == (4, 0)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 4
+    again = compare(RAYLEIGH, EXP_VS_PROJECTION, "rsgd", seeds=2, budget=15, out=tmp_path,
+                    executor="serial", progress=False)
+    assert (again.executed, again.reused) == (2, 4)  # only projection is new
+    assert_same_traces(retractions, again)
+    other = compare(RAYLEIGH, [StrategySpec("riemannian", retraction="projection",
+                                            transport="parallel")],
+                    "rsgd", seeds=2, budget=15, out=tmp_path, executor="serial", progress=False)
+    assert (other.executed, other.reused) == (2, 0)  # other options: other runs
+    loaded = Results.load(tmp_path)
+    assert sorted(loaded.strategies) == sorted(
+        ["riemannian", RETRACTION_LABEL, "projection",
+         "riemannian(retraction='projection', transport='parallel')"])
+
+
+def test_penalty_weight_per_cell():
+    results = compare(RAYLEIGH, [("penalty", {"mu": 1.0}), StrategySpec("penalty", mu=10.0)], "cg",
+                      seeds=2, budget=200, executor="serial", progress=False)
+    assert results.strategies == ["penalty(mu=1.0)", "penalty(mu=10.0)"]
+    summary = results.summary()
+    weak = summary.row("rayleigh(n=12)", "penalty(mu=1.0)", "cg")
+    strong = summary.row("rayleigh(n=12)", "penalty(mu=10.0)", "cg")
+    # The penalized minimizer sits off the sphere by about lambda_max / (4 mu).
+    assert 0.1 < weak["final_violation_min"] and strong["final_violation_max"] < 0.05
+    assert strong["final_violation_max"] < weak["final_violation_min"]
+    for seed in (0, 1):
+        a, b = (r["columns"] for r in results.select(seed=seed).runs)
+        assert a["cost"][0] == b["cost"][0]  # the same x0, on the sphere
+        assert a["violation"][-1] > 4 * b["violation"][-1]
+
+
+def test_plots_keep_strategy_options_apart(retractions):
+    pytest.importorskip("matplotlib")
+    from spherenet.experiments import plot_problem
+
+    lines = plot_problem(retractions, "rayleigh(n=12)").axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["riemannian", RETRACTION_LABEL, "projection"]
+    colors = [line.get_color() for line in lines]
+    assert len(set(colors)) == 3 and colors[0] == "C0" and colors[2] == "C1"
+
+
+def test_network_runs_get_the_strategy_options(monkeypatch):
+    available, why = network_available("seed_network")
+    if not available:
+        pytest.skip(why)
+    from spherenet.nn import Sequential
+
+    compiled = []
+    real = Sequential.compile
+
+    def spy(self, *args, **kwargs):
+        compiled.append((kwargs["strategy"], kwargs["strategy_options"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Sequential, "compile", spy)
+    problem = ProblemSpec("seed_network", n_samples=40, hidden=4, epochs=1)
+    results = compare(problem, ["riemannian", ("penalty", {"mu": 0.5})], "rsgd", 1, 3,
+                      executor="serial", progress=False)
+    assert results.strategies == ["riemannian", "penalty(mu=0.5)"]
+    assert ("riemannian", {}) in compiled and ("penalty", {"mu": 0.5}) in compiled
+
+
 # --- resuming -------------------------------------------------------------------------------------
 
 
@@ -370,7 +522,7 @@ def test_a_run_that_raises_is_reported_and_not_stored(tmp_path, monkeypatch):
     real = runner._minimize
 
     def flaky(problem, run):
-        if run.strategy == "projection" and run.seed == 1:
+        if run.strategy_label == "projection" and run.seed == 1:
             raise RuntimeError("boom")
         return real(problem, run)
 
@@ -402,6 +554,18 @@ def test_a_run_that_raises_is_reported_and_not_stored(tmp_path, monkeypatch):
     (dict(budget=-3), "budget maxiter must be an integer >= 0"),
     (dict(budget={"iterations": 3}), r"unknown budget field\(s\) \['iterations'\]"),
     (dict(executor="cluster"), r"unknown executor 'cluster'; choose from \['serial'"),
+    (dict(strategies=StrategySpec("riemannian", mu=1.0)),
+     r"unknown option\(s\) \['mu'\] of strategy 'riemannian'; "
+     r"it takes \['retraction', 'transport'\]"),
+    (dict(strategies=("reparam", {"epsilon": 0.1})),
+     r"unknown option\(s\) \['epsilon'\] of strategy 'reparam'; it takes no options"),
+    (dict(strategies=("riemannian", {"retraction": "geodesic"})),
+     r"strategy riemannian\(retraction='geodesic'\): retraction must be one of \['exp'"),
+    (dict(strategies=("penalty", {"mu": -1.0})),
+     r"strategy penalty\(mu=-1.0\): mu must be positive"),
+    (dict(strategies=[("penalty", {"mu": 10}), StrategySpec("penalty", mu=10.0)]),
+     "strategies must be distinct"),
+    (dict(strategies=[3]), r"a strategy must be a name, a \(strategy name, .*\) pair or a"),
 ])
 def test_bad_input_is_a_value_error_naming_the_options(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -20,6 +20,11 @@ Problems (:data:`PROBLEMS`) are the classic problems of
 >>> a, b = (row["iterations_median"] for row in summary)
 >>> bool(a < b)  # normalize-after-step takes shorter steps here
 True
+
+A strategy with options is a :class:`StrategySpec` (or a pair ``(name, {options})``),
+labeled by its options in the table, e.g. the exp map against the projection retraction:
+``compare("rayleigh", ["riemannian", StrategySpec("riemannian", retraction="projection")],
+"rsgd", seeds=3)``.
 """
 
 from .executors import EXECUTORS, SerialExecutor, make_executor
@@ -28,7 +33,7 @@ from .problems import OPTIMIZERS, PROBLEMS, STRATEGY_NAMES
 from .results import COLUMNS, Results, RunStore
 from .summary import Summary
 from .runner import build_grid, compare, execute
-from .specs import Budget, OptimizerSpec, ProblemSpec, Run
+from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
 
 __all__ = [
     "compare",
@@ -42,6 +47,7 @@ __all__ = [
     "OPTIMIZERS",
     "STRATEGY_NAMES",
     "ProblemSpec",
+    "StrategySpec",
     "OptimizerSpec",
     "Budget",
     "Run",

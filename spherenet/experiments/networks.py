@@ -68,13 +68,18 @@ class _NetworkTask:
         model.add(Dense(self.units, activation=self.output))
         return model
 
-    def run(self, strategy, optimizer, options, seed, budget):
-        """Train from the seed's initial weights; returns (columns, status, message)."""
+    def run(self, strategy, optimizer, options, seed, budget, strategy_options=None):
+        """Train from the seed's initial weights; returns (columns, status, message).
+
+        ``strategy`` is a strategy name and ``strategy_options`` its options
+        (``compile(strategy=..., strategy_options=...)``).
+        """
         from ..optim.rules import RAdam, RSGD
 
         rule = {"rsgd": RSGD, "radam": RAdam}[optimizer](**options)
         model = self.model(seed)
-        model.compile(optimizer=rule, loss=self.loss, metrics=["accuracy"], strategy=strategy)
+        model.compile(optimizer=rule, loss=self.loss, metrics=["accuracy"], strategy=strategy,
+                      strategy_options=dict(strategy_options or {}))
         epochs = self.epochs if budget.epochs is None else budget.epochs
         rows = {name: [] for name in ("time", "cost", "violation", "accuracy")}
         clock = {"evaluating": 0.0}

@@ -1,4 +1,4 @@
-"""Convergence plots of a grid: one figure per problem, a line per strategy (and optimizer).
+"""Convergence plots of a grid: one figure per problem, a line per strategy label (and optimizer).
 
 Each figure has three panels: the problem's measure (distance to the optimum
 where known, else the cost gap, else the cost) against iterations and against
@@ -31,9 +31,20 @@ _LABELS = {
 _STYLES = ("-", "--", ":", "-.")
 
 
-def _color(strategy):
+def _colors(strategies):
+    """A color per strategy label: a plain name keeps its own color in every figure
+    (riemannian C0, projection C1, ...); a label with options, such as
+    ``riemannian(retraction='projection')``, takes the next color no plain name uses."""
     names = list(STRATEGIES)
-    return f"C{names.index(strategy)}" if strategy in names else "C7"
+    spare = [f"C{i}" for i in range(10) if i >= len(names) and i != 7] + ["C7"]
+    colors, extra = {}, 0
+    for strategy in strategies:
+        if strategy in names:
+            colors[strategy] = f"C{names.index(strategy)}"
+        else:
+            colors[strategy] = spare[extra % len(spare)]
+            extra += 1
+    return colors
 
 
 def _padded(runs, name):
@@ -89,10 +100,11 @@ def plot_problem(results, problem, measure=None, figure=None):
     for run in runs:
         groups.setdefault((run["strategy"], run["optimizer"]), []).append(run)
     optimizers = list(dict.fromkeys(optimizer for _, optimizer in groups))
+    colors = _colors(dict.fromkeys(strategy for strategy, _ in groups))
     seeds = sorted({len(g) for g in groups.values()})
     for (strategy, optimizer), group in groups.items():
         label = strategy if len(optimizers) == 1 else f"{optimizer} / {strategy}"
-        style = dict(color=_color(strategy), linestyle=_STYLES[optimizers.index(optimizer) % 4],
+        style = dict(color=colors[strategy], linestyle=_STYLES[optimizers.index(optimizer) % 4],
                      label=label, linewidth=1.6)
         steps = np.arange(max(len(run["columns"]["iteration"]) for run in group))
         _band(ax_iter, steps, _padded(group, measure), log, **style)

@@ -18,11 +18,12 @@ from ..optim.cg import conjugate_gradient
 from ..optim.rules import RAdam, RSGD
 from ..optim.sd import steepest_descent
 from ..optim.trust_regions import trust_regions
-from ..strategies import STRATEGIES
-from .specs import OptimizerSpec, ProblemSpec
+from ..manifolds import Sphere
+from ..strategies import STRATEGIES, get_strategy
+from .specs import OptimizerSpec, ProblemSpec, StrategySpec
 
 __all__ = ["PROBLEMS", "OPTIMIZERS", "STRATEGY_NAMES", "Entry", "build_problem", "resolve",
-           "default_tol", "accepted_options"]
+           "resolve_strategy", "default_tol", "accepted_options", "strategy_options"]
 
 #: Optimizer names accepted by the harness, and the options each accepts.
 OPTIMIZERS = METHODS
@@ -37,6 +38,12 @@ _RULES = {"rsgd": RSGD, "radam": RAdam}
 def accepted_options(optimizer):
     """The option names an optimizer accepts: its step rule's or solver's keywords."""
     return sorted(set(inspect.signature(_OPTION_SOURCES[optimizer]).parameters) - _RUN_ARGUMENTS)
+
+
+def strategy_options(strategy):
+    """The option names a strategy accepts: its class's keywords besides the manifold."""
+    parameters = inspect.signature(STRATEGIES[strategy].__init__).parameters
+    return sorted(set(parameters) - {"self", "manifold"})
 
 
 class Entry:
@@ -199,6 +206,36 @@ def build_problem(spec):
     return _build_cached(spec)
 
 
+def resolve_strategy(strategy):
+    """A checked :class:`StrategySpec` from a name, a pair ``(name, {options})`` or a spec.
+
+    The strategy is built once on ``Sphere(2)``, so that bad option values
+    (``retraction="geodesic"``, ``mu=-1``) fail now, not in every run.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown strategy or option and the accepted ones, or the
+        bad value.
+    """
+    try:
+        spec = StrategySpec.coerce(strategy)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
+    if spec.name not in STRATEGY_NAMES:
+        raise _unknown("strategy", spec.name, STRATEGY_NAMES)
+    accepted = strategy_options(spec.name)
+    bad = sorted(set(spec.params) - set(accepted))
+    if bad:
+        takes = f"it takes {accepted}" if accepted else "it takes no options"
+        raise ValueError(f"unknown option(s) {bad} of strategy {spec.name!r}; {takes}")
+    try:
+        get_strategy(spec.name, Sphere(2), **spec.params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strategy {spec.label}: {err}") from None
+    return spec
+
+
 def resolve(problem, strategy, optimizer):
     """Check names and options; fill in defaults.
 
@@ -221,8 +258,7 @@ def resolve(problem, strategy, optimizer):
     if bad:
         raise ValueError(f"unknown parameter(s) {bad} of problem {problem.name!r}; "
                          f"it takes {sorted(entry.defaults)}")
-    if strategy not in STRATEGY_NAMES:
-        raise _unknown("strategy", strategy, STRATEGY_NAMES)
+    resolve_strategy(strategy)
     if optimizer.name not in OPTIMIZERS:
         raise _unknown("optimizer", optimizer.name, OPTIMIZERS)
     accepted = accepted_options(optimizer.name)

@@ -3,7 +3,8 @@
 The tidy table has the columns :data:`COLUMNS`:
 
 ``problem, strategy, optimizer, seed``
-    Which run (labels as given to :func:`~spherenet.experiments.compare`).
+    Which run (labels as given to :func:`~spherenet.experiments.compare`; a
+    strategy with options as ``riemannian(retraction='projection')``).
 ``iteration``
     0 is the starting point; for networks, an epoch.
 ``time``
@@ -355,7 +356,7 @@ class RunStore:
         self.directory = Path(directory) / "runs"
 
     def path(self, run):
-        name = f"{run.problem_label}__{run.strategy}__{run.optimizer_label}__seed{run.seed}"
+        name = f"{run.problem_label}__{run.strategy_label}__{run.optimizer_label}__seed{run.seed}"
         return self.directory / f"{slug(name)}__{run.key()}.json"
 
     def load(self, run):

@@ -10,17 +10,17 @@ import warnings
 import numpy as np
 
 from .. import _tangent
-from ..strategies import ProjectionGeometry
+from ..strategies import ProjectionGeometry, get_strategy
 from .executors import SerialExecutor, make_executor, progress_bar
-from .problems import PROBLEMS, build_problem, resolve
+from .problems import PROBLEMS, build_problem, resolve, resolve_strategy
 from .results import Results, RunStore
-from .specs import Budget, OptimizerSpec, ProblemSpec, Run
+from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
 
 __all__ = ["compare", "build_grid", "execute"]
 
 
 def _as_list(values, what):
-    single = isinstance(values, (str, ProblemSpec, OptimizerSpec)) or (
+    single = isinstance(values, (str, ProblemSpec, StrategySpec, OptimizerSpec)) or (
         isinstance(values, tuple) and len(values) == 2 and isinstance(values[1], dict))
     values = [values] if single else list(values)
     if not values:
@@ -58,21 +58,20 @@ def build_grid(problems, strategies, optimizers, seeds, budget=200):
     ------
     ValueError
         An unknown problem, parameter, strategy, optimizer or option (the
-        message names the accepted ones), bad seeds or budget, two problems
-        or optimizers with the same label.
+        message names the accepted ones), bad seeds or budget, two problems,
+        strategies or optimizers with the same label.
     """
     problems = _as_list(problems, "problem")
     strategies = _as_list(strategies, "strategy")
     optimizers = _as_list(optimizers, "optimizer")
     seeds = _as_seeds(seeds)
     budget = Budget.coerce(budget)
-    for strategy in strategies:
-        if not isinstance(strategy, str):
-            raise ValueError(f"strategies are given by name, got {strategy!r}")
-    if len(set(strategies)) != len(strategies):
-        raise ValueError(f"strategies must be distinct, got {strategies}")
     cells = [[[resolve(p, s, o) for o in optimizers] for s in strategies] for p in problems]
+    strategies = [resolve_strategy(s) for s in strategies]  # checked by resolve already
+    if len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies must be distinct, got {[s.label for s in strategies]}")
     for what, labels in (("problem", [row[0][0][1] for row in cells]),
+                         ("strategy", [s.label for s in strategies]),
                          ("optimizer", [r[3] for r in cells[0][0]])):
         if len(set(labels)) != len(labels):
             raise ValueError(f"two {what}s have the same label in {labels}")
@@ -124,7 +123,8 @@ def _minimize(problem, run):
     x0 = problem.x0(np.random.default_rng(run.seed))
     iterates = [_copy(x0)]
     budget = run.budget
-    result = problem.minimize(method=run.optimizer.name, strategy=run.strategy, x0=x0,
+    strategy = get_strategy(run.strategy.name, problem.manifold, **run.strategy.params)
+    result = problem.minimize(method=run.optimizer.name, strategy=strategy, x0=x0,
                               maxiter=budget.maxiter, gtol=budget.gtol, maxtime=budget.maxtime,
                               callback=lambda w: iterates.append(_copy(w)), **run.optimizer.params)
     history = result.history
@@ -167,8 +167,8 @@ def _warm_up(problem, run):
 
 def _run(problem, run):
     if PROBLEMS[run.problem.name].kind == "network":
-        return problem.run(run.strategy, run.optimizer.name, run.optimizer.params, run.seed,
-                           run.budget)
+        return problem.run(run.strategy.name, run.optimizer.name, run.optimizer.params, run.seed,
+                           run.budget, strategy_options=run.strategy.params)
     return _minimize(problem, run)
 
 
@@ -217,8 +217,13 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
     problems : str, ProblemSpec, (name, params) or a list of them
         Names from :data:`~spherenet.experiments.PROBLEMS`, e.g. ``"rayleigh"``
         or ``ProblemSpec("rayleigh", n=100)``.
-    strategies : str or list of str
-        From ``"riemannian"``, ``"projection"``, ``"reparam"``, ``"penalty"``, ``"none"``.
+    strategies : str, StrategySpec, (name, options) or a list of them
+        From ``"riemannian"``, ``"projection"``, ``"reparam"``, ``"penalty"``,
+        ``"none"``, with the options of :mod:`spherenet.strategies`: e.g.
+        ``StrategySpec("riemannian", retraction="projection")`` or
+        ``("penalty", {"mu": 10.0})``. A strategy given by name runs with its
+        defaults and keeps its name as label; one with options is labeled
+        ``riemannian(retraction='projection')`` in the table, summaries and plots.
     optimizers : str, OptimizerSpec, (name, options) or a list of them
         ``"rsgd"``, ``"radam"`` (full-batch step rules; epochs of mini-batches
         on networks), ``"cg"``, ``"sd"``, ``"trust-regions"``; e.g.
@@ -264,6 +269,16 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
     ...                   budget=50, executor="serial")
     >>> len(results.runs), results.columns[:5]
     (4, ('problem', 'strategy', 'optimizer', 'seed', 'iteration'))
+
+    The exp map against the projection retraction, and the projection strategy:
+
+    >>> from spherenet.experiments import StrategySpec
+    >>> exp_vs_projection = ["riemannian", StrategySpec("riemannian", retraction="projection"),
+    ...                      "projection"]
+    >>> results = compare("rayleigh", exp_vs_projection, "rsgd", seeds=1, budget=20,
+    ...                   executor="serial")
+    >>> results.strategies
+    ['riemannian', "riemannian(retraction='projection')", 'projection']
     """
     runs, skipped = build_grid(problems, strategies, optimizers, seeds, budget)
     for reason in skipped:

@@ -1,4 +1,4 @@
-"""What one run is, as plain data: problem and optimizer by name and parameters, a strategy,
+"""What one run is, as plain data: problem, strategy and optimizer by name and parameters,
 a seed and a budget.
 
 Everything here is picklable and hashable and holds no function, so that a
@@ -11,8 +11,10 @@ import hashlib
 import json
 import math
 import numbers
+import re
 
-__all__ = ["ProblemSpec", "OptimizerSpec", "Budget", "Run", "parse_assignment"]
+__all__ = ["ProblemSpec", "StrategySpec", "OptimizerSpec", "Budget", "Run", "parse_assignment",
+           "parse_strategy"]
 
 
 def _format_value(value):
@@ -54,7 +56,11 @@ class _Named:
         """``name`` or ``name(key=value, ...)``: how the spec appears in tables and plots."""
         if not self._params:
             return self.name
-        return f"{self.name}({', '.join(f'{k}={_format_value(v)}' for k, v in self._params)})"
+        return f"{self.name}({', '.join(f'{k}={self._format(v)}' for k, v in self._params)})"
+
+    @staticmethod
+    def _format(value):
+        return _format_value(value)
 
     def with_params(self, **params):
         return type(self)(self.name, **{**self.params, **params})
@@ -85,6 +91,30 @@ class ProblemSpec(_Named):
 
     __slots__ = ()
     what = "problem"
+
+
+class StrategySpec(_Named):
+    """A strategy of :mod:`spherenet.strategies` by name, with its options.
+
+    The options are those of the strategy's class: ``retraction=`` and
+    ``transport=`` for riemannian, ``epsilon=`` for projection, ``mu=`` for
+    penalty. A spec without options is labeled by its name alone; string
+    options are quoted in the label.
+
+    >>> StrategySpec("riemannian").label
+    'riemannian'
+    >>> StrategySpec("riemannian", retraction="projection").label
+    "riemannian(retraction='projection')"
+    >>> StrategySpec("penalty", mu=10.0).label
+    'penalty(mu=10.0)'
+    """
+
+    __slots__ = ()
+    what = "strategy"
+
+    @staticmethod
+    def _format(value):
+        return repr(value) if isinstance(value, (str, float)) else str(value)
 
 
 class OptimizerSpec(_Named):
@@ -153,30 +183,45 @@ class Run:
 
     ``problem`` and ``optimizer`` are fully resolved (defaults filled in) so
     that the run's :meth:`key` changes when a default does; the labels are the
-    short names shown in tables (only what the user chose).
+    short names shown in tables (only what the user chose). ``strategy`` is
+    a :class:`StrategySpec` (a name given here is turned into one), labeled
+    by :attr:`strategy_label`.
     """
 
     problem: ProblemSpec
     problem_label: str
-    strategy: str
+    strategy: StrategySpec
     optimizer: OptimizerSpec
     optimizer_label: str
     seed: int
     budget: Budget
 
+    def __post_init__(self):
+        object.__setattr__(self, "strategy", StrategySpec.coerce(self.strategy))
+
+    @property
+    def strategy_label(self):
+        return self.strategy.label
+
     def describe(self):
         """A JSON-able dict that identifies the run."""
-        return {
+        described = {
             "problem": self.problem_label,
             "problem_name": self.problem.name,
             "problem_params": self.problem.params,
-            "strategy": self.strategy,
+            "strategy": self.strategy.label,
             "optimizer": self.optimizer_label,
             "optimizer_name": self.optimizer.name,
             "optimizer_options": self.optimizer.params,
             "seed": self.seed,
             "budget": dataclasses.asdict(self.budget),
         }
+        if self.strategy.params:
+            # Only with options: a strategy given by name alone keeps the description,
+            # and so the key, of the runs stored before strategies had options.
+            described["strategy_name"] = self.strategy.name
+            described["strategy_options"] = self.strategy.params
+        return described
 
     def key(self):
         """A stable hex digest of :meth:`describe` (names the run's result file)."""
@@ -203,3 +248,35 @@ def parse_assignment(text):
     if not sep or not key.strip() or not value.strip():
         raise ValueError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), parse_value(value)
+
+
+def _split_options(text):
+    """``"a=1+b=x"`` or ``"a=1;b=x"`` -> ``["a=1", "b=x"]``; a ``+`` or ``;`` splits only
+    before ``key=``, so that ``mu=1e+3`` stays whole."""
+    return re.split(r"[;+](?=\s*[A-Za-z_]\w*\s*=)", text)
+
+
+def parse_strategy(text):
+    """``"name"`` or ``"name:key=value+key=value"`` -> :class:`StrategySpec`; ValueError otherwise.
+
+    Options are separated by ``+`` (or ``;``), values parsed as by the
+    ``--param`` and ``--set`` options of ``spherenet compare``; only the syntax
+    is checked here, not the name or the options.
+
+    >>> parse_strategy("riemannian:retraction=projection+transport=parallel").label
+    "riemannian(retraction='projection', transport='parallel')"
+    >>> parse_strategy("penalty:mu=1e+3").params
+    {'mu': 1000.0}
+    """
+    name, sep, rest = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"expected NAME or NAME:KEY=VALUE+KEY=VALUE, got {text!r}")
+    options = {}
+    if sep:
+        for part in _split_options(rest):
+            key, value = parse_assignment(part)
+            if key in options:
+                raise ValueError(f"option {key!r} is given twice")
+            options[key] = value
+    return StrategySpec(name, **options)
