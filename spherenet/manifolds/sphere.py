@@ -14,6 +14,10 @@ from .base import Manifold, _check_array, _check_choice, _check_shape, as_dtype,
 __all__ = ["Sphere"]
 
 _RETRACTIONS = ("exp", "projection")
+# Whether long double carries more digits than double (x86-64: 64-bit significand,
+# aarch64 Linux: 113); where it does not, long steps keep float64 accuracy.
+_EXTENDED = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+_WRAP = 2.0 * np.pi
 _TRANSPORTS = ("projection", "parallel")
 
 
@@ -126,23 +130,38 @@ class _Spheres(Manifold):
         return hypot(theta)
 
     def exp(self, x, u):
+        # A step of t rad moves the point by the error of t: float64 sums give
+        # t to a relative eps, i.e. t ulps. Steps that wrap around the sphere
+        # (t > 2 pi, float64 data) are worked in extended precision so that the
+        # result stays a few ulps off; shorter ones cost a few ulps at most.
+        long_step = (
+            u.dtype == np.float64 and _EXTENDED
+            and float(np.max(self._red.dot(u, u))) > _WRAP * _WRAP
+        )
         # The compiled kernel (numba extra) evaluates the same formula in one
         # call: gradient_step with g = u, lr = -1 retracts u's tangent part.
         out = np.empty_like(x)
-        if u.dtype == x.dtype and _kernels.gradient_step(self._red, True, x, u, -1.0, out):
+        if not long_step and u.dtype == x.dtype and _kernels.gradient_step(
+            self._red, True, x, u, -1.0, out
+        ):
             return out
         # float32 data are worked in float64 and rounded once: forming the
         # tangent part in float32 would move ||u|| by an ulp of ||u||, i.e.
-        # 6e-5 rad for a step of 1e3.
-        dtype = x.dtype
-        x, u = x.astype(np.float64, copy=False), u.astype(np.float64, copy=False)
+        # 6e-5 rad for a step of 1e3. Long float64 steps likewise in long double.
+        dtype, work = x.dtype, np.longdouble if long_step else np.float64
+        x, u = x.astype(work, copy=False), u.astype(work, copy=False)
         # x is read through x/||x|| and u through its tangent part u - <x,u>/<x,x> x,
         # both the identity on exact inputs. Without this, the rounding residue
         # of a projected gradient with a large normal part (|| g || eps), times
         # a long step, moves the point off the sphere, and drift accumulates.
-        xx = self._red.dot(x, x)
-        u = u - (self._red.dot(x, u) / xx) * x
-        t = self._red.norms(u)
+        if long_step:
+            def dot(a, b):
+                return np.sum(a * b, axis=self._axes, keepdims=True)
+        else:
+            dot = self._red.dot
+        xx = dot(x, x)
+        u = u - (dot(x, u) / xx) * x
+        t = np.sqrt(dot(u, u)) if long_step else self._red.norms(u)
         y = (np.cos(t) / np.sqrt(xx)) * x + _sinc(t) * u
         return y.astype(dtype, copy=False)
 
