@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from ..manifolds import Euclidean, Product
-from ..manifolds.sphere import _Spheres
+from ..manifolds.sphere import _sinc, _Spheres
 from ..strategies import ProjectionGeometry
 
 __all__ = ["momentum_step"]
@@ -120,11 +120,7 @@ def _coefs(lr, xx, c, dd, exp, parallel):
     norm_x = np.sqrt(xx)
     if exp:
         t = lr * np.sqrt(dd)
-        small = t < _TINY_T
-        safe = np.where(small, 1.0, t)
-        t2 = t * t
-        sinc = np.where(small, 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0), np.sin(safe) / safe)
-        alpha, beta = np.cos(t) / norm_x, -lr * sinc
+        alpha, beta = np.cos(t) / norm_x, -lr * _sinc(t)
     else:
         s = 1.0 / np.sqrt(xx + lr * lr * dd)
         alpha, beta = s, -lr * s
