@@ -348,3 +348,25 @@ def test_no_drift_over_a_long_run_without_renormalization(make, retraction, via,
     dtype = np.dtype(dtype)
     drift = _drift(make(retraction), dtype, via)
     assert drift <= DRIFT_LIMIT[dtype]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel-if-installed", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS)
+def test_gradient_step_keeps_the_norm_for_a_nearly_normal_gradient(compiled, dtype, monkeypatch):
+    """g = 100 x + 1e-6 u: the projection cancels all but 1e-8 of g. Without a
+    second projection the rounding residue along x (eps ||g||), times the step,
+    left the NumPy path's points 13 ulps off the sphere."""
+    from spherenet.manifolds import _kernels
+
+    if not compiled:
+        monkeypatch.setattr(_kernels, "gradient_step", lambda *args: False)
+    manifold = Sphere(1000)
+    worst = 0.0
+    for seed in range(10):
+        x = manifold.random_point(rng=seed, dtype=dtype)
+        u = manifold.random_tangent(x, rng=seed + 100)
+        g = (100.0 * x.astype(np.float64) + 1e-6 * u).astype(dtype)
+        y = manifold.gradient_step(x, g, 0.1)
+        norm = np.sqrt(np.sum(np.square(y.astype(np.longdouble))))
+        worst = max(worst, float(abs(norm - 1)) / eps(dtype))
+    assert worst <= 2.0, worst

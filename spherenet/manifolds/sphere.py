@@ -256,6 +256,13 @@ class _Spheres(Manifold):
         c = self._red.dot(x, egrad) / xx
         r = egrad - self._coef(c, x) * x
         rr = self._red.dot(r, r)
+        if np.any(c * c * xx > rr):
+            # Mostly normal gradient: r keeps a rounding residue along x of
+            # about eps ||g||, large next to ||r||; project once more (as the
+            # compiled kernel refines its coefficient), else the step moves
+            # the point off the sphere by ~ lr ||g|| eps.
+            r -= self._coef(self._red.dot(x, r) / xx, x) * x
+            rr = self._red.dot(r, r)
         if self.retraction == "exp":
             t = abs(lr) * np.sqrt(rr)
             a, b = np.cos(t) / np.sqrt(xx), -lr * _sinc(t)
