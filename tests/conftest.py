@@ -12,10 +12,21 @@
   product, per-factor norms of the sphere factors, flattening.
 
 Helpers are imported by the test modules with ``from conftest import ...``.
+
+Hypothesis runs derandomized by default, so that CI sees the same examples on
+every run; ``HYPOTHESIS_PROFILE=explore`` draws fresh ones (with
+``SPHERENET_TEST_EXAMPLES=N`` for more of them).
 """
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 from spherenet import Euclidean, Oblique, Product, Sphere
 
