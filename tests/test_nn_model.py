@@ -12,18 +12,13 @@ from spherenet.nn import (Activation, Dense, Dropout, EarlyStopping, Flatten, La
                           ModelCheckpoint, NonFiniteLossWarning, Sequential, UnitNorm, load_model,
                           unit_norm)
 from spherenet.nn._autodiff import value_and_grads
+from spherenet.experiments.networks import two_moons as _two_moons
 from spherenet.optim import RAdam, RSGD
 
 
 def two_moons(n=1000, noise=0.1, seed=0):
     """The two interleaved half circles, made with NumPy."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0.0, np.pi, n)
-    label = rng.integers(0, 2, n)
-    upper = np.c_[np.cos(t), np.sin(t)]
-    lower = np.c_[1.0 - np.cos(t), 0.5 - np.sin(t)]
-    x = np.where(label[:, None] == 0, upper, lower) + noise * rng.standard_normal((n, 2))
-    return x, label
+    return _two_moons(n, noise, seed)
 
 
 def seed_model(optimizer="rsgd", strategy="riemannian", seed=0, dtype="float32"):

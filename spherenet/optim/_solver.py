@@ -38,3 +38,16 @@ def failed(recorder, x, f, grad_norm, it, what="gradient"):
     """
     recorder.record(it, x, f, grad_norm, math.nan)
     return recorder.result(x, f, grad_norm, it, -1, nonfinite_message(what, it))
+
+
+def no_decrease(recorder, x, f, grad_norm, it):
+    """The result when the line search of iteration ``it`` found no decrease."""
+    recorder.record(it, x, f, grad_norm, 0.0)
+    return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
+
+
+def step_taken(recorder, geometry, x, direction, step):
+    """The tangent step of length ``step`` along ``direction``, when telemetry asks for it."""
+    if not recorder.telemetry:
+        return None
+    return _tangent.lincomb(step / geometry.norm(x, direction), direction)

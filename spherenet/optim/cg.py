@@ -3,7 +3,7 @@ Hestenes-Stiefel, Hager-Zhang), with the previous direction moved by the
 manifold's vector transport."""
 
 from .. import _tangent
-from ._solver import evaluate, failed, start
+from ._solver import evaluate, failed, no_decrease, start, step_taken
 from .line_search import AdaptiveLineSearch
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ")
@@ -70,11 +70,10 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
             direction = _tangent.lincomb(-1.0, grad)
             slope = geometry.directional_derivative(x, grad, direction)
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
-        searched = direction
         it += 1
         if step == 0.0:
-            recorder.record(it, x, f, grad_norm, 0.0)
-            return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
+            return no_decrease(recorder, x, f, grad_norm, it)
+        taken = step_taken(recorder, geometry, x, direction, step)
         new = evaluate(problem, new_x, new_f)
         if new is None:
             return failed(recorder, x, f, grad_norm, it)
@@ -89,8 +88,5 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
                          old_grad, direction)
             direction = _tangent.lincomb(-1.0, new_grad, beta, direction)
         f_old = f
-        taken = None
-        if recorder.telemetry:
-            taken = _tangent.lincomb(step / geometry.norm(x, searched), searched)
         x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
         recorder.record(it, x, f, grad_norm, step, taken)

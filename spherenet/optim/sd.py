@@ -1,7 +1,7 @@
 """Riemannian steepest descent with Armijo backtracking."""
 
 from .. import _tangent
-from ._solver import evaluate, failed, start
+from ._solver import evaluate, failed, no_decrease, start, step_taken
 from .line_search import BacktrackingLineSearch
 
 
@@ -33,14 +33,11 @@ def steepest_descent(problem, x0, stopper, recorder, line_search=None):
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
         if step == 0.0:
-            recorder.record(it, x, f, grad_norm, 0.0)
-            return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
+            return no_decrease(recorder, x, f, grad_norm, it)
         new = evaluate(problem, new_x, new_f)
         if new is None:
             return failed(recorder, x, f, grad_norm, it)
         f_old = f
-        taken = None
-        if recorder.telemetry:
-            taken = _tangent.lincomb(step / problem.geometry.norm(x, direction), direction)
+        taken = step_taken(recorder, problem.geometry, x, direction, step)
         x, (f, _, rgrad, grad_norm) = new_x, new
         recorder.record(it, x, f, grad_norm, step, taken)
