@@ -33,6 +33,30 @@ def _check_finite(a, what):
             )
 
 
+def _cast(a, dtype, what):
+    """``a`` as a C-contiguous array of ``dtype``, refusing values it cannot hold.
+
+    Values finite in a wider dtype may overflow the model's (1e39 is finite in
+    float64, infinite in float32): they are refused here, naming where, rather
+    than becoming an infinite loss that looks like a too large learning rate.
+    """
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if np.issubdtype(dtype, np.floating):
+        bad = ~np.isfinite(out)
+        if bad.any():
+            first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            at = f"sample {first[0]}" if len(first) == 1 else f"sample {first[0]}, feature " + (
+                str(first[1]) if len(first) == 2 else str(tuple(int(i) for i in first[1:])))
+            raise ValueError(
+                f"{what} has {int(bad.sum())} value(s) finite in {a.dtype} but beyond the range "
+                f"of the model's dtype {dtype.name} (|value| > {float(np.finfo(dtype).max):.4g}), "
+                f"first at {at}: {a[first].item()!r}; scale the data or use dtype='float64'"
+            )
+    return out
+
+
 def _describe(shape):
     return f"{shape[0]} features" if len(shape) == 1 else f"samples of shape {shape}"
 
@@ -52,7 +76,7 @@ def as_inputs(x, input_shape, dtype, what="x"):
             f"{what} has {_describe(x.shape[1:])}, but the model expects {_describe(tuple(input_shape))}"
         )
     _check_finite(x, what)
-    return np.ascontiguousarray(x, dtype=dtype)
+    return _cast(x, dtype, what)
 
 
 def as_targets(y, n, target, units, dtype, what="y", x_what="x"):
@@ -92,7 +116,7 @@ def as_targets(y, n, target, units, dtype, what="y", x_what="x"):
         raise ValueError(f"{what} has targets out of range [0, 1] (first at sample {i})")
     if target == "categorical" and units == 1:
         raise ValueError("categorical_crossentropy needs at least two outputs")
-    return np.ascontiguousarray(y, dtype=dtype)
+    return _cast(y, dtype, what)
 
 
 def check_int(name, value, low):

@@ -58,7 +58,9 @@ class History(Callback):
         compare on one number), each metric, ``val_loss`` and ``val_<metric>`` with
         validation data, and ``<layer>/kernel_violation``: the largest
         | ||w_k|| - 1 | over the factors (columns) of each constrained kernel
-        at the end of the epoch.
+        at the end of the epoch. Every key is present from the start of
+        ``fit``, with one value per completed epoch (an empty list if
+        training stopped in its first epoch).
     epoch : list of int
     params : dict
         ``epochs``, ``steps`` (batches per epoch), ``samples``, ``strategy``.
@@ -68,6 +70,12 @@ class History(Callback):
 
     def __init__(self):
         self.history, self.epoch, self.params, self.stop_reason = {}, [], {}, None
+
+    def on_train_begin(self, logs=None):
+        # Every key the fit logs is there from the start, so a fit stopped in its first
+        # epoch (a NaN loss) still has history["loss"]: an empty list.
+        for key in getattr(self.model, "log_keys", ()):
+            self.history.setdefault(key, [])
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)

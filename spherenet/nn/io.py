@@ -3,14 +3,32 @@
 The file holds ``weight_000``, ``weight_001``, ... (kernel, bias, kernel, ...
 in layer order) and ``architecture``, a JSON string with the layers' configs,
 the weights' names and shapes, the model's dtype and, when it can be written
-down, its compile settings. It is written to a temporary file in the same
-directory and moved into place with ``os.replace``, so a crash never leaves a
-half-written model under the final name; it is read with
-``allow_pickle=False``, so loading never runs code.
+down, its compile settings.
+
+When the model has been trained and its compile settings can be written
+down, the file also holds the optimizer's state: the step rule's buffers and
+moments (``optimizer_000``, ...), its step count (hence the position of a
+learning-rate schedule), the strategy's variable where it differs from the
+weights (``variable_000``, ...: the unnormalized v of ``"reparam"``), and the
+states of the generators that shuffle the data and draw the dropout masks,
+as JSON under ``"optimizer"``. A model loaded with :func:`load_model` and
+trained further with ``fit(..., seed=None)`` then follows bit for bit the
+run that was not interrupted. Files without that entry (older files, or
+models saved before any training) still load; their training restarts the
+optimizer (zero momentum, fresh moments, step 0).
+
+The file is written to a unique temporary file ``.<name>.tmp-<pid>-<random>.npz``
+in the same directory and moved into place with ``os.replace``, so a crash
+never leaves a half-written model under the final name, and two processes
+saving the same target never write to one file. A temporary file left by a
+process that was killed while saving is removed by the next save of the
+same target. Files are read with ``allow_pickle=False``, so loading never
+runs code.
 """
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 
@@ -28,6 +46,130 @@ FORMAT = "spherenet.nn.Sequential/1"
 
 def _weight_key(i):
     return f"weight_{i:03d}"
+
+
+# --- the optimizer's state as arrays and JSON ----------------------------------------------
+
+
+def _encode(obj, arrays, prefix):
+    """A JSON tree for a step rule's state; its arrays go into ``arrays``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float)) and not isinstance(obj, np.generic):
+        if isinstance(obj, float) and not np.isfinite(obj):
+            return {"float": repr(obj)}
+        return obj
+    if isinstance(obj, (np.ndarray, np.generic)):
+        key = f"{prefix}_{len([k for k in arrays if k.startswith(prefix + '_')]):03d}"
+        arrays[key] = np.asarray(obj)
+        return {"array": key, "scalar": isinstance(obj, np.generic)}
+    if isinstance(obj, (tuple, list)):
+        return {"tuple" if isinstance(obj, tuple) else "list": [_encode(o, arrays, prefix)
+                                                               for o in obj]}
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return {"dict": {k: _encode(v, arrays, prefix) for k, v in obj.items()}}
+    raise TypeError(f"cannot save an optimizer state holding {type(obj).__name__}")
+
+
+def _decode(node, data, dtype):
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if not isinstance(node, dict) or len(node) not in (1, 2):
+        raise ValueError(f"unexpected entry {node!r}")
+    if "array" in node:
+        a = np.array(data[node["array"]])
+        if a.dtype.kind == "f" and a.dtype != dtype:
+            raise ValueError(f"{node['array']} has dtype {a.dtype}, the model {dtype}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{node['array']} has NaN or infinite values")
+        return a[()] if node.get("scalar") else a
+    ((kind, value),) = node.items()
+    if kind == "float":
+        return float(value)
+    if kind == "tuple":
+        return tuple(_decode(v, data, dtype) for v in value)
+    if kind == "list":
+        return [_decode(v, data, dtype) for v in value]
+    if kind == "dict":
+        return {k: _decode(v, data, dtype) for k, v in value.items()}
+    raise ValueError(f"unexpected entry {node!r}")
+
+
+def _rng_state(rng):
+    """A generator's state as JSON-able data."""
+    if rng is None:
+        return None
+    state = dict(rng.bit_generator.state)
+    if isinstance(state.get("state"), dict):
+        state["state"] = {k: v.tolist() if isinstance(v, np.ndarray) else v
+                          for k, v in state["state"].items()}
+    return state
+
+
+def _rng_from_state(state):
+    if state is None:
+        return None
+    name = state.get("bit_generator")
+    if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise ValueError(f"unknown bit generator {name!r}")
+    bit_generator = getattr(np.random, name)()
+    state = dict(state)
+    inner = dict(state["state"])
+    if name == "MT19937":
+        inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
+    elif name == "Philox":
+        inner = {k: np.asarray(v, dtype=np.uint64) for k, v in inner.items()}
+        state["buffer"] = np.asarray(state["buffer"], dtype=np.uint64)
+    state["state"] = inner
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def _same_array(a, b):
+    return a is b or (a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
+
+
+def _optimizer_entries(model, arrays):
+    """The JSON entry of the optimizer state (its arrays into ``arrays``), or None."""
+    resume = model._resume
+    if resume is None or resume["weights"] is not model._weights:
+        return None
+    variable = resume["variable"]
+    z = variable if isinstance(variable, tuple) else (variable,)
+    replaced = {}
+    for i, (zi, wi) in enumerate(zip(z, model._weights)):
+        if not _same_array(zi, wi):
+            key = f"variable_{i:03d}"
+            arrays[key] = zi
+            replaced[str(i)] = key
+    return {
+        "state": _encode(resume["state"], arrays, "optimizer"),
+        "variable": replaced,
+        "sampler": _rng_state(resume["rng"]),
+        "dropout": [_rng_state(r) for r in resume["dropout"]],
+    }
+
+
+def _restore_optimizer(model, entry, data, path):
+    """Put the saved optimizer state back into a compiled ``model``."""
+    try:
+        state = _decode(entry["state"], data, model.dtype)
+        z = list(model._weights)
+        for i, key in entry["variable"].items():
+            zi = np.array(data[key])
+            i = int(i)
+            if zi.shape != z[i].shape or zi.dtype != model.dtype or not np.all(np.isfinite(zi)):
+                raise ValueError(f"{key} must be finite, of shape {z[i].shape} and dtype "
+                                 f"{model.dtype}, got {zi.shape} {zi.dtype}")
+            z[i] = zi
+        dropout = [_rng_from_state(r) for r in entry["dropout"]]
+        if len(dropout) != len(model.layers):
+            raise ValueError(f"{len(dropout)} dropout generators for {len(model.layers)} layers")
+        rng = _rng_from_state(entry["sampler"])
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"{path}: the saved optimizer state is corrupted: {err}") from None
+    model._resume = {"weights": model._weights, "variable": tuple(z), "state": state,
+                     "rng": rng, "dropout": dropout}
 
 
 def _rule_config(rule):
@@ -80,17 +222,28 @@ def save_model(model, path):
     """
     model.build()
     weights = model.get_weights()
+    compiled = _compile_config(model._compiled)
     config = {
         "format": FORMAT,
         "model": model.get_config(),
         "weights": [{"name": n, "shape": list(w.shape)} for n, w in zip(model.weight_names, weights)],
-        "compile": _compile_config(model._compiled),
+        "compile": compiled,
     }
     arrays = {_weight_key(i): w for i, w in enumerate(weights)}
+    if compiled is not None:
+        optimizer = _optimizer_entries(model, arrays)
+        if optimizer is not None:
+            config["optimizer"] = optimizer
     arrays["architecture"] = np.array(json.dumps(config))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    name = os.path.basename(path)
+    _remove_orphans(directory, name)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", suffix=".npz",
+                                   dir=directory)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot save the model: {err.strerror}", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -100,17 +253,72 @@ def save_model(model, path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError) and err.errno is not None:
+            raise type(err)(err.errno, f"cannot save the model: {err.strerror}", path) from None
         raise
 
 
-def _read(path):
-    """(config, weights) from a saved file, with a clear error for anything unreadable."""
+def _temp_pattern(name):
+    """The names of the temporary files of a save of ``name``, with the writer's pid."""
+    return re.compile(rf"\.{re.escape(name)}\.tmp-(\d+)-[A-Za-z0-9_]+\.npz")
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving right now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (owned by someone else), or we cannot tell: keep its file
+    return True
+
+
+def _remove_orphans(directory, name):
+    """Delete the temporary files of earlier saves of ``name`` whose process is gone."""
+    pattern = _temp_pattern(name)
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match and not _pid_alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except OSError:
+                pass
+
+
+_WHAT = "a spherenet model file (a .npz archive written by Sequential.save)"
+
+
+def _not_a_model(path):
+    """A ValueError saying what ``path`` is, when it is not a zip archive."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        what = "a single NumPy array (.npy)"
+    elif not head:
+        what = "empty"
+    else:
+        what = "not a zip archive (truncated, corrupted or of another format)"
+    return ValueError(f"cannot read {path}: expected {_WHAT}, but the file is {what}")
+
+
+def _read(path, with_optimizer=False):
+    """(config, weights[, optimizer arrays]) from a saved file, with a clear error otherwise."""
     path = os.fspath(path)
+    if not zipfile.is_zipfile(path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "no such model file", path)
+        raise _not_a_model(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             if "architecture" not in data.files:
@@ -126,11 +334,17 @@ def _read(path):
             if missing:
                 raise ValueError(f"{path} is missing the weight entries {missing}")
             weights = [data[_weight_key(i)] for i in range(len(expected))]
+            extra = ({k: data[k] for k in data.files
+                      if k.startswith(("optimizer_", "variable_"))}
+                     if with_optimizer and config.get("optimizer") else {})
     except FileNotFoundError:
         raise
     except ValueError as err:
         if str(path) in str(err):
             raise
+        if "pickle" in str(err):
+            raise ValueError(f"cannot read {path}: expected {_WHAT}, but it holds Python "
+                             "objects, which a spherenet model file never does") from None
         raise ValueError(f"cannot read {path}: {err}") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError) as err:
         raise ValueError(
@@ -140,6 +354,8 @@ def _read(path):
         if list(w.shape) != list(spec["shape"]):
             raise ValueError(f"{path}: weight {spec['name']} has shape {w.shape}, its "
                              f"architecture says {tuple(spec['shape'])}")
+    if with_optimizer:
+        return config, weights, extra
     return config, weights
 
 
@@ -167,7 +383,7 @@ def load_model(path):
     """
     from .model import Sequential
 
-    config, weights = _read(path)
+    config, weights, extra = _read(path, with_optimizer=True)
     spec = config["model"]
     try:
         layers = [layer_from_config(c) for c in spec["layers"]]
@@ -175,12 +391,15 @@ def load_model(path):
         model._build_shapes(tuple(spec["input_shape"]))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: cannot rebuild the saved architecture: {err}") from None
-    _set(model, weights, config, path)
     compiled = config.get("compile")
     if compiled:
+        # compiled first: under "penalty" or "none" the kernels are legitimately off their manifold
         model.compile(optimizer=_rule_from_config(compiled["optimizer"]),
                       loss=losses.get(compiled["loss"]), metrics=compiled["metrics"],
                       strategy=compiled["strategy"], strategy_options=compiled["strategy_options"])
+    _set(model, weights, config, path)
+    if compiled and config.get("optimizer"):
+        _restore_optimizer(model, config["optimizer"], extra, path)
     return model
 
 

@@ -9,6 +9,7 @@ layers and differentiates once. Weights live in the model, not in the layer.
 
 import math
 import numbers
+import weakref
 
 import autograd.numpy as anp
 import numpy as np
@@ -99,6 +100,8 @@ class Layer:
         unless the shape is taken from the data at the first ``fit``.
     """
 
+    _has_weights = False
+
     def __init__(self, name=None, input_shape=None):
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string, got {name!r}")
@@ -106,6 +109,7 @@ class Layer:
         self.input_shape = _as_shape(input_shape)
         self.params = ()
         self.output_shape = None
+        self._model = None  # a weak reference to the model holding the weights
 
     @property
     def kind(self):
@@ -123,6 +127,81 @@ class Layer:
 
     def count_params(self):
         return sum(math.prod(p.shape) for p in self.params)
+
+    def _owner(self, what):
+        model = None if self._model is None else self._model()
+        if model is None:
+            raise ValueError(
+                f"layer {self.name!r} has no weights of its own: they live in the model; "
+                f"add the layer to a Sequential model before calling {what}"
+            )
+        return model
+
+    def _weight_range(self, model):
+        model._require_shapes("get_weights")
+        i = next(k for k, layer in enumerate(model.layers) if layer is self)
+        return model._slices[i]
+
+    def get_weights(self):
+        """Copies of this layer's weights, in Keras's order: ``[kernel, bias]``.
+
+        A layer without weights (Activation, Dropout, Flatten) gives ``[]``.
+        The weights live in the model (created on first use, as
+        ``Sequential.get_weights`` does).
+
+        Raises
+        ------
+        ValueError
+            If the layer has weights but is in no model, or the model's input
+            shape is not known yet.
+
+        Examples
+        --------
+        >>> from spherenet.nn import Sequential, Dense, unit_norm
+        >>> model = Sequential([Dense(3, input_dim=2, kernel_constraint=unit_norm())], seed=0)
+        >>> [w.shape for w in model.layers[0].get_weights()]
+        [(2, 3), (3,)]
+        """
+        if not self._has_weights:
+            return []
+        model = self._owner("get_weights")
+        a, b = self._weight_range(model)
+        return model.get_weights()[a:b]
+
+    def set_weights(self, weights):
+        """Replace this layer's weights (``[kernel, bias]``), all or nothing.
+
+        Validated as by ``Sequential.set_weights``: shapes, dtypes (another
+        float dtype is cast and put back on the manifold at the model's
+        precision), finiteness and the kernel's constraint. On any error
+        nothing changes.
+
+        Raises
+        ------
+        ValueError
+            The wrong number of arrays, or an array refused by the model.
+        TypeError
+            An array that is not of integer or floating dtype.
+        """
+        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"set_weights takes a list of arrays, got {type(weights).__name__}"
+            )
+        if not self._has_weights:
+            if len(weights):
+                raise ValueError(f"layer {self.name!r} has no weights, got {len(weights)} arrays")
+            return
+        model = self._owner("set_weights")
+        a, b = self._weight_range(model)
+        names = [p.name for p in self.params]
+        if len(weights) != b - a:
+            raise ValueError(
+                f"layer {self.name!r} has {b - a} weight arrays ({', '.join(names)}), "
+                f"got {len(weights)}"
+            )
+        full = model.get_weights()
+        full[a:b] = list(weights)
+        model.set_weights(full)
 
     def get_config(self):
         config = {"class_name": type(self).__name__, "name": self.name}
@@ -177,6 +256,8 @@ class Dense(Layer):
     >>> layer.params[0]
     Param('kernel', (2, 500), Oblique(shape=(2, 500), axis=0, retraction='exp', transport='projection'))
     """
+
+    _has_weights = True
 
     def __init__(self, units, input_dim=None, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",

@@ -17,6 +17,7 @@ never leaves its manifold.
 
 import math
 import warnings
+import weakref
 
 import numpy as np
 from autograd.tracer import getval
@@ -26,7 +27,7 @@ from ..manifolds import Euclidean, Product
 from ..manifolds.base import as_dtype, as_rng
 from ..manifolds.sphere import _Spheres
 from ..optim.rules import RAdam, RSGD, StepRule
-from ..strategies import STRATEGIES, Strategy, get_strategy
+from ..strategies import STRATEGIES, NoConstraint, Penalty, Projection, Strategy, get_strategy
 from . import activations, losses
 from . import metrics as metrics_module
 from ._autodiff import value_and_grads
@@ -74,6 +75,101 @@ def _onto(param, w, rng, where):
         return manifold.random_point(rng, w.dtype)
 
 
+def _as_weight(param, w, dtype, where, slack=0.0):
+    """``w`` as a new array of ``dtype`` for ``param``, or a ValueError/TypeError.
+
+    ``slack``: extra tolerance on the constraint, or None not to check it.
+    """
+    try:
+        src = np.asarray(w)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{where} must be a numeric array, got {type(w).__name__}: {err}") from None
+    if src.dtype == np.bool_ or not (np.issubdtype(src.dtype, np.floating)
+                                     or np.issubdtype(src.dtype, np.integer)):
+        raise TypeError(f"{where} must be an array of floats (the model's dtype is {dtype.name}), "
+                        f"got dtype {src.dtype}")
+    if src.shape != param.shape:
+        raise ValueError(f"{where} has shape {param.shape}, got {src.shape}")
+    if np.issubdtype(src.dtype, np.floating) and not np.all(np.isfinite(src)):
+        raise ValueError(f"{where} has {int(np.sum(~np.isfinite(src)))} NaN or infinite value(s)")
+    with np.errstate(over="ignore"):
+        out = np.array(src, dtype=dtype, copy=True)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"{where} has {int(np.sum(~np.isfinite(out)))} value(s) beyond the range of the "
+            f"model's dtype {dtype.name} (|value| > {float(np.finfo(dtype).max):.4g})"
+        )
+    if not param.constrained or slack is None:
+        return out
+    manifold = param.manifold
+    other = np.issubdtype(src.dtype, np.floating) and src.dtype != dtype
+    # Checked at the coarser of the two precisions (a float32 kernel is on the sphere to
+    # ~1e-7, far off at float64's tolerance; float64 weights off by 1e-9 are on the sphere
+    # as far as float32 can tell), then, if they came in another float dtype, normalized
+    # factor by factor in the model's dtype: the cast alone leaves the old rounding.
+    ref = src if other else out
+    coarse = max(float(np.finfo(src.dtype).eps) if other else 0.0, float(np.finfo(dtype).eps))
+    atol = max(min(1e3 * coarse, 1e-2), slack)
+    if ref.dtype not in (np.float32, np.float64):  # float16, longdouble: checked in float64
+        ref = ref.astype(np.float64)
+    try:
+        manifold.check_point(ref, atol=atol)
+    except ValueError as err:
+        raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
+    if other and isinstance(manifold, _Spheres):
+        out = out / manifold._red.norms(out).astype(dtype)
+    elif other:
+        try:
+            manifold.check_point(out, atol=max(1e3 * float(np.finfo(dtype).eps), slack))
+        except ValueError as err:
+            raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
+    return out
+
+
+def _output_layer(layers):
+    """(name, activation name, units) of the layer that gives the model's output, or None."""
+    act, name = None, None
+    for layer in reversed(layers):
+        if isinstance(layer, Dropout):
+            continue
+        if isinstance(layer, Activation):
+            if act is None:
+                act, name = activations.name_of(layer.activation), layer.name
+            continue
+        if isinstance(layer, Dense):
+            if act is None:
+                act, name = activations.name_of(layer.activation), layer.name
+            return name, act, layer.units
+        return None
+    return None
+
+
+def _warn_output_mismatch(layers, loss):
+    """Warn (at compile) about an output activation that cannot train with ``loss``."""
+    found = _output_layer(layers)
+    if found is None:
+        return
+    name, act, units = found
+    if act == "softmax" and units == 1:
+        warnings.warn(
+            f"the output layer {name!r} is a softmax over 1 unit, which is always exactly 1: "
+            f"its gradient is zero, so the model cannot learn, and {loss.name} reports a "
+            "meaningless loss; for two classes use Dense(1, activation='sigmoid') with "
+            "loss='binary_crossentropy' (or Dense(2, activation='softmax') with "
+            "'sparse_categorical_crossentropy')", UserWarning, stacklevel=3)
+    elif act == "sigmoid" and units > 1 and loss.target in ("categorical", "sparse"):
+        warnings.warn(
+            f"the output layer {name!r} is a sigmoid over {units} units, but {loss.name} expects "
+            "a probability distribution over the classes: -log p(true class) never pushes the "
+            "other classes down, so every output drifts to 1; use activation='softmax' (or "
+            "loss='binary_crossentropy' for independent labels)", UserWarning, stacklevel=3)
+    elif loss.from_logits and act in ("sigmoid", "softmax"):
+        warnings.warn(
+            f"the loss takes logits (from_logits=True), but the output layer {name!r} already "
+            f"applies a {act}: the loss would apply it a second time; remove the activation "
+            "or use from_logits=False", UserWarning, stacklevel=3)
+
+
 class Sequential:
     """A linear stack of layers, with Keras's API.
 
@@ -117,6 +213,7 @@ class Sequential:
         self._weights = None
         self._compiled = None
         self._resume = None
+        self._steps_this_fit = 0
         self.history = None
         self.stop_training = False
         self.stop_reason = None
@@ -147,6 +244,7 @@ class Sequential:
         elif layer.name in names:
             raise ValueError(f"a layer named {layer.name!r} is already in the model")
         self._layers.append(layer)
+        layer._model = weakref.ref(self)
         self._input_shape = None
 
     @property
@@ -225,35 +323,82 @@ class Sequential:
         return [np.array(w, copy=True) for w in self._weights]
 
     def set_weights(self, weights):
-        """Replace the weights; a constrained kernel must be on its manifold.
+        """Replace the weights, all or nothing.
+
+        Parameters
+        ----------
+        weights : list of array_like
+            One array per weight, in the order of :meth:`get_weights`
+            (kernel, bias, kernel, ...), of integer or floating dtype.
+
+        Notes
+        -----
+        An array of the model's dtype is taken bit for bit. An array of
+        another floating dtype is checked against the manifold at the
+        coarser of the two precisions (``1e3 * eps`` of float32 when either
+        is float32), cast, and put back on the manifold at the model's
+        precision: every sphere factor is divided by its norm, in the
+        model's dtype. So float32 weights load into a float64 model (and
+        back) and keep the constraint to the new dtype's rounding, while
+        weights that are really off the manifold are still refused. Under a strategy that
+        does not keep the constraint (``"penalty"``, ``"none"``) constrained
+        kernels are not checked against their manifold, since training
+        leaves them off it; under ``"projection"`` with ``epsilon`` (Keras's
+        ``w / (epsilon + ||w||)``), norms may be off 1 by up to ``10 * epsilon``.
 
         Raises
         ------
         ValueError
-            Wrong number of arrays, a wrong shape, non-finite values, or a
-            constrained kernel off its manifold (the message says by how much).
+            Wrong number of arrays, a wrong shape, non-finite values (also
+            values finite in the given dtype but beyond the model's), or a
+            constrained kernel off its manifold (the message says by how
+            much). Nothing is changed then.
+        TypeError
+            An array that is not of integer or floating dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spherenet.nn import Sequential, Dense, unit_norm
+        >>> model = Sequential([Dense(3, input_dim=2, kernel_constraint=unit_norm())],
+        ...                    seed=0, dtype="float64")
+        >>> kernel, bias = model.get_weights()
+        >>> model.set_weights([kernel.astype(np.float32), bias])
+        >>> new = model.get_weights()[0]
+        >>> new.dtype, bool(np.all(np.abs(np.linalg.norm(new, axis=0) - 1) <= 4e-16))
+        (dtype('float64'), True)
         """
         self._require_shapes()
+        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"set_weights takes a list of arrays (kernel, bias, ...), got {type(weights).__name__}"
+            )
         weights = list(weights)
         if len(weights) != len(self._params):
             raise ValueError(f"the model has {len(self._params)} weight arrays, got {len(weights)}")
-        new = []
-        for (layer, p), w in zip(self._params, weights):
-            where = f"{layer.name}/{p.name}"
-            w = np.array(w, dtype=self.dtype, copy=True)
-            if w.shape != p.shape:
-                raise ValueError(f"{where} has shape {p.shape}, got {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{where} has NaN or infinite values")
-            if p.constrained:
-                atol = 1e3 * float(np.finfo(self.dtype).eps)
-                try:
-                    p.manifold.check_point(w, atol=atol)
-                except ValueError as err:
-                    raise ValueError(f"{where} must lie on {p.manifold!r}: {err}") from None
-            new.append(w)
+        slack = self._constraint_slack()
+        new = [
+            _as_weight(p, w, self.dtype, f"{layer.name}/{p.name}", slack)
+            for (layer, p), w in zip(self._params, weights)
+        ]
         self._weights = tuple(new)
         self._resume = None
+
+    def _constraint_slack(self):
+        """How far the compiled strategy leaves constrained kernels off their manifolds.
+
+        None when it does not keep the constraint at all (penalty, none); under
+        projection with Keras's epsilon, w / (epsilon + ||w||) has norm 1 - epsilon / ||w||.
+        """
+        if self._compiled is None:
+            return 0.0
+        spec = self._compiled["strategy"]
+        cls = STRATEGIES.get(spec) if isinstance(spec, str) else spec
+        if isinstance(cls, type) and issubclass(cls, (Penalty, NoConstraint)):
+            return None
+        if isinstance(cls, type) and issubclass(cls, Projection):
+            return 10.0 * float(self._compiled["strategy_options"].get("epsilon", 0.0))
+        return 0.0
 
     def constraint_violations(self):
         """``{name: max_k | ||w_k|| - 1 |}`` for each constrained weight."""
@@ -290,6 +435,14 @@ class Sequential:
         ------
         ValueError
             Unknown optimizer, loss, metric or strategy.
+
+        Warns
+        -----
+        UserWarning
+            For an output that cannot train with the loss: a softmax over one
+            unit (always 1: use a sigmoid), a sigmoid over several units with a
+            categorical cross-entropy (use a softmax), or a sigmoid/softmax
+            output with a loss that takes logits.
         """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'")
@@ -303,6 +456,8 @@ class Sequential:
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
         elif not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise ValueError(f"strategy must be a name or a Strategy subclass, got {strategy!r}")
+        if self._layers:
+            _warn_output_mismatch(self._layers, loss)
         options = dict(strategy_options or {})
         if strategy == "projection":
             options.setdefault("epsilon", 1e-7)  # Keras's unit_norm divides by epsilon + ||w||
@@ -436,7 +591,12 @@ class Sequential:
         seed : int or numpy.random.Generator, optional
             Seeds the shuffling, the dropout masks and, if the weights do not
             exist yet and the model has no seed, their initialization: two
-            runs with equal seeds give bit-identical weights.
+            runs with equal seeds give bit-identical weights. With None, a
+            fit that follows another fit of the same model (or a model
+            loaded with :func:`~spherenet.nn.load_model`, which saves them)
+            continues its shuffling and dropout generators, as well as the
+            optimizer's state: ``fit(epochs=2); fit(epochs=2)`` is then
+            bit for bit ``fit(epochs=4)``. A seed restarts them.
 
         Returns
         -------
@@ -445,8 +605,9 @@ class Sequential:
         Raises
         ------
         ValueError
-            For bad data (lengths, feature counts, NaN/Inf, labels out of
-            range) or arguments, before any weight changes.
+            For bad data (lengths, feature counts, NaN/Inf, values beyond the
+            range of the model's dtype, labels out of range) or arguments,
+            before any weight changes.
 
         Warns
         -----
@@ -459,7 +620,10 @@ class Sequential:
         batch_size = check_int("batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        rng = as_rng(seed)
+        resume = self._resume if (self._resume is not None
+                                  and self._resume["weights"] is self._weights) else None
+        rng = resume["rng"] if (seed is None and resume is not None
+                                and resume["rng"] is not None) else as_rng(seed)
         if self.input_shape is None:
             x = as_inputs(x, None, self.dtype)
             self._build_shapes(x.shape[1:])
@@ -496,15 +660,19 @@ class Sequential:
 
         strategy, rule = self._make_strategy(), compiled["rule"]
         geometry = strategy.geometry
-        if self._resume is not None and self._resume[0] is self._weights:
-            z, state = self._resume[1], self._resume[2]
+        if resume is not None:
+            z, state = resume["variable"], resume["state"]
         else:
             z = strategy.to_variable(self._weights)
             state = rule.init(geometry, z)
-        rngs = [None if not isinstance(layer, Dropout)
-                else np.random.default_rng(layer.seed if layer.seed is not None
-                                           else rng.integers(2**63))
-                for layer in self._layers]
+        if seed is None and resume is not None and resume["dropout"] is not None:
+            rngs = resume["dropout"]
+        else:
+            rngs = [None if not isinstance(layer, Dropout)
+                    else np.random.default_rng(layer.seed if layer.seed is not None
+                                               else rng.integers(2**63))
+                    for layer in self._layers]
+        self._steps_this_fit = 0
         mode = self._output_mode()
         batch = {}
 
@@ -546,7 +714,8 @@ class Sequential:
                 if self.stop_training:
                     break
         self._weights = tuple(np.asarray(w) for w in strategy.to_weights(z))
-        self._resume = None if state is None else (self._weights, z, state)
+        self._resume = None if state is None else {
+            "weights": self._weights, "variable": z, "state": state, "rng": rng, "dropout": rngs}
         history.stop_reason = self.stop_reason
         callback_list.on_train_end()
         return history
@@ -570,10 +739,11 @@ class Sequential:
                 batch["x"], batch["y"] = x.take(idx, axis=0), y.take(idx, axis=0)
             value, grads = value_and_grads(objective, z)
             if not math.isfinite(float(value)):
-                self._stop_nonfinite(f"the loss became {float(value)}", epoch, step)
+                self._stop_nonfinite(float(value), epoch, step, batch["x"])
                 return good, None, seen, sums
             good = z
             z, state = rule.step(geometry, z, grads, state)
+            self._steps_this_fit += 1
             m = hi - lo
             seen += m
             sums[0] += float(batch["loss"]) * m
@@ -581,15 +751,30 @@ class Sequential:
                 sums[k] += fn(batch["y"], batch["probs"]) * m
             callback_list.on_train_batch_end(step, {"loss": sums[0] / seen})
         if not _tangent.all_finite(z):
-            self._stop_nonfinite("the weights became NaN or infinite", epoch, step)
+            self._stop_nonfinite(None, epoch, step, batch["x"])
             return good, None, seen, sums
         return z, state, seen, sums
 
-    def _stop_nonfinite(self, what, epoch, step):
-        message = (
-            f"training stopped at epoch {epoch + 1}, batch {step + 1}: {what}; the model keeps the "
-            "weights of the last step with a finite loss (try a smaller learning rate)"
-        )
+    def _stop_nonfinite(self, value, epoch, step, xb):
+        where = f"training stopped at epoch {epoch + 1}, batch {step + 1}"
+        if value is None:
+            message = (f"{where}: the weights became NaN or infinite; the model keeps the weights "
+                       "of the last step with a finite loss (try a smaller learning rate)")
+        elif self._steps_this_fit == 0:
+            # No step of this fit has moved the weights: the learning rate is not to blame.
+            largest = float(np.max(np.abs(xb))) if xb.size else 0.0
+            message = (
+                f"{where}: the loss is {value} at the weights training started from, before any "
+                f"step; the data or the weights overflow {self.dtype.name} (largest |x| in the "
+                f"batch: {largest:.3g}); scale the inputs or targets down, or use "
+                "dtype='float64'. The weights are unchanged"
+            )
+        else:
+            message = (
+                f"{where}: the loss became {value} after {self._steps_this_fit} step(s) of this "
+                "fit; the model keeps the weights of the last step with a finite loss (try a "
+                "smaller learning rate)"
+            )
         self.stop_training, self.stop_reason = True, message
         warnings.warn(message, NonFiniteLossWarning, stacklevel=4)
 
