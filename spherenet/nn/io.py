@@ -212,13 +212,34 @@ def _compile_config(compiled):
 
 
 def save_model(model, path):
-    """Write ``model`` to ``path`` atomically.
+    """Write ``model`` to ``path`` atomically, with its optimizer state once trained.
 
     Raises
     ------
     ValueError
         If the architecture holds something that cannot be written as JSON
         (a Python function as activation or initializer).
+    OSError
+        If the file cannot be written (a missing or read-only folder, a full
+        disk); the error names ``path``, and no temporary file is left.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from spherenet.nn import Sequential, Dense, unit_norm, load_model
+    >>> from spherenet.optim import RSGD
+    >>> model = Sequential([Dense(1, input_dim=2, kernel_constraint=unit_norm())], seed=0)
+    >>> model.compile(optimizer=RSGD(lr=0.1, momentum=0.9), loss="mse")
+    >>> x = np.random.default_rng(0).standard_normal((8, 2))
+    >>> _ = model.fit(x, x[:, :1], epochs=1, batch_size=4, verbose=0, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> save_model(model, path)
+    >>> again = load_model(path)
+    >>> _ = model.fit(x, x[:, :1], epochs=1, batch_size=4, verbose=0)
+    >>> _ = again.fit(x, x[:, :1], epochs=1, batch_size=4, verbose=0)
+    >>> all((a == b).all() for a, b in zip(model.get_weights(), again.get_weights()))
+    True
     """
     model.build()
     weights = model.get_weights()
@@ -269,8 +290,11 @@ def _temp_pattern(name):
 
 
 def _pid_alive(pid):
-    if pid == os.getpid():
-        return True  # another thread of this process may be saving right now
+    """Whether process ``pid`` may still be writing (True when it cannot be told)."""
+    if pid == os.getpid() or os.name == "nt":
+        # another thread of this process may be saving right now; on Windows,
+        # os.kill would terminate the process rather than probe it
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -417,7 +441,13 @@ def _set(model, weights, config, path):
 
 
 def load_weights(model, path):
-    """Load the weights of ``path`` into ``model``, whose architecture must match."""
+    """Load the weights of ``path`` into ``model``, whose architecture must match.
+
+    Weights of another dtype are cast and put back on their manifolds (see
+    ``Sequential.set_weights``). The optimizer state of the file is not
+    loaded: the model's next ``fit`` starts a fresh optimizer; use
+    :func:`load_model` to resume training.
+    """
     config, weights = _read(path)
     if model.input_shape is None and config["model"].get("input_shape") is not None:
         model._build_shapes(tuple(config["model"]["input_shape"]))

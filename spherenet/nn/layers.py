@@ -182,6 +182,15 @@ class Layer:
             The wrong number of arrays, or an array refused by the model.
         TypeError
             An array that is not of integer or floating dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spherenet.nn import Sequential, Dense, unit_norm
+        >>> model = Sequential([Dense(2, input_dim=2, kernel_constraint=unit_norm())], seed=0)
+        >>> model.layers[0].set_weights([np.eye(2), np.array([0.5, -0.5])])
+        >>> model.get_weights()[1]
+        array([ 0.5, -0.5], dtype=float32)
         """
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError(

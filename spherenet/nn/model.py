@@ -699,6 +699,9 @@ class Sequential:
                 if self.stop_training:
                     break
                 self._weights = tuple(strategy.to_weights(z))
+                # what a ModelCheckpoint of this epoch saves, to resume from it bit for bit
+                self._resume = {"weights": self._weights, "variable": z, "state": state,
+                                "rng": rng, "dropout": rngs}
                 logs = {"loss": sums[0] / seen}
                 logs.update((name, v / seen) for (name, _), v in zip(metric_fns, sums[1:]))
                 if val is not None:
@@ -793,13 +796,20 @@ class Sequential:
                 "layers": [layer.get_config() for layer in self._layers]}
 
     def save(self, path):
-        """Save architecture and weights to one ``.npz`` file, atomically (see :mod:`spherenet.nn.io`)."""
+        """Save architecture, weights and optimizer state to one ``.npz`` file, atomically.
+
+        See :mod:`spherenet.nn.io`; :func:`~spherenet.nn.load_model` reads it
+        back and resumes training where it stopped.
+        """
         from .io import save_model
 
         save_model(self, path)
 
     def load_weights(self, path):
-        """Load weights saved from a model of the same architecture."""
+        """Load weights saved from a model of the same architecture (any float dtype).
+
+        The optimizer restarts; :func:`~spherenet.nn.load_model` resumes it.
+        """
         from .io import load_weights
 
         load_weights(self, path)
