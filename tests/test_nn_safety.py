@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spherenet.nn import (Activation, Dense, Dropout, ModelCheckpoint, NonFiniteLossWarning,
-                          Sequential, load_model, losses, unit_norm)
+from spherenet.nn import (Activation, Dense, Dropout, LambdaCallback, ModelCheckpoint,
+                          NonFiniteLossWarning, Sequential, load_model, losses, unit_norm)
 from spherenet.optim import RAdam, RSGD
 
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
@@ -161,6 +161,22 @@ def test_set_weights_or_compile_restart_the_optimizer_and_nothing_is_saved_then(
     with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
         assert "optimizer" not in json.loads(str(f["architecture"][()]))
         assert not [k for k in f.files if k.startswith(("optimizer_", "variable_"))]
+
+
+def test_an_interrupted_fit_saves_no_stale_optimizer_state(tmp_path):
+    x, y = toy_data()
+    model = toy_model(dropout=False)
+
+    def interrupt(batch, logs):
+        if model.last_epoch == 0 and batch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=1,
+                  callbacks=[LambdaCallback(on_train_batch_end=interrupt)])
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        assert "optimizer" not in json.loads(str(f["architecture"][()]))
 
 
 def test_corrupted_optimizer_state_is_a_clear_error(tmp_path):
@@ -498,10 +514,11 @@ def test_loading_something_else_says_what_a_model_file_is(tmp_path):
     (tmp_path / "pickle.npz").write_bytes(b"\x80\x04\x95" + bytes(40))
     np.savez(tmp_path / "objects.npz", architecture=np.array([{"a": 1}], dtype=object))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "folder.npz").mkdir()
     for name, what in [("a.npy", r"a single NumPy array \(\.npy\)"),
                        ("objects.npy", r"a single NumPy array \(\.npy\)"),
                        ("noise.npz", "not a zip archive"), ("pickle.npz", "not a zip archive"),
-                       ("objects.npz", "holds Python objects")]:
+                       ("objects.npz", "holds Python objects"), ("folder.npz", "a directory")]:
         with pytest.raises(ValueError) as info:
             load_model(tmp_path / name)
         message = str(info.value)
@@ -545,6 +562,9 @@ def test_layer_weights_errors_change_nothing():
         out.set_weights([before[2] + 0j, before[3]])
     with pytest.raises(TypeError, match="takes a list of arrays, got ndarray"):
         out.set_weights(before[2])
+    with pytest.raises(TypeError, match=r"takes a list of arrays \(kernel, bias, ...\), got ndarray"):
+        model.set_weights(np.zeros(4))
+    model.set_weights(iter(before))  # any iterable of arrays, as before
     with pytest.raises(ValueError, match="layer 'dropout' has no weights"):
         dropout.set_weights([before[3]])
     with pytest.raises(ValueError, match="they live in the model; add the layer"):

@@ -325,6 +325,8 @@ _WHAT = "a spherenet model file (a .npz archive written by Sequential.save)"
 
 def _not_a_model(path):
     """A ValueError saying what ``path`` is, when it is not a zip archive."""
+    if os.path.isdir(path):
+        return ValueError(f"cannot read {path}: expected {_WHAT}, but it is a directory")
     with open(path, "rb") as f:
         head = f.read(6)
     if head == b"\x93NUMPY":

@@ -192,10 +192,11 @@ class Layer:
         >>> model.get_weights()[1]
         array([ 0.5, -0.5], dtype=float32)
         """
-        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+        if isinstance(weights, (np.ndarray, str, bytes)) or not hasattr(weights, "__iter__"):
             raise TypeError(
                 f"set_weights takes a list of arrays, got {type(weights).__name__}"
             )
+        weights = list(weights)
         if not self._has_weights:
             if len(weights):
                 raise ValueError(f"layer {self.name!r} has no weights, got {len(weights)} arrays")

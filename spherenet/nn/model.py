@@ -15,6 +15,7 @@ so the same step rule runs under every strategy of
 never leaves its manifold.
 """
 
+import contextlib
 import math
 import warnings
 import weakref
@@ -124,6 +125,28 @@ def _as_weight(param, w, dtype, where, slack=0.0):
         except ValueError as err:
             raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
     return out
+
+
+@contextlib.contextmanager
+def _forget_on_error(model):
+    """On an interrupted fit (Ctrl-C, a callback's error) the next fit restarts the optimizer.
+
+    The state kept at the last epoch's end may have moved on since.
+    """
+    try:
+        yield
+    except BaseException:
+        model._resume = None
+        raise
+
+
+def _weight_list(weights):
+    """``weights`` as a list; an array (whose rows would pass for weights) is refused."""
+    if isinstance(weights, (np.ndarray, str, bytes)) or not hasattr(weights, "__iter__"):
+        raise TypeError(
+            f"set_weights takes a list of arrays (kernel, bias, ...), got {type(weights).__name__}"
+        )
+    return list(weights)
 
 
 def _output_layer(layers):
@@ -369,11 +392,7 @@ class Sequential:
         (dtype('float64'), True)
         """
         self._require_shapes()
-        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-            raise TypeError(
-                f"set_weights takes a list of arrays (kernel, bias, ...), got {type(weights).__name__}"
-            )
-        weights = list(weights)
+        weights = _weight_list(weights)
         if len(weights) != len(self._params):
             raise ValueError(f"the model has {len(self._params)} weight arrays, got {len(weights)}")
         slack = self._constraint_slack()
@@ -689,7 +708,7 @@ class Sequential:
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _forget_on_error(self):
             for epoch in range(epochs):
                 callback_list.on_epoch_begin(epoch)
                 order = rng.permutation(n) if shuffle else None
