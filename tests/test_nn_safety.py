@@ -212,6 +212,24 @@ def test_models_trained_off_the_manifold_load_again(tmp_path, strategy):
         toy_model(dropout=False).load_weights(tmp_path / "m.npz")
 
 
+def test_off_manifold_model_with_unsavable_compile_settings_loads_uncompiled(tmp_path):
+    x, y = toy_data()
+    model = toy_model(RSGD(lr=lambda step: 0.5 / (1 + step), momentum=0.9), "none", dropout=False)
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=1)
+    assert model.constraint_violations()["dense/kernel"] > 1e-3
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded._compiled is None  # a Python schedule cannot be written down
+    assert_same_weights(model.get_weights(), loaded.get_weights())
+    with pytest.raises(ValueError, match="dense/kernel must lie on Oblique"):
+        toy_model(dropout=False).load_weights(tmp_path / "m.npz")
+    uncompiled = Sequential(seed=0)
+    uncompiled.add(Dense(4, input_dim=3, activation="tanh", kernel_constraint=unit_norm()))
+    uncompiled.add(Dense(1, activation="sigmoid"))
+    with pytest.raises(ValueError, match="dense/kernel must lie on Oblique"):
+        uncompiled.load_weights(tmp_path / "m.npz")
+
+
 def test_keras_projection_in_float64_loads_again(tmp_path):
     """w / (1e-7 + ||w||) has norm 1 - 1e-7: far outside float64's 2.2e-13, yet what was asked for."""
     x, y = toy_data()

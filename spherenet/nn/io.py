@@ -250,6 +250,13 @@ def save_model(model, path):
         "weights": [{"name": n, "shape": list(w.shape)} for n, w in zip(model.weight_names, weights)],
         "compile": compiled,
     }
+    if compiled is None and model._compiled is not None:
+        # the strategy alone, so that weights a penalty/none run left off the sphere load
+        strategy = model._compiled["strategy"]
+        name = strategy if isinstance(strategy, str) else getattr(strategy, "name", None)
+        if name in STRATEGIES and (isinstance(strategy, str) or STRATEGIES[name] is strategy):
+            config["strategy"] = {"name": name,
+                                  "options": _json_options(model._compiled["strategy_options"])}
     arrays = {_weight_key(i): w for i, w in enumerate(weights)}
     if compiled is not None:
         optimizer = _optimizer_entries(model, arrays)
@@ -423,21 +430,35 @@ def load_model(path):
         model.compile(optimizer=_rule_from_config(compiled["optimizer"]),
                       loss=losses.get(compiled["loss"]), metrics=compiled["metrics"],
                       strategy=compiled["strategy"], strategy_options=compiled["strategy_options"])
-    _set(model, weights, config, path)
+    _set(model, weights, config, path, rebuilt=True)
     if compiled and config.get("optimizer"):
         _restore_optimizer(model, config["optimizer"], extra, path)
     return model
 
 
-def _set(model, weights, config, path):
+def _json_options(options):
+    """The strategy options if they are plain JSON numbers, else {}."""
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values())
+    return dict(options) if ok else {}
+
+
+def _set(model, weights, config, path, rebuilt=False):
     ours = [(n, tuple(p.shape)) for n, (_, p) in zip(model.weight_names, model._params)]
     theirs = [(w["name"], tuple(w["shape"])) for w in config["weights"]]
     if [s for _, s in ours] != [s for _, s in theirs]:
         raise ValueError(
             f"incompatible architecture: {path} holds weights {theirs}, the model has {ours}"
         )
+    saved = config.get("strategy")
+    if (rebuilt and model._compiled is None and isinstance(saved, dict)
+            and saved.get("name") in STRATEGIES):
+        # an uncompiled model from a file whose compile settings could not be written down:
+        # the strategy it was trained under says how far its kernels may be off the sphere
+        slack = model._constraint_slack(saved["name"], saved.get("options") or {})
+    else:
+        slack = model._constraint_slack()
     try:
-        model.set_weights(weights)
+        model._assign(weights, slack)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 

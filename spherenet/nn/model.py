@@ -391,11 +391,14 @@ class Sequential:
         >>> new.dtype, bool(np.all(np.abs(np.linalg.norm(new, axis=0) - 1) <= 4e-16))
         (dtype('float64'), True)
         """
+        self._assign(weights, self._constraint_slack())
+
+    def _assign(self, weights, slack):
+        """set_weights with a given tolerance on the constraint (None: not checked)."""
         self._require_shapes()
         weights = _weight_list(weights)
         if len(weights) != len(self._params):
             raise ValueError(f"the model has {len(self._params)} weight arrays, got {len(weights)}")
-        slack = self._constraint_slack()
         new = [
             _as_weight(p, w, self.dtype, f"{layer.name}/{p.name}", slack)
             for (layer, p), w in zip(self._params, weights)
@@ -403,20 +406,24 @@ class Sequential:
         self._weights = tuple(new)
         self._resume = None
 
-    def _constraint_slack(self):
-        """How far the compiled strategy leaves constrained kernels off their manifolds.
+    def _constraint_slack(self, strategy=None, options=None):
+        """How far a strategy (the compiled one by default) leaves kernels off their manifolds.
 
         None when it does not keep the constraint at all (penalty, none); under
         projection with Keras's epsilon, w / (epsilon + ||w||) has norm 1 - epsilon / ||w||.
         """
-        if self._compiled is None:
-            return 0.0
-        spec = self._compiled["strategy"]
+        if strategy is None:
+            if self._compiled is None:
+                return 0.0
+            strategy, options = self._compiled["strategy"], self._compiled["strategy_options"]
+        spec, options = strategy, dict(options or {})
+        if spec == "projection":
+            options.setdefault("epsilon", 1e-7)
         cls = STRATEGIES.get(spec) if isinstance(spec, str) else spec
         if isinstance(cls, type) and issubclass(cls, (Penalty, NoConstraint)):
             return None
         if isinstance(cls, type) and issubclass(cls, Projection):
-            return 10.0 * float(self._compiled["strategy_options"].get("epsilon", 0.0))
+            return 10.0 * float(options.get("epsilon", 0.0))
         return 0.0
 
     def constraint_violations(self):
