@@ -101,6 +101,36 @@ def test_a_checkpoint_of_every_epoch_resumes_the_run_bit_for_bit(tmp_path):
         assert_same_weights(whole.get_weights(), resumed.get_weights())
 
 
+def test_a_schedule_resumes_when_compiled_again_alike(tmp_path):
+    """A Python schedule cannot be saved; compiling the loaded model alike resumes the run."""
+    x, y = toy_data()
+
+    def schedule(step):
+        return 0.3 * 0.9**step
+
+    whole = toy_model(RSGD(lr=schedule, momentum=0.9), "projection")
+    whole.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=1)
+    half = toy_model(RSGD(lr=schedule, momentum=0.9), "projection")
+    half.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=1)
+    half.save(tmp_path / "m.npz")
+    resumed = load_model(tmp_path / "m.npz")
+    assert resumed._compiled is None
+    resumed.compile(optimizer=RSGD(lr=schedule, momentum=0.9), loss="binary_crossentropy",
+                    strategy="projection")
+    resumed.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert_same_weights(whole.get_weights(), resumed.get_weights())
+    # compiled otherwise (another momentum, another strategy), the optimizer restarts
+    for kwargs in ({"optimizer": RSGD(lr=schedule, momentum=0.5), "strategy": "projection"},
+                   {"optimizer": RSGD(lr=schedule, momentum=0.9), "strategy": "riemannian"}):
+        other = load_model(tmp_path / "m.npz")
+        other.compile(loss="binary_crossentropy", **kwargs)
+        other.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+        fresh = toy_model(kwargs["optimizer"], kwargs["strategy"])
+        fresh.set_weights(half.get_weights())
+        fresh.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+        assert_same_weights(fresh.get_weights(), other.get_weights())
+
+
 def _strip_optimizer(src, dst):
     """The file as an older spherenet wrote it: no optimizer entries."""
     with np.load(src, allow_pickle=False) as f:
@@ -121,6 +151,10 @@ def test_saved_state_is_plain_arrays_and_json_and_holds_step_and_generators(tmp_
         arrays = {k: f[k] for k in f.files}
     entry = config["optimizer"]
     assert entry["state"]["dict"]["step"] == 2 * 3  # 2 epochs of 3 batches: the schedule position
+    assert entry["signature"] == {
+        "rule": {"class_name": "RAdam", "betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": True,
+                 "adaptivity": "factor"},
+        "strategy": "reparam", "strategy_options": {}}
     assert entry["sampler"]["bit_generator"] == "PCG64"
     assert [d is None for d in entry["dropout"]] == [True, False, True]
     # reparam's variable v is not the normalized kernel: it is saved beside the weights

@@ -5,17 +5,22 @@ in layer order) and ``architecture``, a JSON string with the layers' configs,
 the weights' names and shapes, the model's dtype and, when it can be written
 down, its compile settings.
 
-When the model has been trained and its compile settings can be written
-down, the file also holds the optimizer's state: the step rule's buffers and
-moments (``optimizer_000``, ...), its step count (hence the position of a
-learning-rate schedule), the strategy's variable where it differs from the
-weights (``variable_000``, ...: the unnormalized v of ``"reparam"``), and the
-states of the generators that shuffle the data and draw the dropout masks,
-as JSON under ``"optimizer"``. A model loaded with :func:`load_model` and
-trained further with ``fit(..., seed=None)`` then follows bit for bit the
-run that was not interrupted. Files without that entry (older files, or
-models saved before any training) still load; their training restarts the
-optimizer (zero momentum, fresh moments, step 0).
+When the model has been trained (by ``RSGD`` or ``RAdam``, under one of the
+named strategies), the file also holds the optimizer's state: the step
+rule's buffers and moments (``optimizer_000``, ...), its step count (hence
+the position of a learning-rate schedule), the strategy's variable where it
+differs from the weights (``variable_000``, ...: the unnormalized v of
+``"reparam"``), and the states of the generators that shuffle the data and
+draw the dropout masks, with the rule's and the strategy's settings, as JSON
+under ``"optimizer"``. A model loaded with :func:`load_model` and trained
+further with ``fit(..., seed=None)`` then follows bit for bit the run that
+was not interrupted. When the compile settings cannot be written down (a
+Python learning-rate schedule, a custom loss), the model loads uncompiled
+and resumes the saved state once compiled again with the same rule class,
+hyper-parameters and strategy (the learning rate may be any schedule).
+Files without that entry (older files, or models saved before any training)
+still load; their training restarts the optimizer (zero momentum, fresh
+moments, step 0).
 
 The file is written to a unique temporary file ``.<name>.tmp-<pid>-<random>.npz``
 in the same directory and moved into place with ``os.replace``, so a crash
@@ -131,19 +136,25 @@ def _same_array(a, b):
 
 def _optimizer_entries(model, arrays):
     """The JSON entry of the optimizer state (its arrays into ``arrays``), or None."""
-    resume = model._resume
-    if resume is None or resume["weights"] is not model._weights:
+    resume, signature = model._resume, model._optimizer_signature()
+    if resume is None or resume["weights"] is not model._weights or signature is None:
         return None
     variable = resume["variable"]
     z = variable if isinstance(variable, tuple) else (variable,)
-    replaced = {}
+    replaced, mine = {}, {}
     for i, (zi, wi) in enumerate(zip(z, model._weights)):
         if not _same_array(zi, wi):
             key = f"variable_{i:03d}"
-            arrays[key] = zi
+            mine[key] = zi
             replaced[str(i)] = key
+    try:
+        state = _encode(resume["state"], mine, "optimizer")
+    except TypeError:
+        return None  # a state that is not arrays and numbers: training will restart it
+    arrays.update(mine)
     return {
-        "state": _encode(resume["state"], arrays, "optimizer"),
+        "signature": signature,
+        "state": state,
         "variable": replaced,
         "sampler": _rng_state(resume["rng"]),
         "dropout": [_rng_state(r) for r in resume["dropout"]],
@@ -151,7 +162,7 @@ def _optimizer_entries(model, arrays):
 
 
 def _restore_optimizer(model, entry, data, path):
-    """Put the saved optimizer state back into a compiled ``model``."""
+    """The saved optimizer state, to resume ``model`` (compiled or not) from."""
     try:
         state = _decode(entry["state"], data, model.dtype)
         z = list(model._weights)
@@ -168,8 +179,8 @@ def _restore_optimizer(model, entry, data, path):
         rng = _rng_from_state(entry["sampler"])
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise ValueError(f"{path}: the saved optimizer state is corrupted: {err}") from None
-    model._resume = {"weights": model._weights, "variable": tuple(z), "state": state,
-                     "rng": rng, "dropout": dropout}
+    return {"weights": model._weights, "variable": tuple(z), "state": state,
+            "rng": rng, "dropout": dropout}
 
 
 def _rule_config(rule):
@@ -258,10 +269,9 @@ def save_model(model, path):
             config["strategy"] = {"name": name,
                                   "options": _json_options(model._compiled["strategy_options"])}
     arrays = {_weight_key(i): w for i, w in enumerate(weights)}
-    if compiled is not None:
-        optimizer = _optimizer_entries(model, arrays)
-        if optimizer is not None:
-            config["optimizer"] = optimizer
+    optimizer = _optimizer_entries(model, arrays)
+    if optimizer is not None:
+        config["optimizer"] = optimizer
     arrays["architecture"] = np.array(json.dumps(config))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -431,8 +441,14 @@ def load_model(path):
                       loss=losses.get(compiled["loss"]), metrics=compiled["metrics"],
                       strategy=compiled["strategy"], strategy_options=compiled["strategy_options"])
     _set(model, weights, config, path, rebuilt=True)
-    if compiled and config.get("optimizer"):
-        _restore_optimizer(model, config["optimizer"], extra, path)
+    entry = config.get("optimizer")
+    if entry:
+        resume = _restore_optimizer(model, entry, extra, path)
+        if model._compiled is not None:
+            if entry.get("signature") == model._optimizer_signature():
+                model._resume = resume
+        else:
+            model._pending = {"signature": entry.get("signature"), "resume": resume}
     return model
 
 

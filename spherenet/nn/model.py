@@ -236,6 +236,7 @@ class Sequential:
         self._weights = None
         self._compiled = None
         self._resume = None
+        self._pending = None  # a loaded optimizer state waiting for a matching compile
         self._steps_this_fit = 0
         self.history = None
         self.stop_training = False
@@ -404,7 +405,31 @@ class Sequential:
             for (layer, p), w in zip(self._params, weights)
         ]
         self._weights = tuple(new)
-        self._resume = None
+        self._resume = self._pending = None
+
+    def _optimizer_signature(self):
+        """What the optimizer state depends on besides the learning rate, as JSON, or None.
+
+        The step rule's class and hyper-parameters, the strategy's name and options.
+        """
+        if self._compiled is None:
+            return None
+        rule, strategy = self._compiled["rule"], self._compiled["strategy"]
+        if type(rule) is RSGD:
+            config = {"class_name": "RSGD", "momentum": rule.momentum, "nesterov": rule.nesterov,
+                      "weight_decay": rule.weight_decay}
+        elif type(rule) is RAdam:
+            config = {"class_name": "RAdam", "betas": list(rule.betas), "eps": rule.eps,
+                      "amsgrad": rule.amsgrad, "adaptivity": rule.adaptivity}
+        else:
+            return None
+        name = strategy if isinstance(strategy, str) else getattr(strategy, "name", None)
+        if name not in STRATEGIES or not (isinstance(strategy, str) or STRATEGIES[name] is strategy):
+            return None
+        options = self._compiled["strategy_options"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
+            return None
+        return {"rule": config, "strategy": name, "strategy_options": dict(options)}
 
     def _constraint_slack(self, strategy=None, options=None):
         """How far a strategy (the compiled one by default) leaves kernels off their manifolds.
@@ -491,6 +516,12 @@ class Sequential:
                           "strategy": strategy, "strategy_options": options,
                           "optimizer": optimizer}
         self._resume = None
+        pending, self._pending = self._pending, None
+        if (pending is not None and pending["resume"]["weights"] is self._weights
+                and pending["signature"] == self._optimizer_signature()):
+            # the file's compile settings could not be written down (a Python schedule):
+            # compiled again alike, the model resumes the saved optimizer state
+            self._resume = pending["resume"]
 
     def _require_compiled(self):
         if self._compiled is None:
