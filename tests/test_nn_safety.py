@@ -12,6 +12,7 @@ never a silent wrong value or a changed model.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -229,6 +230,15 @@ def test_corrupted_optimizer_state_is_a_clear_error(tmp_path):
     np.savez(tmp_path / "bad64.npz", **entries)
     with pytest.raises(ValueError, match="has dtype float64, the model float32"):
         load_model(tmp_path / "bad64.npz")
+    entries[key] = entries[key].astype(np.float32)
+    config = json.loads(str(entries["architecture"][()]))
+    for field, value in [("variable", ["variable_000"]), ("dropout", []),
+                         ("sampler", {"bit_generator": "Unknown"}), ("state", {"x": 1, "y": 2})]:
+        edited = json.loads(json.dumps(config))
+        edited["optimizer"][field] = value
+        np.savez(tmp_path / "edited.npz", **{**entries, "architecture": np.array(json.dumps(edited))})
+        with pytest.raises(ValueError, match="the saved optimizer state is corrupted"):
+            load_model(tmp_path / "edited.npz")
 
 
 @pytest.mark.parametrize("strategy", ["penalty", "none"])
@@ -445,7 +455,7 @@ def _compile(layers, loss):
 def test_outputs_that_cannot_train_warn_at_compile(layers, loss, match):
     messages = _compile(layers(), loss)
     assert len(messages) == 1
-    assert __import__("re").search(match, messages[0]), messages[0]
+    assert re.search(match, messages[0]), messages[0]
 
 
 @pytest.mark.parametrize("layers, loss", [
@@ -576,7 +586,7 @@ def test_loading_something_else_says_what_a_model_file_is(tmp_path):
         message = str(info.value)
         assert f"cannot read {tmp_path / name}" in message
         assert "expected a spherenet model file (a .npz archive written by Sequential.save)" in message
-        assert __import__("re").search(what, message), message
+        assert re.search(what, message), message
         assert "allow_pickle" not in message
 
 

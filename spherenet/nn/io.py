@@ -177,7 +177,7 @@ def _restore_optimizer(model, entry, data, path):
         if len(dropout) != len(model.layers):
             raise ValueError(f"{len(dropout)} dropout generators for {len(model.layers)} layers")
         rng = _rng_from_state(entry["sampler"])
-    except (KeyError, TypeError, ValueError, IndexError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         raise ValueError(f"{path}: the saved optimizer state is corrupted: {err}") from None
     return {"weights": model._weights, "variable": tuple(z), "state": state,
             "rng": rng, "dropout": dropout}
