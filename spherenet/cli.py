@@ -24,6 +24,7 @@ says how many runs are saved and how to resume.
 """
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -149,8 +150,9 @@ def _demo(args):
         sys.stdout.flush()  # the tables before the (slower) plots
         paths, notes = ([], []) if out is None else demo_plots(results, out)
     except BaseException:
-        if fresh and not any(out.iterdir()):
-            out.rmdir()  # an interrupted demo leaves no empty folder behind
+        if fresh:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # an interrupted demo leaves no empty folder behind (only empty)
         raise
     if paths:
         _say(["", "Plots: the distance (or loss) against iterations and against time, and the "
@@ -258,6 +260,10 @@ def _tour(args):
 # --- spherenet check ------------------------------------------------------------------
 
 
+#: The largest side of the test cost's matrix in ``spherenet check`` (0.8 GB in float64).
+MAX_CHECK_ROWS = 10_000
+
+
 def _check_arguments(parser):
     parser.add_argument("--manifold", choices=("sphere", "oblique"), default="sphere",
                         help="Sphere (unit Frobenius norm) or Oblique (unit-norm columns); "
@@ -286,6 +292,12 @@ def _check(args):
         args.parser.error(f"argument --shape: the columns of an oblique point of shape {shape} "
                           f"have {args.shape[0]} entry, two points each, with no direction to "
                           "move in: give 2 or more rows, such as 3,4")
+    side = args.shape[0] if kind is Oblique else int(np.prod(args.shape))
+    if side > MAX_CHECK_ROWS or np.prod(args.shape, dtype=float) > MAX_CHECK_ROWS ** 2 / 10:
+        args.parser.error(f"argument --shape: {shape} is too large for the checks: the cost's "
+                          f"matrix A is {side} x {side}; give at most {MAX_CHECK_ROWS} "
+                          f"{'rows' if kind is Oblique else 'entries'} and "
+                          f"{MAX_CHECK_ROWS ** 2 // 10} entries in all")
     plot_format = _plot_format(args) if args.plot else None
     manifold = kind(*args.shape, retraction=args.retraction)
     rng = np.random.default_rng(args.seed)

@@ -296,6 +296,11 @@ def test_check_saves_plots(tmp_path, capsys):
         (["check", "--shape", "1,1,1"], "argument --shape: a sphere of shape 1,1,1 is two points"),
         (["check", "--manifold", "oblique", "--shape", "1,4"],
          "argument --shape: the columns of an oblique point of shape 1,4 have 1 entry"),
+        (["check", "--shape", "100,101"],
+         "argument --shape: 100,101 is too large for the checks: the cost's matrix A is "
+         "10100 x 10100; give at most 10000 entries and 10000000 entries in all"),
+        (["check", "--manifold", "oblique", "--shape", "10,1000001"],
+         "argument --shape: 10,1000001 is too large for the checks"),
         (["check", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
         (["check", "--seed", "1.5"], "argument --seed: expected an integer >= 0, got '1.5'"),
         (["demo", "--seed", "-3"], "argument --seed: expected an integer >= 0, got '-3'"),
