@@ -495,6 +495,18 @@ def test_two_writers_of_one_folder(tmp_path):
     assert not _temporaries(tmp_path)
 
 
+def test_a_write_that_fails_midway_is_one_line_and_exit_code_one(tmp_path, monkeypatch, capsys):
+    from spherenet.experiments import results as results_module
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results_module.RunStore, "save", full)
+    assert main(COMPARE + ["--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "spherenet compare: [Errno 28] No space left on device\n"
+
+
 # --- Ctrl-C -------------------------------------------------------------------------------------
 
 SLOW_COMPARE = ["compare", "--problem", "rayleigh", "--strategies", "riemannian,projection",

@@ -323,8 +323,8 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
         try:
             _run_all(runs, todo, records, store, executor, progress, workers)
         except KeyboardInterrupt:
-            saved = 0 if store is None else sum(
-                record is not None and "columns" in record for record in records)
+            # Counted on disk: a run file appears whole (os.replace) or not at all.
+            saved = 0 if store is None else sum(store.path(run).exists() for run in runs)
             raise GridInterrupted(saved, len(runs),
                                   None if store is None else store.directory) from None
     failed = [(record["run"], record["error"]) for record in records if "error" in record]
@@ -358,10 +358,9 @@ def _run_all(runs, todo, records, store, executor, progress, workers):
             done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 i = pending.pop(future)
-                record = future.result()
+                records[i] = future.result()
                 if store is not None:
-                    store.save(runs[i], record)
-                records[i] = record  # after the save: GridInterrupted counts what is on disk
+                    store.save(runs[i], records[i])
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
