@@ -16,11 +16,17 @@ Every command is two functions, one adding its arguments to its
 ``argparse`` sub-parser and one running it (``run(args) -> exit code``),
 registered in ``COMMANDS``: adding a command is adding one row there. A
 command that finds its arguments inconsistent calls ``args.parser.error``:
-a one-line message and exit code 2, as for any argparse error.
+a one-line message and exit code 2, as for any argparse error. Output folders
+and files are checked (created, or written to) before any work starts.
+
+Ctrl-C ends a command with exit status 130 and a one-line message; ``compare``
+says how many runs are saved and how to resume.
 """
 
 import argparse
+import contextlib
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -30,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._atomic import atomic_write, probe_writable
 from .diagnostics import check_gradient, check_hessian, check_retraction
 from .experiments import EXECUTORS, OPTIMIZERS, PROBLEMS, STRATEGY_NAMES, compare
 from .experiments.summary import format_table
@@ -108,11 +115,11 @@ def _run_checks(manifold, x, rng, use_autograd):
 def _demo_arguments(parser):
     parser.add_argument("--seeds", type=_positive_int, default=5,
                         help="starting points per strategy and optimizer (default 5)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=_nonnegative_int, default=0,
                         help="the first seed (default 0); also seeds the geometry tour")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="where to write the plots (default: spherenet-demo in the "
-                             "temporary directory)")
+                        help="where to write the plots (default: a new folder "
+                             "spherenet-demo-YYYYmmdd-HHMMSS-XXXXXXXX in the current folder)")
     parser.add_argument("--no-plots", action="store_true", help="write no plots")
     parser.add_argument("--geometry", action="store_true",
                         help="the geometry tour instead: Taylor checks, accurate distances, "
@@ -126,19 +133,33 @@ def _demo_arguments(parser):
 def _demo(args):
     if args.geometry:
         return _tour(args)
-    from .experiments.demo import run_demo
+    from .experiments.demo import demo_grids, demo_plots
 
-    out = None if args.no_plots else Path(
-        args.out or os.path.join(tempfile.gettempdir(), "spherenet-demo"))
-    _say([f"spherenet {__version__}: demo -- keeping weights on the unit sphere, "
-          "by retraction or by projection", ""])
-    lines, paths, notes = run_demo(seeds=args.seeds, first_seed=args.seed, plots=out)
-    _say(lines)
+    started = time.perf_counter()
+    out, fresh = None, False
+    if not args.no_plots and args.out:
+        out = _writable_folder(args, "--out", args.out)
+    elif not args.no_plots:
+        out, fresh = _fresh_folder(args, "spherenet-demo"), True
+    try:
+        _say([f"spherenet {__version__}: demo -- keeping weights on the unit sphere, "
+              "by retraction or by projection", ""])
+        sys.stdout.flush()  # a reader through a pipe knows at once that it started
+        lines, results = demo_grids(seeds=args.seeds, first_seed=args.seed)
+        _say(lines)
+        sys.stdout.flush()  # the tables before the (slower) plots
+        paths, notes = ([], []) if out is None else demo_plots(results, out)
+    except BaseException:
+        if fresh:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # an interrupted demo leaves no empty folder behind (only empty)
+        raise
     if paths:
         _say(["", "Plots: the distance (or loss) against iterations and against time, and the "
                   "violation, per strategy:"])
         _say(f"  {path}" for path in paths if path.suffix == ".png")
         _say(f"  (and the same as SVG: {', '.join(p.name for p in paths if p.suffix == '.svg')})")
+    notes.append(f"{time.perf_counter() - started:.1f} s")
     _say(["", f"({'; '.join(notes)}. Your own grid: spherenet compare --help; "
               "the geometry tour: spherenet demo --geometry.)"])
     return 0
@@ -239,6 +260,10 @@ def _tour(args):
 # --- spherenet check ------------------------------------------------------------------
 
 
+#: The largest side of the test cost's matrix in ``spherenet check`` (0.8 GB in float64).
+MAX_CHECK_ROWS = 10_000
+
+
 def _check_arguments(parser):
     parser.add_argument("--manifold", choices=("sphere", "oblique"), default="sphere",
                         help="Sphere (unit Frobenius norm) or Oblique (unit-norm columns); "
@@ -249,7 +274,8 @@ def _check_arguments(parser):
                         help="the manifold's retraction (default exp)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="dtype of the point (the checks run in float64); default float64")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+                        help="random seed (default 0)")
     parser.add_argument("--autograd", action="store_true",
                         help="differentiate the cost with autograd instead of the closed forms")
     parser.add_argument("--plot", metavar="FILE",
@@ -258,6 +284,21 @@ def _check_arguments(parser):
 
 def _check(args):
     kind = Sphere if args.manifold == "sphere" else Oblique
+    shape = ",".join(map(str, args.shape))
+    if kind is Sphere and int(np.prod(args.shape)) < 2:
+        args.parser.error(f"argument --shape: a sphere of shape {shape} is two points, with no "
+                          "direction to move in: give 2 or more entries, such as 3,4")
+    if kind is Oblique and args.shape[0] < 2:
+        args.parser.error(f"argument --shape: the columns of an oblique point of shape {shape} "
+                          f"have {args.shape[0]} entry, two points each, with no direction to "
+                          "move in: give 2 or more rows, such as 3,4")
+    side = args.shape[0] if kind is Oblique else int(np.prod(args.shape))
+    if side > MAX_CHECK_ROWS or np.prod(args.shape, dtype=float) > MAX_CHECK_ROWS ** 2 / 10:
+        args.parser.error(f"argument --shape: {shape} is too large for the checks: the cost's "
+                          f"matrix A is {side} x {side}; give at most {MAX_CHECK_ROWS} "
+                          f"{'rows' if kind is Oblique else 'entries'} and "
+                          f"{MAX_CHECK_ROWS ** 2 // 10} entries in all")
+    plot_format = _plot_format(args) if args.plot else None
     manifold = kind(*args.shape, retraction=args.retraction)
     rng = np.random.default_rng(args.seed)
     x = manifold.random_point(rng, dtype=args.dtype)
@@ -285,19 +326,64 @@ def _check(args):
                       rows),
     ])
     if args.plot:
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            print("spherenet check: error: --plot needs matplotlib: "
-                  "pip install spherenet[plot]", file=sys.stderr)
-            return 1
+        from matplotlib.figure import Figure
+
         figure = Figure(figsize=(15, 4.5), layout="constrained")
         for check, ax in zip(checks, figure.subplots(1, 3)):
             check.plot(ax)
         figure.suptitle(repr(manifold))
-        figure.savefig(args.plot)
+        atomic_write(args.plot, lambda handle: figure.savefig(handle, format=plot_format))
         _say(["", f"plots saved to {args.plot}"])
     return 0 if all(c.passed for c in checks) else 1
+
+
+def _plot_format(args):
+    """The file format of ``--plot FILE`` (from its suffix), checked with its folder up front."""
+    try:
+        import matplotlib
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        args.parser.error("argument --plot: needs matplotlib: pip install spherenet[plot]")
+    path = Path(args.plot)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    fmt = path.suffix[1:].lower() or matplotlib.rcParams["savefig.format"]
+    if fmt not in formats:
+        args.parser.error(f"argument --plot: cannot save a figure as {fmt!r} ({args.plot!r}); "
+                          f"end the file name with one of .{', .'.join(sorted(formats))}")
+    if path.is_dir():
+        args.parser.error(f"argument --plot: {args.plot!r} is a folder; expected a file name")
+    if not path.absolute().parent.is_dir():
+        args.parser.error(f"argument --plot: no folder {str(path.absolute().parent)!r} to save "
+                          f"{path.name!r} in; create it first")
+    _writable_folder(args, "--plot", path.absolute().parent)
+    return fmt
+
+
+# --- output folders --------------------------------------------------------------------------
+
+
+def _writable_folder(args, option, folder):
+    """``folder`` as a Path, after checking that files can be written there (or in the
+    nearest existing folder above it); an argparse error otherwise."""
+    folder = Path(folder)
+    try:
+        probe_writable(folder)
+    except OSError as err:
+        where = err.filename or folder
+        args.parser.error(f"argument {option}: cannot write in {str(folder)!r}: "
+                          f"{err.strerror or err} ({where})")
+    return folder
+
+
+def _fresh_folder(args, name):
+    """A new folder ``<name>-YYYYmmdd-HHMMSS-XXXXXXXX`` in the current folder (unique even
+    for two commands started in the same second)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{name}-{stamp}-", dir=os.getcwd()))
+    except OSError as err:
+        args.parser.error(f"cannot create a folder for the plots in {os.getcwd()!r}: "
+                          f"{err.strerror or err}; choose one with --out DIR, or --no-plots")
 
 
 # --- spherenet compare ------------------------------------------------------------------
@@ -395,13 +481,24 @@ def _specs(args):
 
 
 def _compare(args):
+    from .experiments import build_grid
+
     if args.list:
         return _list_problems()
     problems, optimizers = _specs(args)
     budget = dict(maxiter=args.budget, epochs=args.epochs)
     if args.maxtime is not None:
         budget["maxtime"] = args.maxtime
-    out = Path(args.out)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # compare below says what it skips
+            runs, skipped = build_grid(problems, args.strategies, optimizers, args.seeds,
+                                       Budget(**budget))
+    except ValueError as err:
+        args.parser.error(str(err).replace("\n", " "))
+    if not runs:
+        args.parser.error("nothing to run: " + "; ".join(skipped))
+    out = _writable_folder(args, "--out", args.out)
     started = time.perf_counter()
     progress = False if args.no_progress else None  # None: a bar when stderr is a terminal
     with warnings.catch_warnings(record=True) as caught:
@@ -445,6 +542,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -561,8 +668,10 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 1 if a check failed or a run of a grid raised. Bad
-        arguments exit with code 2 through ``SystemExit``, as argparse does.
+        0 on success, 1 if a check failed, a run of a grid raised or a file
+        could not be written, 130 after Ctrl-C (``KeyboardInterrupt``). Bad
+        arguments, and output folders that cannot be written, exit with code
+        2 through ``SystemExit``, as argparse does, before any work starts.
 
     Examples
     --------
@@ -571,6 +680,7 @@ def main(argv=None):
     Oblique(shape=(3, 4), ...
     0
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -579,3 +689,26 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted_message(args.command, argv, interrupt), file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+    except OSError as err:  # a disk that fills up, a folder removed meanwhile...
+        print(f"spherenet {args.command}: {err}", file=sys.stderr)
+        return 1
+
+
+def _interrupted_message(command, argv, interrupt):
+    from .experiments import GridInterrupted
+
+    again = shlex.join(["spherenet", *argv])
+    if command == "compare" and isinstance(interrupt, GridInterrupted):
+        return (f"spherenet compare: interrupted; {interrupt.saved} of {interrupt.total} runs "
+                f"are saved in {interrupt.directory}. To resume (the saved runs are read back, "
+                f"not run again): {again}")
+    if command == "compare":
+        return (f"spherenet compare: interrupted; the finished runs are saved. To resume (they "
+                f"are read back, not run again): {again}")
+    if command == "demo":
+        return (f"spherenet demo: interrupted; the demo saves no runs (it takes a few seconds): "
+                f"run it again to start over: {again}")
+    return f"spherenet {command}: interrupted"

@@ -2,8 +2,15 @@
 ``python -m spherenet``."""
 
 import csv
+import json
+import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -285,6 +292,25 @@ def test_check_saves_plots(tmp_path, capsys):
         (["compare", "--strategies", "retraction:mu=1"],
          "unknown strategy 'retraction'; choose from"),
         (["compare", "--strategies", "penalty:mu=10,penalty:mu=1e+1"], "a strategy is repeated"),
+        (["check", "--shape", "1"], "argument --shape: a sphere of shape 1 is two points"),
+        (["check", "--shape", "1,1,1"], "argument --shape: a sphere of shape 1,1,1 is two points"),
+        (["check", "--manifold", "oblique", "--shape", "1,4"],
+         "argument --shape: the columns of an oblique point of shape 1,4 have 1 entry"),
+        (["check", "--shape", "100,101"],
+         "argument --shape: 100,101 is too large for the checks: the cost's matrix A is "
+         "10100 x 10100; give at most 10000 entries and 10000000 entries in all"),
+        (["check", "--manifold", "oblique", "--shape", "10,1000001"],
+         "argument --shape: 10,1000001 is too large for the checks"),
+        (["check", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+        (["check", "--seed", "1.5"], "argument --seed: expected an integer >= 0, got '1.5'"),
+        (["demo", "--seed", "-3"], "argument --seed: expected an integer >= 0, got '-3'"),
+        (["check", "--plot", "missing/checks.png"],
+         "argument --plot: no folder '{tmp}/missing' to save 'checks.png' in; create it first"),
+        (["check", "--plot", "checks.docx"],
+         "argument --plot: cannot save a figure as 'docx' ('checks.docx'); end the file name "
+         "with one of ."),
+        (["check", "--plot", "."], "argument --plot: '.' is a folder; expected a file name"),
+        (["compare", "--param", "n=1", "--out", "new/folder"], "problem rayleigh(n=1): n must be"),
     ],
 )
 def test_bad_arguments_exit_with_code_two_and_a_one_line_error(argv, message, capsys, tmp_path,
@@ -293,9 +319,11 @@ def test_bad_arguments_exit_with_code_two_and_a_one_line_error(argv, message, ca
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0]
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0]
+    assert err.startswith("usage: spherenet ") and "Traceback" not in err
+    assert out == ""  # checked before any work
     assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
 
 
@@ -346,3 +374,297 @@ def test_rayleigh_derivatives_match_autograd():
         np.testing.assert_allclose(egrad(x), autograd.grad(cost)(x), rtol=1e-12)
         hvp, _ = autograd.make_hvp(cost)(x)
         np.testing.assert_allclose(ehess(x, u), hvp(u), rtol=1e-12)
+
+
+# --- output folders: checked up front, written atomically, shared safely ----------------------
+
+
+def _error_lines(err):
+    return [line for line in err.splitlines() if "error:" in line]
+
+
+def _temporaries(folder):
+    """Temporary files of atomic writes (and of the writability probe) left under folder."""
+    return [p for p in Path(folder).rglob(".*") if ".tmp-" in p.name or "write-test" in p.name]
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "--no-progress", "--out", "{target}"],
+    ["demo", "--seeds", "1", "--out", "{target}"],
+    ["check", "--plot", "{target}/checks.png"],
+])
+@pytest.mark.parametrize("how", ["under a file", "refused", "read-only folder"])
+def test_an_unwritable_output_is_an_argument_error(argv, how, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if how == "under a file":
+        (tmp_path / "a_file").write_text("keep")
+        target, reason = tmp_path / "a_file" / "out", f"not a folder ({tmp_path / 'a_file'})"
+    elif how == "refused":  # what a read-only file system or folder answers, even to root
+        from spherenet import _atomic
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(_atomic.tempfile, "mkstemp", refuse)
+        target, reason = tmp_path, f"Permission denied ({tmp_path})"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes in read-only folders")
+        target = tmp_path / "locked"
+        target.mkdir(mode=0o555)
+        reason = f"Permission denied ({target})"
+    argv = [a.format(target=target) for a in argv]
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    option = "--plot" if argv[0] == "check" else "--out"
+    (line,) = _error_lines(err)
+    if option == "--plot" and how == "under a file":  # --plot wants an existing folder
+        assert line == (f"spherenet check: error: argument --plot: no folder '{target}' to save "
+                        "'checks.png' in; create it first")
+    else:
+        assert line.startswith(f"spherenet {argv[0]}: error: argument {option}: cannot write "
+                               f"in '{target}': ")
+        assert line.endswith(reason)
+    assert out == "" and "Traceback" not in err  # nothing ran
+    assert sorted(tmp_path.rglob("*")) == before  # nothing was written
+
+
+def test_demo_writes_a_fresh_folder_by_default_and_prints_tables_first(
+        tmp_path, monkeypatch, capsys):
+    from spherenet.experiments import compare
+    from spherenet.experiments import demo
+
+    tiny = compare("rayleigh", "riemannian", "rsgd", seeds=1, budget=5, executor="serial",
+                   progress=False)
+    monkeypatch.setattr(demo, "demo_grids", lambda seeds, first_seed: (["TABLE"], [tiny]))
+    printed_before_plots = []
+
+    def plots(results, directory):
+        printed_before_plots.append(capsys.readouterr().out)
+        return real_plots(results, directory)
+
+    real_plots = demo.demo_plots
+    monkeypatch.setattr(demo, "demo_plots", plots)
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20261127-131415")  # the same second
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0 and main(["demo"]) == 0
+    assert all(out.rstrip().endswith("TABLE") for out in printed_before_plots)
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert re.fullmatch(r"spherenet-demo-20261127-131415-\w+", folder.name)
+        assert sorted(p.name for p in folder.iterdir()) == ["rayleigh.png", "rayleigh.svg"]
+
+
+def _run_files_parse(out):
+    import xml.etree.ElementTree as ElementTree
+
+    from matplotlib.image import imread
+
+    runs = sorted((out / "runs").glob("*.json"))
+    for path in runs:
+        assert "columns" in json.loads(path.read_text())
+    tables = {}
+    for name in ("results.csv", "summary.csv"):
+        with open(out / name, newline="") as handle:
+            tables[name] = list(csv.reader(handle))
+        assert len({len(row) for row in tables[name]}) == 1  # every row whole
+    ElementTree.parse(out / "plots" / "rayleigh.svg")  # well-formed XML
+    assert imread(out / "plots" / "rayleigh.png").shape[2] == 4  # a whole RGBA image
+    return runs, tables
+
+
+def test_two_writers_of_one_folder(tmp_path):
+    """Two compare processes writing the same folder at the same moment both succeed
+    and leave only whole files (a shared temporary name made one of them crash)."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "shared"
+    argv = [sys.executable, "-m", "spherenet", *COMPARE, "--out", str(out)]
+    writers = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for writer in writers:
+        stdout, stderr = writer.communicate(timeout=180)
+        assert writer.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    runs, tables = _run_files_parse(out)
+    assert len(runs) == 4 and len(tables["results.csv"]) == 1 + 4 * 31
+    assert len(tables["summary.csv"]) == 3
+    assert not _temporaries(tmp_path)
+
+
+def test_a_write_that_fails_midway_is_one_line_and_exit_code_one(tmp_path, monkeypatch, capsys):
+    from spherenet.experiments import results as results_module
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results_module.RunStore, "save", full)
+    assert main(COMPARE + ["--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "spherenet compare: [Errno 28] No space left on device\n"
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------
+
+SLOW_COMPARE = ["compare", "--problem", "rayleigh", "--strategies", "riemannian,projection",
+                "--seeds", "40", "--budget", "3000", "--set", "lr=1e-4", "--no-progress",
+                "--no-plots"]
+
+
+def _interrupt(argv, cwd, ready, timeout=120):
+    """Start ``python -m spherenet argv`` in its own process group, wait until
+    ``ready(process)``, then press Ctrl-C (SIGINT to the whole group, workers
+    included, as a terminal does); returns (exit code, stdout, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "spherenet", *argv], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True,
+                               env=dict(os.environ, PYTHONPATH=str(Path(cli.__file__).parents[1])))
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready(process):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_ctrl_c_during_compare_says_what_is_saved_and_how_to_resume(executor, tmp_path):
+    argv = SLOW_COMPARE + ["--out", "grid", "--executor", executor, "--workers", "2"]
+    runs = tmp_path / "grid" / "runs"
+    code, stdout, stderr = _interrupt(argv, tmp_path, lambda _: any(runs.glob("*.json")))
+    assert code == 130, stderr
+    saved = sorted(runs.glob("*.json"))
+    assert stderr == (f"spherenet compare: interrupted; {len(saved)} of 80 runs are saved in "
+                      f"grid/runs. To resume (the saved runs are read back, not run again): "
+                      f"spherenet {shlex.join(argv)}\n")  # one line, from the parent alone
+    assert 1 <= len(saved) < 80 and stdout == ""
+    for path in saved:
+        assert len(json.loads(path.read_text())["columns"]["cost"]) == 3001
+    assert not _temporaries(tmp_path)
+
+
+def test_ctrl_c_during_the_demo(tmp_path):
+    code, stdout, stderr = _interrupt(["demo", "--seeds", "20"], tmp_path,
+                                      lambda process: process.stdout.readline())
+    assert code == 130
+    assert stderr == ("spherenet demo: interrupted; the demo saves no runs (it takes a few "
+                      "seconds): run it again to start over: spherenet demo --seeds 20\n")
+    assert not list(tmp_path.iterdir())  # its fresh folder, still empty, is removed
+
+
+# --- a sweep of malformed values ----------------------------------------------------------------
+
+
+def _is_int(text, low):
+    try:
+        return int(text) >= low
+    except ValueError:
+        return False
+
+
+def _is_positive_float(text):
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def _bad_int(low):
+    return st.one_of(st.integers(max_value=low - 1).map(str),
+                     st.sampled_from(["", " ", "1.5", "1e3", "ten", "0x10", "-", "1,2"]),
+                     st.text(max_size=8).filter(lambda t: not _is_int(t, low)))
+
+
+def _bad_positive_float():
+    return st.one_of(st.sampled_from(["0", "-0.0", "-1e-300", "nan", "-inf", "", "1/2", "1e"]),
+                     st.floats(max_value=0.0).map(repr),
+                     st.text(max_size=8).filter(lambda t: not _is_positive_float(t)))
+
+
+def _bad_names(valid, parse=lambda item: item):
+    """Comma-separated names of which at least one is not in ``valid``, or none at all."""
+    def bad(text):
+        items = [parse(item.strip()) for item in text.split(",") if item.strip()]
+        return not items or any(item not in valid for item in items)
+
+    return st.one_of(st.sampled_from(["", ",", " , "]),
+                     st.text(max_size=12).filter(bad),
+                     st.lists(st.sampled_from(list(valid)), min_size=1, max_size=2).map(
+                         lambda names: ",".join(names + ["x" + names[0]])))
+
+
+def _bad_shape():
+    return st.one_of(
+        st.lists(st.integers(max_value=0), min_size=1, max_size=3).map(
+            lambda ns: ",".join(map(str, ns))),
+        st.sampled_from(["1", "1,1", "", ",", "3,", "3,,4", "3;4", "3 4x"]),
+        st.text(alphabet="0123456789,-x ", max_size=6).filter(
+            lambda t: not all(_is_int(p, 1) for p in t.split(",")) or t.strip() in ("1", "1,1")))
+
+
+def _bad_choice(choices):
+    return st.text(max_size=10).filter(lambda t: t not in choices)
+
+
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from spherenet.experiments import EXECUTORS, OPTIMIZERS, PROBLEMS, STRATEGY_NAMES  # noqa: E402
+
+#: Safe settings given before the bad value: if a bad value were taken, the command
+#: would run (a test failure), briefly, and write nowhere.
+_SAFE = {"demo": ["--seeds", "1", "--no-plots", "--geometry", "--steps", "1"],
+         "compare": ["--seeds", "1", "--budget", "1", "--executor", "serial", "--no-plots",
+                     "--no-progress", "--out", "out"],
+         "check": []}
+_BAD_VALUES = [
+    ("demo", "--seeds", _bad_int(1)), ("demo", "--seed", _bad_int(0)),
+    ("demo", "--steps", _bad_int(1)),
+    ("check", "--seed", _bad_int(0)), ("check", "--shape", _bad_shape()),
+    ("check", "--manifold", _bad_choice(("sphere", "oblique"))),
+    ("check", "--retraction", _bad_choice(("exp", "projection"))),
+    ("check", "--dtype", _bad_choice(("float64", "float32"))),
+    ("compare", "--seeds", _bad_int(1)), ("compare", "--budget", _bad_int(1)),
+    ("compare", "--epochs", _bad_int(1)), ("compare", "--workers", _bad_int(1)),
+    ("compare", "--maxtime", _bad_positive_float()), ("compare", "--tol", _bad_positive_float()),
+    ("compare", "--problem", _bad_names(PROBLEMS)),
+    ("compare", "--optimizer", _bad_names(OPTIMIZERS)),
+    ("compare", "--strategies", _bad_names(STRATEGY_NAMES, lambda i: i.partition(":")[0])),
+    ("compare", "--param", st.text(max_size=8).filter(lambda t: "=" not in t)),
+    ("compare", "--set", st.text(max_size=8).filter(lambda t: "=" not in t)),
+    ("compare", "--executor", _bad_choice(EXECUTORS)),
+]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(range(len(_BAD_VALUES))).flatmap(
+    lambda i: st.tuples(st.just(_BAD_VALUES[i][:2]), _BAD_VALUES[i][2])))
+def test_malformed_values_are_one_line_errors(case, monkeypatch, capsys):
+    (command, option), value = case
+    # argparse takes "--opt=--" for the option left out (its default): not ours to refuse.
+    assume(value != "--")
+    capsys.readouterr()  # what an earlier example printed
+    with tempfile.TemporaryDirectory() as folder:
+        monkeypatch.chdir(folder)
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, *_SAFE[command], f"{option}={value}"])
+        written = list(Path(folder).iterdir())
+        monkeypatch.undo()
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2, (out, err)
+    assert err.startswith(f"usage: spherenet {command} ") and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert line.startswith(f"spherenet {command}: error: argument {option}")
+    assert err.endswith(line + "\n") and out == ""
+    assert not written  # nothing written, not even a folder

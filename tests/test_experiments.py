@@ -518,6 +518,87 @@ def test_an_interrupted_grid_keeps_its_finished_runs_and_resumes(tmp_path):
     assert len(Results.load(tmp_path).runs) == 18
 
 
+def test_an_interrupted_grid_says_how_many_runs_are_saved(tmp_path):
+    from spherenet.experiments import GridInterrupted
+
+    with pytest.raises(GridInterrupted):
+        small_grid(out=tmp_path, executor=_Interrupted(4), strategies="riemannian")  # 4 of 6
+    with pytest.raises(GridInterrupted) as info:
+        small_grid(out=tmp_path, executor=_Interrupted(5))  # 4 read back, 5 run, 9 to go
+    files = list((tmp_path / "runs").glob("*.json"))
+    assert (info.value.saved, info.value.total) == (9, 18) and len(files) == 9
+    assert info.value.directory == tmp_path / "runs"
+    assert isinstance(info.value, KeyboardInterrupt)  # what Ctrl-C handlers catch
+    with pytest.raises(GridInterrupted) as info:
+        small_grid(executor=_Interrupted(2))  # no out: nothing is saved
+    assert (info.value.saved, info.value.total, info.value.directory) == (0, 18, None)
+
+
+def assert_same_runs(a, b):
+    """The same runs with the same traces, in any order (load reads files by name)."""
+    ta, tb = traces(a), traces(b)
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        for name in NUMERIC:
+            np.testing.assert_array_equal(ta[key][name], tb[key][name], err_msg=f"{key} {name}")
+
+
+def _tiny(out, budget, seeds=2, strategies=("riemannian", "projection")):
+    return compare(RAYLEIGH, list(strategies), "rsgd", seeds=seeds, budget=budget,
+                   executor="serial", progress=False, out=out)
+
+
+def test_load_keeps_the_grids_of_a_folder_apart(tmp_path):
+    ten, twenty = _tiny(tmp_path, 10), _tiny(tmp_path, 20, seeds=1)
+    # Same labels, two budgets: one table would count rayleigh/riemannian/rsgd/seed 0 twice.
+    with pytest.raises(ValueError) as info:
+        Results.load(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'runs'} holds the runs of 2 grids, by budget: ")
+    assert "maxiter=10 (4 runs), maxiter=20 (2 runs)" in message
+    assert "Results.load(directory, budget=...)" in message
+    for budget, expected in ((10, ten), (dict(maxiter=20), twenty), (Budget(maxiter=10), ten)):
+        loaded = Results.load(tmp_path, budget=budget)
+        assert len(loaded.runs) == len(expected.runs)
+        assert_same_runs(expected, loaded)
+    with pytest.raises(ValueError, match=r"holds no run of the budget maxiter=30; it holds "
+                                         r"maxiter=10 \(4 runs\), maxiter=20 \(2 runs\)"):
+        Results.load(tmp_path, budget=30)
+    # Other settings than maxiter name themselves, and numbers compare as numbers.
+    _tiny(tmp_path, dict(maxiter=10, maxtime=60), seeds=1, strategies=["riemannian"])
+    with pytest.raises(ValueError, match=r"maxiter=10, maxtime=60 \(1 run\)"):
+        Results.load(tmp_path)
+    assert len(Results.load(tmp_path, budget=dict(maxiter=10, maxtime=60.0)).runs) == 1
+
+
+def test_load_of_one_grid_grown_by_resuming_needs_no_budget(tmp_path):
+    _tiny(tmp_path, 10, strategies=["riemannian"])
+    both = _tiny(tmp_path, 10)  # one more strategy, same budget: the same grid, grown
+    assert_same_runs(both, Results.load(tmp_path))
+    assert len(Results.load(tmp_path / "empty").runs) == 0
+
+
+def test_load_skips_files_that_are_not_runs_and_names_them(tmp_path):
+    expected = _tiny(tmp_path, 10)
+    runs = tmp_path / "runs"
+    (runs / "notes.json").write_text("not JSON {")
+    (runs / "list.json").write_text("[1, 2]")
+    (runs / "settings.json").write_text(json.dumps({"format": 1, "theme": "dark"}))
+    (runs / "old.json").write_text(json.dumps({"format": 0, "run": {}, "columns": {}}))
+    with pytest.warns(UserWarning) as caught:
+        loaded = Results.load(tmp_path)
+    assert_same_runs(expected, loaded)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 4
+    assert messages[0].startswith(f"skipped {runs / 'list.json'}: not a spherenet run file "
+                                  "(a JSON list, not an object)")
+    assert messages[1].startswith(f"skipped {runs / 'notes.json'}: not a readable JSON file (")
+    assert messages[2] == (f"skipped {runs / 'old.json'}: not a spherenet run file "
+                           "(format 0, expected 1)")
+    assert messages[3] == (f"skipped {runs / 'settings.json'}: not a spherenet run file "
+                           "(no run description)")
+
+
 def test_a_run_that_raises_is_reported_and_not_stored(tmp_path, monkeypatch):
     real = runner._minimize
 

@@ -32,13 +32,14 @@ from .plots import plot_problem, plot_results
 from .problems import OPTIMIZERS, PROBLEMS, STRATEGY_NAMES
 from .results import COLUMNS, Results, RunStore
 from .summary import Summary
-from .runner import build_grid, compare, execute
+from .runner import GridInterrupted, build_grid, compare, execute
 from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
 
 __all__ = [
     "compare",
     "build_grid",
     "execute",
+    "GridInterrupted",
     "Results",
     "Summary",
     "RunStore",

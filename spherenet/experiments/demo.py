@@ -14,7 +14,7 @@ from .summary import format_table, number_text, spread_text
 from .runner import compare
 from .specs import Budget
 
-__all__ = ["run_demo", "DEMO_STRATEGIES", "DEMO_OPTIMIZERS"]
+__all__ = ["run_demo", "demo_grids", "demo_plots", "DEMO_STRATEGIES", "DEMO_OPTIMIZERS"]
 
 DEMO_STRATEGIES = ("riemannian", "projection", "reparam")
 DEMO_OPTIMIZERS = ("rsgd", "radam", "cg")
@@ -111,19 +111,9 @@ def _network_section(seeds, executor):
     return results, lines
 
 
-def run_demo(seeds=5, first_seed=0, plots=None, executor="serial"):
-    """Run the demo's grids; returns ``(lines, plot_paths, notes)``.
-
-    Parameters
-    ----------
-    seeds : int
-        Number of seeds (starting points) per cell.
-    first_seed : int
-    plots : path or None
-        Directory for the figures (PNG and SVG); None writes none.
-    executor : str or Executor, default "serial"
-    """
-    started = time.perf_counter()
+def demo_grids(seeds=5, first_seed=0, executor="serial"):
+    """Run the demo's grids; returns ``(lines, results)``: the text to print and the
+    :class:`~spherenet.experiments.Results` of each grid (for plots)."""
     seed_list = list(range(first_seed, first_seed + seeds))
     lines = [
         "Three ways to keep ||w|| = 1 while an optimizer runs, compared with the same optimizer,",
@@ -139,7 +129,6 @@ def run_demo(seeds=5, first_seed=0, plots=None, executor="serial"):
         rayleigh, section = _rayleigh_section(seed_list, executor)
     lines += section
     results = [rayleigh]
-    notes = []
     available, why = PROBLEMS["seed_network"].available()
     lines.append("")
     if available:
@@ -148,13 +137,36 @@ def run_demo(seeds=5, first_seed=0, plots=None, executor="serial"):
         results.append(network)
     else:
         lines.append(f"2. The seed network is skipped: {why}.")
+    return lines, results
+
+
+def demo_plots(results, directory):
+    """Save the figures of :func:`demo_grids`' results under ``directory`` (PNG and SVG,
+    each written atomically); returns ``(paths, notes)``, notes saying why there are
+    none if matplotlib is missing."""
     paths = []
-    if plots is not None:
-        try:
-            for result in results:
-                paths += result.plot(plots)
-        except ImportError as err:
-            notes.append(f"no plots: {err}")
+    try:
+        for result in results:
+            paths += result.plot(directory)
+    except ImportError as err:
+        return paths, [f"no plots: {err}"]
+    return paths, []
+
+
+def run_demo(seeds=5, first_seed=0, plots=None, executor="serial"):
+    """Run the demo's grids; returns ``(lines, plot_paths, notes)``.
+
+    Parameters
+    ----------
+    seeds : int
+        Number of seeds (starting points) per cell.
+    first_seed : int
+    plots : path or None
+        Directory for the figures (PNG and SVG); None writes none.
+    executor : str or Executor, default "serial"
+    """
+    started = time.perf_counter()
+    lines, results = demo_grids(seeds, first_seed, executor)
+    paths, notes = ([], []) if plots is None else demo_plots(results, plots)
     notes.append(f"{time.perf_counter() - started:.1f} s")
     return lines, paths, notes
-

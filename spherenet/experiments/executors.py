@@ -9,9 +9,10 @@ about dask.
 
 import concurrent.futures
 import os
+import signal
 import sys
 
-__all__ = ["SerialExecutor", "make_executor", "EXECUTORS"]
+__all__ = ["SerialExecutor", "make_executor", "stop_executor", "EXECUTORS"]
 
 EXECUTORS = ("serial", "threads", "processes")
 
@@ -66,7 +67,29 @@ def make_executor(executor, n_runs, workers=None):
         return SerialExecutor(), True
     if executor == "threads":
         return concurrent.futures.ThreadPoolExecutor(max_workers=size), True
-    return concurrent.futures.ProcessPoolExecutor(max_workers=size), True
+    return concurrent.futures.ProcessPoolExecutor(max_workers=size,
+                                                  initializer=_leave_sigint_to_the_parent), True
+
+
+def _leave_sigint_to_the_parent():
+    # Ctrl-C reaches every process of the terminal's foreground group. A worker that
+    # took it would print a traceback from its task loop; the parent handles it instead
+    # (it keeps the finished runs and stops the workers, see stop_executor).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop_executor(executor):
+    """Shut down an executor made by :func:`make_executor` at once: queued runs are
+    cancelled and the workers of a process pool are terminated (their runs are lost)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join()
+    if processes:
+        executor.shutdown(wait=True)
 
 
 def progress_bar(total, enabled, desc="runs"):

@@ -9,12 +9,12 @@ that stopped early (it converged) keeps its last value. Uses matplotlib's
 object API (no pyplot): no global state, safe in threads and scripts.
 """
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..strategies import STRATEGIES
 from .results import slug
 
@@ -166,8 +166,7 @@ def plot_results(results, directory, formats=("png", "svg"), measure=None):
         figure = plot_problem(results, problem, measure)
         for fmt in formats:
             path = directory / f"{slug(problem)}.{fmt}"
-            partial = path.with_name(f".{path.name}.tmp")
-            figure.savefig(partial, format=fmt, dpi=110)
-            os.replace(partial, path)  # never a half-written figure under the final name
+            # Never a half-written figure under the final name, even with two writers.
+            atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=110))
             paths.append(path)
     return paths

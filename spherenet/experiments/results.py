@@ -23,15 +23,16 @@ The tidy table has the columns :data:`COLUMNS`:
 """
 
 import csv
+import dataclasses
 import json
 import math
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 __all__ = ["Results", "RunStore", "COLUMNS", "IDENTITY", "MEASURES", "atomic_write",
            "write_csv"]
@@ -44,27 +45,6 @@ TOLERANCE_MEASURES = ("distance", "gap", "grad_norm", "cost")
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def atomic_write(path, text):
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    A reader (or a resumed grid) sees the old file or the whole new one, never
-    a partial one, even if the process is killed mid-write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def slug(text):
@@ -133,9 +113,71 @@ class Results:
         return cls(runs)
 
     @classmethod
-    def load(cls, directory):
-        """The finished runs stored under ``directory`` (as ``compare(out=directory)`` left them)."""
-        return cls.from_records(RunStore(directory).records())
+    def load(cls, directory, budget=None):
+        """The finished runs stored under ``directory`` (as ``compare(out=directory)`` left them).
+
+        Parameters
+        ----------
+        directory : path
+            The ``out`` folder of :func:`~spherenet.experiments.compare`; the run
+            files are in its ``runs/`` folder.
+        budget : int, dict or Budget, optional
+            Take only the runs of this budget (``maxiter``, ``epochs``,
+            ``maxtime``, ``gtol``). Needed when the folder holds runs of
+            several budgets: the runs of two budgets are two grids, and one
+            table would count the same cell and seed twice.
+
+        Returns
+        -------
+        Results
+
+        Raises
+        ------
+        ValueError
+            The folder holds runs of more than one budget and ``budget`` is
+            not given (the message lists them), or no run of ``budget``.
+
+        Warns
+        -----
+        UserWarning
+            For each file of ``runs/`` that is not a readable run file (the
+            message names it); the file is skipped.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from spherenet.experiments import compare, Results
+        >>> out = tempfile.mkdtemp()
+        >>> for maxiter in (10, 20):
+        ...     _ = compare("rayleigh", "riemannian", "rsgd", seeds=1, budget=maxiter,
+        ...                 executor="serial", out=out)
+        >>> Results.load(out)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ... holds the runs of 2 grids, by budget: maxiter=10 (1 run), maxiter=20 ...
+        >>> len(Results.load(out, budget=20))
+        21
+        """
+        from .specs import Budget
+
+        store = RunStore(directory)
+        grids = {}
+        for record in store.records():
+            grids.setdefault(_budget_key(record["run"]["budget"]), []).append(record)
+        if budget is not None:
+            wanted = _budget_key(dataclasses.asdict(Budget.coerce(budget)))
+            if wanted not in grids:
+                raise ValueError(f"{store.directory} holds no run of the budget "
+                                 f"{_budget_text(wanted)}; it holds "
+                                 f"{_grids_text(grids) or 'no run'}")
+            return cls.from_records(grids[wanted])
+        if len(grids) > 1:
+            first = min(grids, key=_budget_order)
+            raise ValueError(
+                f"{store.directory} holds the runs of {len(grids)} grids, by budget: "
+                f"{_grids_text(grids)}; choose one with Results.load(directory, budget=...), "
+                f"e.g. budget=dict({_budget_text(first)}), or give each grid its own folder")
+        return cls.from_records(next(iter(grids.values()), []))
 
     # --- the tidy table -------------------------------------------------------------------------
 
@@ -380,9 +422,67 @@ class RunStore:
         return path
 
     def records(self):
-        """Every stored record, sorted by file name."""
+        """Every stored run record, sorted by file name; a file that is not one (not
+        JSON, or not a run file of this format) is skipped with a warning naming it."""
         records = []
         for path in sorted(self.directory.glob("*.json")):
-            with open(path) as handle:
-                records.append(json.load(handle))
+            try:
+                with open(path) as handle:
+                    record = json.load(handle)
+            except (OSError, ValueError) as err:
+                warnings.warn(f"skipped {path}: not a readable JSON file ({err})", stacklevel=3)
+                continue
+            problem = _record_problem(record, self.FORMAT)
+            if problem:
+                warnings.warn(f"skipped {path}: not a spherenet run file ({problem})",
+                              stacklevel=3)
+                continue
+            records.append(record)
         return records
+
+
+def _record_problem(record, expected_format):
+    """Why ``record`` is not a stored run of this format, or "" if it is one."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    if record.get("format") != expected_format:
+        return f"format {record.get('format')!r}, expected {expected_format}"
+    run = record.get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("budget"), dict) or any(
+            name not in run for name in IDENTITY):
+        return "no run description"
+    columns = record.get("columns")
+    if not isinstance(columns, dict) or "iteration" not in columns:
+        return "no columns"
+    return ""
+
+
+def _budget_key(budget):
+    """A hashable, comparable form of a budget dict (numbers as floats: 5 and 5.0 agree)."""
+    return tuple(sorted(
+        (str(k), float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+        for k, v in budget.items()))
+
+
+def _budget_text(key):
+    from .specs import Budget
+
+    fields = [f.name for f in dataclasses.fields(Budget)]
+    defaults = dict(_budget_key(dataclasses.asdict(Budget())))
+    items = sorted(key, key=lambda kv: fields.index(kv[0]) if kv[0] in fields else len(fields))
+    # maxiter and the fields that differ from the defaults: short and unambiguous.
+    shown = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+             for k, v in items if k == "maxiter" or defaults.get(k, object()) != v]
+    return ", ".join(shown)
+
+
+def _budget_order(key):
+    return [(k, -math.inf if v is None else v) for k, v in key]
+
+
+def _grids_text(grids):
+    parts = []
+    for key, records in sorted(grids.items(), key=lambda item: _budget_order(item[0])):
+        count = len(records)
+        parts.append(f"{_budget_text(key)} ({count} run{'s' if count != 1 else ''})")
+    return ", ".join(parts)

@@ -11,12 +11,39 @@ import numpy as np
 
 from .. import _tangent
 from ..strategies import ProjectionGeometry, get_strategy
-from .executors import SerialExecutor, make_executor, progress_bar
+from .executors import SerialExecutor, make_executor, progress_bar, stop_executor
 from .problems import PROBLEMS, build_problem, resolve, resolve_strategy
 from .results import Results, RunStore
 from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
 
-__all__ = ["compare", "build_grid", "execute"]
+__all__ = ["compare", "build_grid", "execute", "GridInterrupted"]
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`compare`: a ``KeyboardInterrupt`` that says what was kept.
+
+    Attributes
+    ----------
+    saved : int
+        Finished runs of the grid stored in ``directory`` (read back by the
+        next ``compare`` with the same ``out``); 0 without ``out``.
+    total : int
+        Runs in the grid.
+    directory : pathlib.Path or None
+        The folder of the run files, ``out/runs``.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> stop = GridInterrupted(3, 8, Path("results") / "runs")
+    >>> isinstance(stop, KeyboardInterrupt), str(stop)
+    (True, 'interrupted: 3 of 8 runs saved in results/runs')
+    """
+
+    def __init__(self, saved, total, directory):
+        super().__init__(f"interrupted: {saved} of {total} runs saved"
+                         + (f" in {directory}" if directory is not None else ""))
+        self.saved, self.total, self.directory = saved, total, directory
 
 
 def _as_list(values, what):
@@ -293,7 +320,13 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
         if records[i] is None:
             todo.append(i)
     if todo:
-        _run_all(runs, todo, records, store, executor, progress, workers)
+        try:
+            _run_all(runs, todo, records, store, executor, progress, workers)
+        except KeyboardInterrupt:
+            # Counted on disk: a run file appears whole (os.replace) or not at all.
+            saved = 0 if store is None else sum(store.path(run).exists() for run in runs)
+            raise GridInterrupted(saved, len(runs),
+                                  None if store is None else store.directory) from None
     failed = [(record["run"], record["error"]) for record in records if "error" in record]
     if failed:
         warnings.warn(f"{len(failed)} of {len(runs)} runs raised; the first: {failed[0][1]} "
@@ -312,6 +345,7 @@ def _run_all(runs, todo, records, store, executor, progress, workers):
     queue = iter(todo)
     pending = {}
     bar = progress_bar(len(todo), progress)
+    interrupted = False
     try:
         while True:
             while len(pending) < window:
@@ -328,7 +362,12 @@ def _run_all(runs, todo, records, store, executor, progress, workers):
                 if store is not None:
                     store.save(runs[i], records[i])
                 bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         bar.close()
-        if owned:
+        if owned and interrupted:
+            stop_executor(pool)  # the runs in flight are lost; waiting for them is not an option
+        elif owned:
             pool.shutdown(wait=True, cancel_futures=True)
