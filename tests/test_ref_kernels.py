@@ -414,3 +414,26 @@ def test_momentum_under_the_projection_strategy_is_keras_unit_norm(dtype):
                                    atol=4 * eps(dtype) * max(1.0, float(np.max(np.abs(want)))))
     # the momentum buffer is the plain ambient one: not projected, not transported
     assert float(np.max(np.abs(np.sum(new_b[0].astype(LD) * new_x[0], axis=0)))) > 0.01
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("retraction", RETRACTIONS)
+def test_steps_from_a_drifted_point(retraction, transport, dtype, compiled, monkeypatch):
+    # Columns off the sphere by 1e-3 either way (drift): every step reads x as
+    # x/||x||, and lands on the sphere.
+    if compiled:
+        require_numba()
+    else:
+        monkeypatch.setitem(_kernels._STATE, "numba", False)
+        monkeypatch.setitem(_momentum._STATE, "kernel", False)
+    M = Oblique(30, 7, retraction=retraction, transport=transport)
+    x, g, b = momentum_problem(M, dtype, seed=11)
+    x = (x * np.array([1.001, 0.999, 1.0, 1.002, 0.998, 1.0005, 0.9995])).astype(dtype)
+    new_x, new_b = momentum(M, x, g, b, compiled)
+    ref_x, ref_b = ref_momentum(M, x, g, b, 0.1, 0.9)
+    assert_within(new_x, ref_x, dtype, 4)
+    assert_within(new_b, ref_b, dtype, 4, scale=float(np.max(np.abs(ref_b))))
+    got = M.gradient_step(x, g, 0.3)
+    assert_within(got, ref_gradient_step(M, x, g, 0.3), dtype, 4)
