@@ -13,7 +13,6 @@ other than 1, and both dtypes. Metrics are compared with Python loops.
 
 import math
 
-import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
@@ -313,7 +312,8 @@ def test_categorical_crossentropy_from_logits(dtype, soft):
 def test_sparse_crossentropy_from_logits(dtype):
     z = logits_case(dtype, 4)
     labels = np.array([1, 3, 0, 2, 2, 3])  # row 0 saturated away from its label
-    value, g = value_and_gradient(lambda u: losses.SparseCategoricalCrossentropy(True)(labels, u), z)
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    value, g = value_and_gradient(lambda u: loss(labels, u), z)
     ref = ref_sparse_logits(z, labels)
     assert_value(value, ref[0], dtype, z.size)
     assert_gradient(g, ref, dtype)
@@ -472,4 +472,3 @@ def test_loss_objects_use_the_documented_primitives():
     bce_probs = ref_bce_probs(z, t, np.float64)[0]  # z read as probabilities: clipped
     assert float(losses.BinaryCrossentropy(True)(t, z)) == pytest.approx(float(bce_logits))
     assert float(losses.BinaryCrossentropy(False)(t, z)) == pytest.approx(float(bce_probs))
-    assert anp.isfinite(losses.BinaryCrossentropy(False)(t, z))

@@ -76,7 +76,8 @@ def numpy_training(weights, x, y, epochs, batch_size, lr, seed):
 
 def small_model(seed=0, dtype="float64", hidden=4, features=3):
     model = Sequential(seed=seed, dtype=dtype)
-    model.add(Dense(hidden, input_dim=features, activation="tanh", bias_initializer="glorot_uniform"))
+    model.add(Dense(hidden, input_dim=features, activation="tanh",
+                    bias_initializer="glorot_uniform"))
     model.add(Dense(1, activation="sigmoid", bias_initializer="glorot_uniform"))
     return model
 
@@ -222,7 +223,7 @@ def test_set_weights_starts_the_optimizer_afresh():
     fresh.build()
     fresh.set_weights(w)
     fresh.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    for got, want, other in zip(a.get_weights(), fresh.get_weights(), continued.get_weights()):
+    for got, want in zip(a.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(got, want)
     # and the carried state does matter: continuing differs from restarting
     assert not all(np.array_equal(p, q) for p, q in zip(a.get_weights(), continued.get_weights()))
@@ -267,7 +268,7 @@ def test_projection_step_is_keras_unit_norm_by_hand(dtype):
         np.testing.assert_allclose(1 - got_norms, 1e-7 / (1e-7 + norms), rtol=1e-6)
 
 
-# --- layers -----------------------------------------------------------------------------------------
+# --- layers ---------------------------------------------------------------------------------
 
 
 ACTIVATION_REFS = {
@@ -316,7 +317,7 @@ def test_dense_forward_and_gradients(name, dtype, use_bias):
     assert got.dtype == dtype
     np.testing.assert_allclose(got, out, rtol=0, atol=16 * eps(dtype) * max(1, np.max(np.abs(a))))
     # d/d(x, kernel, bias) of sum(w * out), i.e. the vjp with upstream w
-    value, grads = value_and_grads(lambda xv, *p: (layer.apply(p, xv) * w).sum(), [x, *params])
+    _, grads = value_and_grads(lambda xv, *p: (layer.apply(p, xv) * w).sum(), [x, *params])
     expected = [da @ K.T, X.T @ da] + ([da.sum(axis=0)] if use_bias else [])
     for got_g, want in zip(grads, expected):
         assert got_g.dtype == dtype
