@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from spherenet.nn import Activation, Dense, Dropout, Sequential, unit_norm
+from spherenet.nn import Activation, Dense, Dropout, LambdaCallback, Sequential, unit_norm
 from spherenet.nn._autodiff import value_and_grads
 from spherenet.optim import RAdam, RSGD
 from spherenet.optim.schedules import step_decay
@@ -152,6 +152,37 @@ def test_epoch_loss_equals_evaluate_when_the_weights_stand_still(loss, dtype):
         np.testing.assert_allclose(history[metric][0], whole[1], rtol=8 * eps(np.dtype(dtype)))
 
 
+def test_validation_logs_are_evaluate_at_the_end_of_epoch_weights():
+    # val_loss / val_accuracy and the violation are taken at the weights after the
+    # epoch's last step (unlike the training loss): pin them with weights captured
+    # by a callback.
+    x, y = data(n=30)
+    xv, yv = data(n=11, seed=1)
+    model = Sequential(seed=1, dtype="float64")
+    model.add(Dense(5, input_dim=3, activation="tanh", kernel_constraint=unit_norm()))
+    model.add(Dense(1, activation="sigmoid"))
+    model.compile(optimizer=RSGD(lr=0.2, momentum=0.5), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    captured = []
+    capture = LambdaCallback(on_epoch_end=lambda epoch, logs: captured.append(
+        (model.get_weights(), dict(logs))))
+    model.fit(x, y, epochs=3, batch_size=7, verbose=0, seed=0, validation_data=(xv, yv),
+              callbacks=[capture])
+    check = Sequential(seed=1, dtype="float64")
+    check.add(Dense(5, input_dim=3, activation="tanh", kernel_constraint=unit_norm()))
+    check.add(Dense(1, activation="sigmoid"))
+    check.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
+    check.build()
+    for weights, logs in captured:
+        check.set_weights(weights)
+        loss, accuracy = check.evaluate(xv, yv)
+        assert logs["val_loss"] == loss and logs["val_accuracy"] == accuracy
+        norms = np.linalg.norm(weights[0], axis=0)
+        assert logs["dense/kernel_violation"] == pytest.approx(np.max(np.abs(norms - 1)),
+                                                               abs=1e-17)
+    assert len({logs["val_loss"] for _, logs in captured}) == 3  # the weights did move
+
+
 def test_epoch_loss_of_a_partial_last_batch_is_weighted_by_its_size():
     # Two batches, of 3 and 1 samples: the epoch loss is (3 L1 + L2) / 4, not (L1 + L2) / 2.
     x = np.array([[0.0], [0.0], [0.0], [10.0]])
@@ -180,6 +211,8 @@ def configured(case, dtype):
         rule = RAdam(lr=0.05)
     elif case == "radam-amsgrad-coordinate":
         rule = RAdam(lr=0.05, amsgrad=True, adaptivity="coordinate")
+    elif case == "radam-reparam":
+        rule, strategy = RAdam(lr=0.05), "reparam"
     else:
         rule, strategy = RSGD(lr=0.1, momentum=0.9), "penalty"
     model.compile(optimizer=rule, loss="binary_crossentropy", metrics=["accuracy"],
@@ -188,7 +221,7 @@ def configured(case, dtype):
 
 
 CASES = ["rsgd-momentum-schedule", "rsgd-nesterov-projection", "radam",
-         "radam-amsgrad-coordinate", "rsgd-momentum-penalty"]
+         "radam-amsgrad-coordinate", "radam-reparam", "rsgd-momentum-penalty"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
