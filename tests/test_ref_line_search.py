@@ -226,3 +226,42 @@ def test_adaptive_defaults_and_trial_limit():
     assert prob.nfev == 3 and step == 0.0 and new_x is X0 and new_f == f0
     trials = [-(p @ D) / (D @ D) for p in prob.points]
     np.testing.assert_allclose(trials, [0.3**k / np.sqrt(D @ D) for k in range(3)], rtol=4 * EPS)
+
+
+# --- a whole steepest-descent run: the line search's memory across iterations -----------------
+
+
+def _quartic_grad(x):
+    return 2 * (x - 0.3) + 4 * x**3
+
+
+def test_steepest_descent_run_matches_the_reference_with_exact_nfev():
+    # Manopt's steepestdescent with linesearch (optimism 2, c = 1e-4, contraction 0.5,
+    # the guess from the previous decrease); every trial counted.
+    from spherenet import minimize
+
+    x = np.array([1.5, -2.0, 0.7])
+    f_prev, xs, trials = None, [], 0
+    for _ in range(8):
+        g = _quartic_grad(x)
+        f0, df0, norm_d = _quartic(x), -(g @ g), np.sqrt(g @ g)
+        fresh = 1.0 / norm_d
+        guess = fresh if f_prev is None or not f_prev > f0 else 2.0 * 2.0 * (f0 - f_prev) / df0
+        phi = lambda a, x=x, g=g: _quartic(x - a * g)  # noqa: E731
+        alphas, values = ref_backtrack(phi, f0, df0, guess, 0.5, 1e-4, 25)
+        trials += len(alphas)
+        if values[-1] > f0 and guess != fresh:
+            alphas, values = ref_backtrack(phi, f0, df0, fresh, 0.5, 1e-4, 25)
+            trials += len(alphas)
+        f_prev = f0
+        x = x - alphas[-1] * g
+        xs.append(x)
+    iterates = []
+    res = minimize(_quartic, Euclidean(3), x0=np.array([1.5, -2.0, 0.7]), method="sd",
+                   grad=_quartic_grad, maxiter=8, gtol=0.0, xtol=0.0,
+                   callback=lambda z: iterates.append(z))
+    assert res.nit == 8
+    np.testing.assert_allclose(np.array(iterates), np.array(xs), rtol=0, atol=64 * EPS)
+    # the cost at x0, then every trial; with the user's gradient the accepted
+    # trial's cost is reused, not evaluated again. One gradient at x0 and per iterate.
+    assert res.nfev == 1 + trials and res.ngev == 1 + 8
