@@ -283,3 +283,15 @@ def test_tcg_float32_keeps_the_dtype_and_follows_the_float64_reference(radius):
     assert (reason, j) == (ref_reason, ref_j)
     np.testing.assert_allclose(eta, ref_eta, rtol=0,
                                atol=16 * np.finfo(np.float32).eps * np.linalg.norm(ref_eta))
+
+
+@pytest.mark.parametrize("curvature", [1.0, -1.0])
+def test_tcg_with_a_zero_gradient_returns_the_zero_step(curvature):
+    # r0 = 0 meets the stopping test ||r|| <= ||r0|| min(||r0||^theta, kappa) before
+    # any inner iteration (Steihaug's first direction -g is zero): eta = H eta = 0.
+    for geometry, x in ((Euclidean(3), np.zeros(3)), (Sphere(3), np.array([0.0, 0.0, 1.0]))):
+        eta, heta, reason, j = truncated_cg(geometry, x, np.zeros(3),
+                                            lambda u: curvature * u, 1.0)
+        assert (reason, j) == ("converged", 0)
+        np.testing.assert_array_equal(eta, np.zeros(3))
+        np.testing.assert_array_equal(heta, np.zeros(3))
