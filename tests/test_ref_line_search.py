@@ -265,3 +265,31 @@ def test_steepest_descent_run_matches_the_reference_with_exact_nfev():
     # the cost at x0, then every trial; with the user's gradient the accepted
     # trial's cost is reused, not evaluated again. One gradient at x0 and per iterate.
     assert res.nfev == 1 + trials and res.ngev == 1 + 8
+
+
+def test_adaptive_retries_from_the_initial_step_when_the_remembered_step_fails():
+    # The remembered step (in units of a short d) is far too long for a long d:
+    # max_trials contractions do not come back, so a second pass starts from
+    # initial_step / ||d||; the memory then follows the second pass.
+    ls = AdaptiveLineSearch(max_trials=2)
+    prob = Recording(Euclidean(3), _quartic)
+    f0 = _quartic(X0)
+    ls.search(prob, X0, 0.01 * D, f0, _slope(0.01 * D))
+    first_trials = [p @ D / (0.01 * (D @ D)) for p in prob.points]
+    memory = first_trials[-1] if len(first_trials) == 2 else 2 * first_trials[-1]
+    d = 10.0 * D
+    prob = Recording(Euclidean(3), _quartic)
+    step, _, new_f = ls.search(prob, X0, d, f0, _slope(d))
+    phi = _phi(_quartic, d)
+    a1, v1 = ref_backtrack(phi, f0, _slope(d), memory, 0.5, 0.5, 2)
+    assert len(a1) == 3 and v1[-1] > f0
+    a2, v2 = ref_backtrack(phi, f0, _slope(d), 1.0 / np.sqrt(d @ d), 0.5, 0.5, 2)
+    assert v2[-1] <= f0
+    np.testing.assert_allclose([p @ d / (d @ d) for p in prob.points], a1 + a2, rtol=8 * EPS)
+    assert step == pytest.approx(a2[-1] * np.sqrt(d @ d), rel=4 * EPS)
+    assert new_f == pytest.approx(v2[-1], rel=4 * EPS)
+    # next call: the memory from the second pass
+    prob = Recording(Euclidean(3), _quartic)
+    ls.search(prob, X0, d, f0, _slope(d))
+    expected = a2[-1] if len(a2) == 2 else 2 * a2[-1]
+    assert prob.points[0] @ d / (d @ d) == pytest.approx(expected, rel=8 * EPS)
