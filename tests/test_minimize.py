@@ -220,11 +220,20 @@ def test_none_ignores_the_constraint(method):
     np.testing.assert_allclose(res.x, b / np.linalg.norm(b), atol=1e-6)
 
 
-def test_strategies_report_one_gradient_norm_at_the_start():
+def test_strategies_report_one_gradient_norm_at_the_start_and_later():
     norms = [minimize(cost, M, x0=X0, strategy=s, maxiter=0).history["grad_norm"][0]
              for s in ("riemannian", "projection", "reparam")]
     np.testing.assert_allclose(norms, norms[0], rtol=1e-14)
     assert norms[0] == pytest.approx(np.linalg.norm(M.proj(X0, -2 * A @ X0)), rel=1e-14)
+    # and after 30 steps, where ||v|| != 1 under reparam: ||P_w(-2 A w)|| at the weights
+    for s in ("riemannian", "projection", "reparam"):
+        res = minimize(cost, M, x0=X0, method="rsgd", lr=0.05, strategy=s, maxiter=30)
+        w = res.x / np.linalg.norm(res.x)
+        g = -2 * A @ w
+        # measure ~0.15 from an egrad of norm ~7: rounding ~50 eps relative; 256 eps
+        assert res.grad_norm == pytest.approx(np.linalg.norm(g - (w @ g) * w),
+                                              rel=256 * np.finfo(float).eps)
+    assert res.history["v_norm"][-1] > 1.01
 
 
 @pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam"])

@@ -98,23 +98,42 @@ def test_momentum_buffer_is_transported_to_the_new_tangent_space(transport):
     assert np.linalg.norm(buffers[-1]) > 0
 
 
-def test_nesterov_differs_from_plain_momentum():
+def test_nesterov_second_step_is_pinned():
+    # Written out on S^4 with the exponential map and the projection transport:
+    # step 1 moves along rgrad + 0.9 rgrad; the buffer b1 = rgrad is transported;
+    # step 2 moves along r2 + 0.9 (0.9 b1 + r2). Plain momentum moves along 0.9 b1 + r2.
     M = Sphere(5)
     rng = np.random.default_rng(2)
     x0 = M.random_point(rng)
-    grads = [rng.standard_normal(5) for _ in range(3)]
-    paths = {}
-    for nesterov in (False, True):
+    g1, g2 = rng.standard_normal(5), rng.standard_normal(5)
+
+    def exp(x, u):
+        t = np.linalg.norm(u)
+        return np.cos(t) * x + np.sin(t) / t * u
+
+    def proj(x, u):
+        return u - (x @ u) * x
+
+    expected = {}
+    for nesterov, first in ((True, 1.9), (False, 1.0)):
+        r1 = proj(x0, g1)
+        x1 = exp(x0, -0.1 * first * r1)
+        b1 = proj(x1, r1)
+        r2 = proj(x1, g2)
+        b2 = 0.9 * b1 + r2
+        expected[nesterov] = exp(x1, -0.1 * (r2 + 0.9 * b2 if nesterov else b2))
+    for nesterov in (True, False):
         rule = RSGD(lr=0.1, momentum=0.9, nesterov=nesterov)
-        x, state = x0, rule.init(M, x0)
-        for g in grads:
-            x, state = rule.step(M, x, g, state)
-        paths[nesterov] = x
-    assert np.linalg.norm(paths[True] - paths[False]) > 1e-2
+        x, state = rule.step(M, x0, g1, rule.init(M, x0))
+        x, state = rule.step(M, x, g2, state)
+        np.testing.assert_allclose(x, expected[nesterov], rtol=0,
+                                   atol=32 * np.finfo(np.float64).eps)
+    assert np.linalg.norm(expected[True] - expected[False]) > 1e-2
     # first Nesterov step: direction rgrad + 0.9 * rgrad
-    x1, _ = RSGD(lr=0.1, momentum=0.9, nesterov=True).step(M, x0, grads[0], {"step": 0,
-                                                                                "momentum": None})
-    np.testing.assert_allclose(x1, M.retr(x0, -0.19 * M.proj(x0, grads[0])), atol=1e-15)
+    x1, _ = RSGD(lr=0.1, momentum=0.9, nesterov=True).step(M, x0, g1, {"step": 0,
+                                                                      "momentum": None})
+    np.testing.assert_allclose(x1, exp(x0, -0.19 * proj(x0, g1)), rtol=0,
+                               atol=16 * np.finfo(np.float64).eps)
 
 
 def test_weight_decay_acts_on_euclidean_factors_only():
@@ -205,7 +224,10 @@ def test_first_radam_step_moves_every_column_by_lr():
     g = rng.standard_normal((5, 7)) * np.logspace(-2, 2, 7)  # very different scales
     new, _ = RAdam(lr=0.05).step(M, x, g, RAdam().init(M, x))
     angles = [Sphere(5).dist(x[:, j], new[:, j]) for j in range(7)]
-    np.testing.assert_allclose(angles, 0.05, rtol=1e-6)
+    # exactly lr ||r_j|| / (||r_j|| + eps): eps = 1e-8 shortens the small columns' steps
+    r = g - np.sum(x * g, axis=0) * x
+    norms = np.linalg.norm(r, axis=0)
+    np.testing.assert_allclose(angles, 0.05 * norms / (norms + 1e-8), rtol=64 * np.finfo(float).eps)
 
 
 def test_radam_on_euclidean_is_adam():

@@ -19,6 +19,25 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     reason : str
         "negative curvature", "exceeded trust region", "converged" or "maxinner".
     inner_iterations : int
+        0 when the gradient is zero (the step is then zero).
+
+    Examples
+    --------
+    With a large radius and a tight tolerance tCG reaches the Newton step
+    -H^{-1} g; with a small radius it stops on the boundary:
+
+    >>> import numpy as np
+    >>> from spherenet import Euclidean
+    >>> from spherenet.optim import truncated_cg
+    >>> H, g = np.diag([1.0, 4.0]), np.array([1.0, 1.0])
+    >>> eta, Heta, reason, j = truncated_cg(Euclidean(2), np.zeros(2), g, lambda u: H @ u,
+    ...                                     radius=10.0, kappa=1e-12)
+    >>> np.round(eta, 12) + 0.0, reason, j
+    (array([-1.  , -0.25]), 'converged', 2)
+    >>> eta, Heta, reason, j = truncated_cg(Euclidean(2), np.zeros(2), g, lambda u: H @ u,
+    ...                                     radius=0.5)
+    >>> round(float(np.linalg.norm(eta)), 12), reason
+    (0.5, 'exceeded trust region')
     """
     inner = geometry.inner
     maxinner = geometry.dim if maxinner is None else maxinner
@@ -28,6 +47,10 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     r = grad
     r_r = inner(x, r, r)
     norm_r0 = math.sqrt(r_r)
+    if r_r == 0.0:
+        # The stopping test holds before any iteration (and the boundary step
+        # along delta = -g = 0 would divide by zero).
+        return eta, heta, "converged", 0
     delta = _tangent.lincomb(-1.0, r)
     e_pe, e_pd, d_pd = 0.0, 0.0, r_r
     for j in range(1, maxinner + 1):
