@@ -195,7 +195,8 @@ def test_penalty_reaches_the_penalized_minimizer(method):
     mu = 2.0  # the penalty's curvature grows like 8 mu: keep lr * 8 mu below 2
     res = minimize(cost, M, x0=X0, method=method, strategy=Penalty(M, mu=mu), maxiter=5000,
                    **_options(method))
-    assert res.success, res.message
+    # Converged on the penalized cost, but off the sphere: not a success.
+    assert res.status == 0 and not res.success, res.message
     norm = np.sqrt(1 + EIGVALS[-1] / (2 * mu))
     np.testing.assert_allclose(np.linalg.norm(res.x), norm, rtol=1e-7)
     assert _angle_to_top(res.x) < 1e-5
@@ -211,13 +212,64 @@ def test_none_ignores_the_constraint(method):
 
     res = minimize(distance, M, x0=X0, method=method, strategy="none", maxiter=5000,
                    **_options(method))
-    assert res.success, res.message
+    assert res.status == 0 and not res.success, res.message
+    assert "strategy 'none' ignores the constraint" in res.message
     np.testing.assert_allclose(res.x, b, atol=1e-6)
     np.testing.assert_allclose(res.history["violation"][-1], abs(np.linalg.norm(b) - 1),
                                atol=1e-6)
     # and on the sphere the same problem has the answer b / ||b||
     res = minimize(distance, M, x0=X0, method=method, maxiter=5000, **_options(method))
     np.testing.assert_allclose(res.x, b / np.linalg.norm(b), atol=1e-6)
+
+
+# --- success means feasible ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["cg", "trust-regions", "rsgd"])
+def test_penalty_with_a_small_mu_is_not_a_success_and_says_why(method):
+    mu = 1.0
+    res = minimize(cost, M, x0=X0, method=method, strategy=Penalty(M, mu=mu), maxiter=3000,
+                   **_options(method))
+    # The penalized minimizer: ||x||^2 = 1 + lambda_max / (2 mu).
+    violation = np.sqrt(1 + EIGVALS[-1] / (2 * mu)) - 1
+    assert res.status == 0 and "gtol" in res.message  # it did converge ...
+    assert res.success is False  # ... to a point off the sphere
+    assert res.violation == pytest.approx(violation, rel=1e-6)
+    assert f"off the sphere by up to {violation:.3g}" in res.message
+    assert "ctol 1.0e-06" in res.message and "raise mu" in res.message
+
+
+@pytest.mark.parametrize("strategy, dtype", [
+    ("riemannian", np.float64), ("projection", np.float64), ("reparam", np.float64),
+    ("riemannian", np.float32)])
+def test_strategies_that_keep_the_constraint_succeed(strategy, dtype):
+    res = minimize(cost, M, x0=X0.astype(dtype), strategy=strategy, gtol=1e-3)
+    assert res.success is True and res.status == 0, res.message
+    assert res.violation <= 100 * np.finfo(dtype).eps
+    assert "off the sphere" not in res.message
+
+
+def test_ctol_decides_success_and_is_checked():
+    mu = 1.0
+    violation = np.sqrt(1 + EIGVALS[-1] / (2 * mu)) - 1
+    loose = minimize(cost, M, x0=X0, strategy=Penalty(M, mu=mu), ctol=1.01 * violation)
+    assert loose.success and loose.status == 0 and "off the sphere" not in loose.message
+    tight = minimize(cost, M, x0=X0, strategy=Penalty(M, mu=mu), ctol=0.99 * violation)
+    assert not tight.success and tight.status == 0
+    # an unsuccessful status stays unsuccessful, and still reports the violation
+    stopped = minimize(cost, M, x0=X0, strategy="none", maxiter=2)
+    assert stopped.status == 1 and not stopped.success and "off the sphere" in stopped.message
+    with pytest.raises(ValueError, match="ctol must be >= 0, got -1"):
+        minimize(cost, M, x0=X0, ctol=-1.0)
+
+
+def test_default_ctol_follows_the_dtype():
+    """max(1e-6, 100 eps): a float32 penalty run off by 1e-5 succeeds, float64 does not."""
+    from spherenet.optim._loop import default_ctol
+
+    assert default_ctol(X0) == 1e-6
+    assert default_ctol(X0.astype(np.float32)) == 100 * float(np.finfo(np.float32).eps)
+    assert default_ctol((X0, X0.astype(np.float32))) == 100 * float(np.finfo(np.float32).eps)
 
 
 def test_strategies_report_one_gradient_norm_at_the_start():
@@ -239,7 +291,7 @@ def test_penalty_violation_shrinks_as_mu_grows():
     final = []
     for mu in (1.0, 10.0, 100.0):
         res = minimize(cost, M, x0=X0, method="trust-regions", strategy=Penalty(M, mu=mu))
-        assert res.success, res.message
+        assert res.status == 0, res.message
         final.append(res.history["violation"][-1])
     assert final[0] > final[1] > final[2] > 0
     # ||x||^2 = 1 + lambda / (2 mu) at the minimizer: violation ~ lambda / (4 mu)

@@ -78,15 +78,28 @@ class OptimizeResult(_ScipyResult):
         Iterations, cost, gradient and Hessian-vector evaluations.
     grad_norm : float
         Norm of the Riemannian gradient at ``x``.
+    violation : float
+        max_k | ||x_k|| - 1 | over the constrained (sphere) factors of ``x``.
     success : bool
+        True when the run converged (status 0 or 3) *and* ``violation <= ctol``:
+        a point that is stationary for a penalized or unconstrained cost but
+        off the sphere is not a solution of the constrained problem.
     message : str
-        Why the run stopped.
+        Why the run stopped; when ``violation > ctol`` it says so, by how
+        much, and what to change.
     status : int
-        0 converged (gtol), 1 max iterations, 2 max time, 3 cost tolerance
-        (0 and 3 count as success),
-        4 step tolerance, 5 stopped by the callback, -1 failed (NaN/Inf).
+        Why the run stopped: 0 converged (gtol), 1 max iterations, 2 max time,
+        3 cost tolerance, 4 step tolerance, 5 stopped by the callback,
+        -1 failed (NaN/Inf).
     history : History
     """
+
+
+def default_ctol(x):
+    """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
+    arrays = x if isinstance(x, tuple) else (x,)
+    resolution = max(float(np.finfo(np.asarray(a).dtype).eps) for a in arrays)
+    return max(1e-6, 100.0 * resolution)
 
 
 class Stopper:
@@ -131,9 +144,12 @@ class Stopper:
 class Recorder:
     """Records the history of a run and prints it when asked."""
 
-    def __init__(self, problem, strategy, verbose=0, telemetry=False):
+    def __init__(self, problem, strategy, verbose=0, telemetry=False, ctol=1e-6):
         self.problem = problem
         self.strategy = strategy
+        self.ctol = float(ctol)
+        if not self.ctol >= 0:
+            raise ValueError(f"ctol must be >= 0, got {ctol}")
         self.verbose = int(verbose)
         self.telemetry = bool(telemetry)
         self.start = time.perf_counter()
@@ -187,6 +203,11 @@ class Recorder:
             # point as "no decrease" and go on; say so when the run then fails.
             message += (f"; the cost was NaN or Inf at {problem.nonfinite} trial point(s), "
                         "which were rejected")
+        violation = self.strategy.violation(x)
+        feasible = violation <= self.ctol
+        if not feasible:
+            message += (f"; but the weights are off the sphere by up to {violation:.3g} "
+                        f"(> ctol {self.ctol:.1e}): {self.strategy.infeasible_advice()}")
         if self.verbose >= 1:
             print(f"{message} after {nit} iterations: cost {f:.10e}, gradient norm {grad_norm:.3e}")
         return OptimizeResult(
@@ -197,7 +218,8 @@ class Recorder:
             ngev=problem.ngev,
             nhev=problem.nhev,
             grad_norm=grad_norm,
-            success=status in (0, 3),
+            violation=violation,
+            success=status in (0, 3) and feasible,
             status=status,
             message=message,
             history=self.history(),
