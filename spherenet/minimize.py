@@ -77,6 +77,11 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     maxiter : int, default 1000
     gtol : float, default 1e-6
         Stop when the gradient norm (in the strategy's geometry) is <= gtol.
+        Below some level the dtype's rounding of the cost hides all progress
+        (in float32, often above 1e-6): cost-based solvers (sd, cg,
+        trust-regions) then stop at this *precision floor* with status 6,
+        ``success=False`` and a message giving the gradient norm reached
+        (see :class:`spherenet.optim._loop.Stopper`).
     ftol : float, default 0
         Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
     xtol : float, default 1e-10

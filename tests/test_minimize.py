@@ -412,3 +412,91 @@ def test_float32_in_float32_out(method, strategy):
     assert res.x.dtype == np.float32
     if strategy != "penalty":
         assert abs(np.linalg.norm(res.x.astype(np.float64)) - 1) <= 10 * np.finfo(np.float32).eps
+
+
+# --- the precision floor of the dtype ----------------------------------------------------
+
+# float32 Rayleigh quotients: the cost -x^T A x rounds at eps32 |f| ~ 1e-6, so a
+# gradient norm of gtol = 1e-6 is out of reach of cost-based steps.
+FLOOR_N = 50
+FLOOR_A = (lambda B: (B + B.T) / 2)(np.random.default_rng(10).standard_normal((FLOOR_N, FLOOR_N)))
+FLOOR_EIGVALS, FLOOR_EIGVECS = eigh(FLOOR_A)
+FLOOR_X0 = Sphere(FLOOR_N).random_point(1)
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _floor_run(method, dtype, **options):
+    A = FLOOR_A.astype(dtype)
+    return minimize(lambda x: -x @ A @ x, Sphere(FLOOR_N), x0=FLOOR_X0.astype(dtype),
+                    method=method, maxiter=1000, **options)
+
+
+def _float64_quality(x):
+    """Cost gap to -lambda_max and angle to the top eigenvector, in float64."""
+    x = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64))
+    gap = FLOOR_EIGVALS[-1] - x @ FLOOR_A @ x
+    return gap, float(np.arccos(min(1.0, abs(x @ FLOOR_EIGVECS[:, -1]))))
+
+
+def test_float32_trust_regions_stop_at_the_precision_floor_as_good_as_float64():
+    """It ran to maxiter (rho is rounding noise once float64's eps regularized a
+    float32 ratio), at an angle of 1e-4 from the eigenvector; now it stops early."""
+    res = _floor_run("trust-regions", np.float32, gtol=0.0)
+    assert res.status == 6 and not res.success and res.nit < 100, res.message
+    assert "float32 precision floor" in res.message
+    assert f"gradient norm {res.grad_norm:.3e} cannot go below" in res.message
+    assert res.x.dtype == np.float32
+    ref = _floor_run("trust-regions", np.float64)
+    assert ref.success
+    gap, angle = _float64_quality(res.x)
+    # The cost at x is the float64 optimum to float32 rounding (eps32 |f|) ...
+    assert 0.0 <= gap <= 2 * EPS32 * FLOOR_EIGVALS[-1]
+    # ... and so is the point: the angle is a few eps32 (float64's is ~1e-8).
+    assert angle <= 20 * EPS32, angle
+    assert res.grad_norm <= 100 * EPS32 * FLOOR_EIGVALS[-1]
+
+
+def test_float32_trust_regions_reach_a_gtol_above_the_floor():
+    """3e-6, a little above the floor (~1.5e-6 here): the floor test does not cut it short."""
+    res = _floor_run("trust-regions", np.float32, gtol=3e-6)
+    assert res.success and res.status == 0, res.message
+
+
+@pytest.mark.parametrize("method", ["sd", "cg"])
+def test_float32_line_search_solvers_report_the_precision_floor(method):
+    """sd and cg stopped there with 'the line search found no decrease' (status 4)."""
+    res = _floor_run(method, np.float32)
+    assert res.status == 6 and not res.success and res.nit < 300, res.message
+    assert "float32 precision floor" in res.message
+    gap, _ = _float64_quality(res.x)
+    assert gap <= 16 * EPS32 * FLOOR_EIGVALS[-1]  # the cost cannot tell better points apart
+
+
+@pytest.mark.parametrize("method", ["sd", "cg", "trust-regions"])
+def test_float64_runs_reach_gtol_without_a_floor_stop(method):
+    res = _floor_run(method, np.float64)
+    assert res.success and res.status == 0, res.message
+
+
+def test_a_failed_line_search_far_from_the_floor_is_not_the_floor():
+    """A wrong gradient: the line search fails after large decreases: status 4."""
+    A = FLOOR_A
+    res = minimize(lambda x: -x @ A @ x, Sphere(FLOOR_N), x0=FLOOR_X0, method="sd",
+                   grad=lambda x: 2 * A @ x)  # sign flipped: an ascent direction
+    assert res.status == 4 and "no decrease" in res.message
+
+
+def test_unresolved_steps_are_measured_in_the_dtype():
+    from spherenet.optim._loop import Stopper
+
+    stopper = Stopper(10, 0.0, 0.0, 0.0, np.inf, None)
+    x32, x64 = np.ones(2, np.float32), np.ones(2)
+    change = 3.9 * EPS32 * 10.0  # below 4 eps32 |f| at f = 10
+    assert stopper.unresolved(x32, 10.0, 10.0 - change)
+    assert not stopper.unresolved(x64, 10.0, 10.0 - change)
+    assert not stopper.unresolved(x32, 10.0, 10.0 - change, improved=True)
+    assert not stopper.unresolved(x32, 10.0, 10.0, predicted=1e-3)
+    # three in a row stop the run with status 6
+    for it in range(3):
+        assert stopper.check(it, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True) is None or it == 2
+    assert stopper.check(3, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True)[0] == 6

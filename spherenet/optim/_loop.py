@@ -90,20 +90,45 @@ class OptimizeResult(_ScipyResult):
     status : int
         Why the run stopped: 0 converged (gtol), 1 max iterations, 2 max time,
         3 cost tolerance, 4 step tolerance, 5 stopped by the callback,
-        -1 failed (NaN/Inf).
+        6 precision floor (see :class:`Stopper`), -1 failed (NaN/Inf).
     history : History
     """
 
 
+def _coarsest_dtype(x):
+    arrays = x if isinstance(x, tuple) else (x,)
+    return max((np.asarray(a).dtype for a in arrays), key=lambda d: np.finfo(d).eps)
+
+
 def default_ctol(x):
     """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
-    arrays = x if isinstance(x, tuple) else (x,)
-    resolution = max(float(np.finfo(np.asarray(a).dtype).eps) for a in arrays)
-    return max(1e-6, 100.0 * resolution)
+    return max(1e-6, 100.0 * float(np.finfo(_coarsest_dtype(x)).eps))
 
 
 class Stopper:
-    """The stopping tests shared by all solvers."""
+    """The stopping tests shared by all solvers.
+
+    Besides the tolerances, it detects the *precision floor* of the dtype:
+    near a minimizer the decrease a step can bring, about
+    ||grad||^2 / (2 curvature), falls below the rounding of the cost,
+    eps |f| (1.2e-7 |f| in float32), long before the gradient norm reaches a
+    gtol chosen for float64. The cost can then no longer tell a better point
+    from a worse one, and cost-based solvers stall: line searches find no
+    decrease, trust-region ratios are rounding noise. A step is *unresolved*
+    when the cost changed by at most ``FLOOR_FACTOR`` eps |f| (and, for trust
+    regions, so did the model) and the gradient norm did not go down. After
+    ``FLOOR_PATIENCE`` unresolved steps in a row, or a failed line search or
+    a step below xtol right after one, the run stops with status 6 and a
+    message giving the gradient norm reached and the smallest one seen.
+
+    Status 6 is not a success: gtol was not met, and ``success`` says whether
+    the requested tolerance was. But the point is as good as the dtype's
+    cost can certify (its cost is the minimum to a few eps |f|); the
+    remedies are float64 data or a gtol above the floor.
+    """
+
+    FLOOR_FACTOR = 4.0
+    FLOOR_PATIENCE = 3
 
     def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback):
         self.maxiter = int(maxiter)
@@ -117,18 +142,43 @@ class Stopper:
         for name in ("gtol", "ftol", "xtol", "maxtime"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.unresolved_steps = 0
+        self.best_grad_norm = math.inf
 
-    def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x):
+    def unresolved(self, x, f_old, f_new, predicted=0.0, improved=False):
+        """True when a step made no progress the dtype of x can see: the change
+        f_old - f_new (and the ``predicted`` one) is within ``FLOOR_FACTOR``
+        eps |f|, rounding, and the gradient norm did not go down (``improved``)."""
+        eps = float(np.finfo(_coarsest_dtype(x)).eps)
+        noise = self.FLOOR_FACTOR * eps * max(abs(f_old), abs(f_new))
+        return not improved and abs(f_old - f_new) <= noise and abs(predicted) <= noise
+
+    def floor_message(self, x, grad_norm):
+        """The message of a stop at the precision floor (status 6)."""
+        name = _coarsest_dtype(x).name
+        return (f"stopped at the {name} precision floor: the cost no longer resolves the "
+                f"decrease of a step (<= {self.FLOOR_FACTOR:g} eps |f|); gradient norm "
+                f"{grad_norm:.3e} cannot go below ~{self.best_grad_norm:.1e} in {name} "
+                f"(gtol {self.gtol:.1e}: use float64, or a gtol above the floor)")
+
+    def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x, unresolved=None):
         """Return (status, message) or None to go on.
 
         The callback sees the iterate of every iteration, not the starting
         point (as in scipy); a callback's stop request yields to convergence.
+        ``unresolved`` says whether the last step was lost in rounding (see
+        :meth:`unresolved`); None (step rules) leaves the floor test out.
         """
         stop_requested = it > 0 and self.callback is not None and self.callback(x) is True
+        self.best_grad_norm = min(self.best_grad_norm, grad_norm)
+        if unresolved is not None:
+            self.unresolved_steps = self.unresolved_steps + 1 if unresolved else 0
         if grad_norm <= self.gtol:
             return 0, f"gradient norm {grad_norm:.3e} <= gtol {self.gtol:.1e}"
         if stop_requested:
             return 5, "stopped by the callback"
+        if self.unresolved_steps >= self.FLOOR_PATIENCE:
+            return 6, self.floor_message(x, grad_norm)
         if it >= self.maxiter:
             return 1, f"maximum number of iterations ({self.maxiter}) reached"
         if elapsed >= self.maxtime:
@@ -137,6 +187,8 @@ class Stopper:
             if abs(f_old - f_new) <= self.ftol * max(abs(f_old), abs(f_new), 1.0):
                 return 3, f"relative cost decrease <= ftol {self.ftol:.1e}"
         if step_size is not None and step_size <= self.xtol:
+            if self.unresolved_steps >= 1:  # a line search shrank the step into the rounding
+                return 6, self.floor_message(x, grad_norm)
             return 4, f"step size {step_size:.3e} <= xtol {self.xtol:.1e}"
         return None
 
