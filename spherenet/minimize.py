@@ -81,7 +81,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         (in float32, often above 1e-6): cost-based solvers (sd, cg,
         trust-regions) then stop at this *precision floor* with status 6,
         ``success=False`` and a message giving the gradient norm reached
-        (see :class:`spherenet.optim._loop.Stopper`).
+        (see ``Stopper`` in ``spherenet.optim._loop``).
     ftol : float, default 0
         Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
     xtol : float, default 1e-10
