@@ -247,14 +247,17 @@ class _Spheres(Manifold):
         # cos theta - 1 = -sin^2/(1 + cos) on the near side. float32 data are
         # worked in float64 and rounded once.
         dtype, red = v.dtype, self._red
-        if dtype != np.float64:
+        # Full-size temporaries cost page faults: the float64 copies of float32
+        # data are reused as work space, y's for s and v's for beta x.
+        own = dtype != np.float64
+        if own:
             x, y, v = x.astype(np.float64), y.astype(np.float64), v.astype(np.float64)
         cosine = red.dot(x, y)
         near = cosine >= 0.0
         if near.all():
-            s = np.subtract(y, x)
+            s = np.subtract(y, x, out=y if own else None)
         elif not near.any():
-            s = np.add(y, x)
+            s = np.add(y, x, out=y if own else None)
         else:
             s = np.multiply(x, np.where(near, -1.0, 1.0))
             s += y
@@ -275,7 +278,7 @@ class _Spheres(Manifold):
             alpha, beta = _parallel_coefs(cosine, ss, a, sv, scale, near)
         np.multiply(s, alpha, out=s)
         s += v
-        s += beta * x
+        s += np.multiply(x, beta, out=v if own else None)
         return s.astype(dtype, copy=False)
 
     def transp(self, x, y, v):
