@@ -150,7 +150,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     >>> res.status, res.success, round(res.violation, 4)
     (0, False, 0.8708)
     >>> print(res.message)  # doctest: +ELLIPSIS
-    gradient norm ... <= gtol 1.0e-06; but the weights are off the sphere by up to 0.871 ...: raise mu, ...
+    gradient norm ... <= gtol 1.0e-06; but the weights are off the sphere by up to 0.871 ...raise mu...
     """
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")

@@ -156,10 +156,13 @@ class Stopper:
     def floor_message(self, x, grad_norm):
         """The message of a stop at the precision floor (status 6)."""
         name = _coarsest_dtype(x).name
+        remedy = "a gtol above the floor"
+        if name != "float64":
+            remedy = "float64, or " + remedy
         return (f"stopped at the {name} precision floor: the cost no longer resolves the "
                 f"decrease of a step (<= {self.FLOOR_FACTOR:g} eps |f|); gradient norm "
                 f"{grad_norm:.3e} cannot go below ~{self.best_grad_norm:.1e} in {name} "
-                f"(gtol {self.gtol:.1e}: use float64, or a gtol above the floor)")
+                f"(gtol {self.gtol:.1e}: use {remedy})")
 
     def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x, unresolved=None):
         """Return (status, message) or None to go on.

@@ -135,9 +135,7 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
                 return failed(recorder, x, f, grad_norm, it + 1)
             new_grad_norm = problem.measure(x_prop, new_egrad, new_grad)
             unresolved = unresolved and not new_grad_norm < grad_norm
-        if not accept:
-            radius /= 4.0
-        elif rho < 0.25:
+        if not accept or rho < 0.25:
             radius /= 4.0
         elif rho > 0.75 and reason in ("negative curvature", "exceeded trust region"):
             radius = min(2.0 * radius, max_radius)
