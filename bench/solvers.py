@@ -535,7 +535,8 @@ def table2(problems):
                                    xtol=XTOL, **options)
                 wall = time.perf_counter() - start
                 violation = res.history["violation"]
-                stop = {0: "", 1: " (maxiter)", 4: " (xtol)"}.get(res.status, f" ({res.status})")
+                stop = {0: "", 1: " (maxiter)", 4: " (xtol)", 6: " (floor)"}.get(
+                    res.status, f" ({res.status})")
                 out.append([
                     prob.name, method + (f" lr={prob.lr:.3g}" if method == "rsgd" else ""), label,
                     f"{res.nit}{stop}", f"{res.fun:.12g}", f"{res.grad_norm:.2e}",

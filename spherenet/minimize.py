@@ -5,7 +5,7 @@ import math
 from . import _tangent
 from .manifolds import Manifold
 from .manifolds.base import as_rng
-from .optim._loop import OptimizeResult, Recorder, Stopper
+from .optim._loop import OptimizeResult, Recorder, Stopper, default_ctol
 from .optim._problem import Problem
 from .optim._solver import evaluate, failed, start
 from .optim.cg import conjugate_gradient
@@ -48,7 +48,7 @@ def _run_rule(rule, problem, x0, stopper, recorder):
 
 def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=None, hess=None,
              maxiter=1000, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
-             verbose=0, rng=None, telemetry=False, **method_options):
+             verbose=0, rng=None, telemetry=False, ctol=None, **method_options):
     """Minimize ``cost`` over ``manifold``, in the manner of ``scipy.optimize.minimize``.
 
     Parameters
@@ -77,12 +77,28 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     maxiter : int, default 1000
     gtol : float, default 1e-6
         Stop when the gradient norm (in the strategy's geometry) is <= gtol.
+        Below some level the dtype's rounding of the cost hides all progress
+        (in float32, often above 1e-6): cost-based solvers (sd, cg,
+        trust-regions) then stop at this *precision floor* with status 6,
+        ``success=False`` and a message giving the gradient norm reached
+        (see ``Stopper`` in ``spherenet.optim._loop``).
     ftol : float, default 0
         Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
     xtol : float, default 1e-10
         Stop when the step length is <= xtol.
     maxtime : float, default inf
         Seconds.
+    ctol : float, optional
+        Constraint tolerance of a successful result: ``success`` is True only
+        when the run converged (gtol or ftol) *and* every constrained factor
+        of ``x`` has | ||x_k|| - 1 | <= ctol, whatever the strategy. Default
+        max(1e-6, 100 eps of the dtype): 1e-6 for float64, 1.2e-5 for
+        float32. The riemannian, projection and reparam strategies meet it to
+        rounding; penalty (whose minimizer is off the sphere by about 1/mu)
+        and none usually do not, and then report ``success=False`` with a
+        message giving the violation and what to change (raise mu, or keep
+        the constraint with strategy="riemannian"), even when the gradient
+        test passed (``status`` 0 still says that it did).
     callback : callable, optional
         ``callback(x)`` after every iteration with the current weights;
         returning True stops the run.
@@ -102,15 +118,17 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     Returns
     -------
     OptimizeResult
-        ``x, fun, nit, nfev, ngev, nhev, grad_norm, success, status, message,
-        history``. If the cost or gradient becomes NaN or Inf the result is
-        unsuccessful, says where, and holds the last finite point.
+        ``x, fun, nit, nfev, ngev, nhev, grad_norm, violation, success,
+        status, message, history``. If the cost or gradient becomes NaN or
+        Inf the result is unsuccessful, says where, and holds the last finite
+        point.
 
     Raises
     ------
     ValueError
-        Unknown method or strategy, x0 off the manifold, a cost that is not a
-        scalar or is not finite at x0, a gradient of the wrong shape.
+        Unknown method or strategy, a negative ctol, x0 off the manifold, a
+        cost that is not a scalar or is not finite at x0, a gradient of the
+        wrong shape.
     TypeError
         A manifold or a callable of the wrong type.
 
@@ -124,6 +142,15 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     >>> res = minimize(lambda x: -x @ A @ x, Sphere(3), rng=0)
     >>> res.success, round(-res.fun, 8)
     (True, 5.0)
+
+    A penalty keeps the weights only near the sphere (here at
+    ||x|| = sqrt(1 + 5/2), the penalized minimizer), and says so:
+
+    >>> res = minimize(lambda x: -x @ A @ x, Sphere(3), strategy="penalty", rng=0)
+    >>> res.status, res.success, round(res.violation, 4)
+    (0, False, 0.8708)
+    >>> print(res.message)  # doctest: +ELLIPSIS
+    gradient norm ... <= gtol 1.0e-06; but the weights are off the sphere by up to 0.871 ...raise mu...
     """
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")
@@ -149,7 +176,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     if hess is not None and strat.supports_user_hessian():
         ehess = lambda z, u: strat.ehess(hess, z, u)  # noqa: E731
     problem = Problem(strat.cost(cost), strat.geometry, egrad, ehess, measure=strat.measure)
-    recorder = Recorder(problem, strat, verbose, telemetry)
+    recorder = Recorder(problem, strat, verbose, telemetry,
+                        default_ctol(x0) if ctol is None else ctol)
     z0 = strat.to_variable(x0)
     if solver is not None:
         return solver(problem, z0, stopper, recorder, **method_options)

@@ -156,6 +156,11 @@ class Strategy:
     def extras(self, z):
         return {}
 
+    def infeasible_advice(self):
+        """What to do when a run ends with the constraint violated beyond ``ctol``."""
+        return ("the iterates drifted off the manifold; please report it, with the "
+                "strategy, method and dtype")
+
     def measure(self, z, egrad, rgrad):
         """The gradient norm for stopping tests and histories.
 
@@ -472,6 +477,10 @@ class Penalty(_Unconstrained):
     def cost(self, f):
         return lambda z: f(z) + self._penalty(z)
 
+    def infeasible_advice(self):
+        return (f"the penalty (mu={self.mu:g}) only pulls the weights towards the sphere, "
+                "by about 1/mu: raise mu, or use strategy='riemannian' to keep them on it")
+
     def egrad(self, f_egrad, z):
         g = _split(self.manifold, f_egrad(z))
         parts = []
@@ -508,6 +517,9 @@ class NoConstraint(_Unconstrained):
     """
 
     name = "none"
+
+    def infeasible_advice(self):
+        return "strategy 'none' ignores the constraint: use 'riemannian' to keep it"
 
 
 STRATEGIES = {

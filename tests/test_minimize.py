@@ -195,7 +195,8 @@ def test_penalty_reaches_the_penalized_minimizer(method):
     mu = 2.0  # the penalty's curvature grows like 8 mu: keep lr * 8 mu below 2
     res = minimize(cost, M, x0=X0, method=method, strategy=Penalty(M, mu=mu), maxiter=5000,
                    **_options(method))
-    assert res.success, res.message
+    # Converged on the penalized cost, but off the sphere: not a success.
+    assert res.status == 0 and not res.success, res.message
     norm = np.sqrt(1 + EIGVALS[-1] / (2 * mu))
     np.testing.assert_allclose(np.linalg.norm(res.x), norm, rtol=1e-7)
     assert _angle_to_top(res.x) < 1e-5
@@ -211,13 +212,64 @@ def test_none_ignores_the_constraint(method):
 
     res = minimize(distance, M, x0=X0, method=method, strategy="none", maxiter=5000,
                    **_options(method))
-    assert res.success, res.message
+    assert res.status == 0 and not res.success, res.message
+    assert "strategy 'none' ignores the constraint" in res.message
     np.testing.assert_allclose(res.x, b, atol=1e-6)
     np.testing.assert_allclose(res.history["violation"][-1], abs(np.linalg.norm(b) - 1),
                                atol=1e-6)
     # and on the sphere the same problem has the answer b / ||b||
     res = minimize(distance, M, x0=X0, method=method, maxiter=5000, **_options(method))
     np.testing.assert_allclose(res.x, b / np.linalg.norm(b), atol=1e-6)
+
+
+# --- success means feasible ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["cg", "trust-regions", "rsgd"])
+def test_penalty_with_a_small_mu_is_not_a_success_and_says_why(method):
+    mu = 1.0
+    res = minimize(cost, M, x0=X0, method=method, strategy=Penalty(M, mu=mu), maxiter=3000,
+                   **_options(method))
+    # The penalized minimizer: ||x||^2 = 1 + lambda_max / (2 mu).
+    violation = np.sqrt(1 + EIGVALS[-1] / (2 * mu)) - 1
+    assert res.status == 0 and "gtol" in res.message  # it did converge ...
+    assert res.success is False  # ... to a point off the sphere
+    assert res.violation == pytest.approx(violation, rel=1e-6)
+    assert f"off the sphere by up to {violation:.3g}" in res.message
+    assert "ctol 1.0e-06" in res.message and "raise mu" in res.message
+
+
+@pytest.mark.parametrize("strategy, dtype", [
+    ("riemannian", np.float64), ("projection", np.float64), ("reparam", np.float64),
+    ("riemannian", np.float32)])
+def test_strategies_that_keep_the_constraint_succeed(strategy, dtype):
+    res = minimize(cost, M, x0=X0.astype(dtype), strategy=strategy, gtol=1e-3)
+    assert res.success is True and res.status == 0, res.message
+    assert res.violation <= 100 * np.finfo(dtype).eps
+    assert "off the sphere" not in res.message
+
+
+def test_ctol_decides_success_and_is_checked():
+    mu = 1.0
+    violation = np.sqrt(1 + EIGVALS[-1] / (2 * mu)) - 1
+    loose = minimize(cost, M, x0=X0, strategy=Penalty(M, mu=mu), ctol=1.01 * violation)
+    assert loose.success and loose.status == 0 and "off the sphere" not in loose.message
+    tight = minimize(cost, M, x0=X0, strategy=Penalty(M, mu=mu), ctol=0.99 * violation)
+    assert not tight.success and tight.status == 0
+    # an unsuccessful status stays unsuccessful, and still reports the violation
+    stopped = minimize(cost, M, x0=X0, strategy="none", maxiter=2)
+    assert stopped.status == 1 and not stopped.success and "off the sphere" in stopped.message
+    with pytest.raises(ValueError, match="ctol must be >= 0, got -1"):
+        minimize(cost, M, x0=X0, ctol=-1.0)
+
+
+def test_default_ctol_follows_the_dtype():
+    """max(1e-6, 100 eps): a float32 penalty run off by 1e-5 succeeds, float64 does not."""
+    from spherenet.optim._loop import default_ctol
+
+    assert default_ctol(X0) == 1e-6
+    assert default_ctol(X0.astype(np.float32)) == 100 * float(np.finfo(np.float32).eps)
+    assert default_ctol((X0, X0.astype(np.float32))) == 100 * float(np.finfo(np.float32).eps)
 
 
 def test_strategies_report_one_gradient_norm_at_the_start_and_later():
@@ -248,7 +300,7 @@ def test_penalty_violation_shrinks_as_mu_grows():
     final = []
     for mu in (1.0, 10.0, 100.0):
         res = minimize(cost, M, x0=X0, method="trust-regions", strategy=Penalty(M, mu=mu))
-        assert res.success, res.message
+        assert res.status == 0, res.message
         final.append(res.history["violation"][-1])
     assert final[0] > final[1] > final[2] > 0
     # ||x||^2 = 1 + lambda / (2 mu) at the minimizer: violation ~ lambda / (4 mu)
@@ -369,3 +421,91 @@ def test_float32_in_float32_out(method, strategy):
     assert res.x.dtype == np.float32
     if strategy != "penalty":
         assert abs(np.linalg.norm(res.x.astype(np.float64)) - 1) <= 10 * np.finfo(np.float32).eps
+
+
+# --- the precision floor of the dtype ----------------------------------------------------
+
+# float32 Rayleigh quotients: the cost -x^T A x rounds at eps32 |f| ~ 1e-6, so a
+# gradient norm of gtol = 1e-6 is out of reach of cost-based steps.
+FLOOR_N = 50
+FLOOR_A = (lambda B: (B + B.T) / 2)(np.random.default_rng(10).standard_normal((FLOOR_N, FLOOR_N)))
+FLOOR_EIGVALS, FLOOR_EIGVECS = eigh(FLOOR_A)
+FLOOR_X0 = Sphere(FLOOR_N).random_point(1)
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _floor_run(method, dtype, **options):
+    A = FLOOR_A.astype(dtype)
+    return minimize(lambda x: -x @ A @ x, Sphere(FLOOR_N), x0=FLOOR_X0.astype(dtype),
+                    method=method, maxiter=1000, **options)
+
+
+def _float64_quality(x):
+    """Cost gap to -lambda_max and angle to the top eigenvector, in float64."""
+    x = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64))
+    gap = FLOOR_EIGVALS[-1] - x @ FLOOR_A @ x
+    return gap, float(np.arccos(min(1.0, abs(x @ FLOOR_EIGVECS[:, -1]))))
+
+
+def test_float32_trust_regions_stop_at_the_precision_floor_as_good_as_float64():
+    """It ran to maxiter (rho is rounding noise once float64's eps regularized a
+    float32 ratio), at an angle of 1e-4 from the eigenvector; now it stops early."""
+    res = _floor_run("trust-regions", np.float32, gtol=0.0)
+    assert res.status == 6 and not res.success and res.nit < 100, res.message
+    assert "float32 precision floor" in res.message
+    assert f"gradient norm {res.grad_norm:.3e} cannot go below" in res.message
+    assert res.x.dtype == np.float32
+    ref = _floor_run("trust-regions", np.float64)
+    assert ref.success
+    gap, angle = _float64_quality(res.x)
+    # The cost at x is the float64 optimum to float32 rounding (eps32 |f|) ...
+    assert 0.0 <= gap <= 2 * EPS32 * FLOOR_EIGVALS[-1]
+    # ... and so is the point: the angle is a few eps32 (float64's is ~1e-8).
+    assert angle <= 20 * EPS32, angle
+    assert res.grad_norm <= 100 * EPS32 * FLOOR_EIGVALS[-1]
+
+
+def test_float32_trust_regions_reach_a_gtol_above_the_floor():
+    """3e-6, a little above the floor (~1.5e-6 here): the floor test does not cut it short."""
+    res = _floor_run("trust-regions", np.float32, gtol=3e-6)
+    assert res.success and res.status == 0, res.message
+
+
+@pytest.mark.parametrize("method", ["sd", "cg"])
+def test_float32_line_search_solvers_report_the_precision_floor(method):
+    """sd and cg stopped there with 'the line search found no decrease' (status 4)."""
+    res = _floor_run(method, np.float32)
+    assert res.status == 6 and not res.success and res.nit < 300, res.message
+    assert "float32 precision floor" in res.message
+    gap, _ = _float64_quality(res.x)
+    assert gap <= 16 * EPS32 * FLOOR_EIGVALS[-1]  # the cost cannot tell better points apart
+
+
+@pytest.mark.parametrize("method", ["sd", "cg", "trust-regions"])
+def test_float64_runs_reach_gtol_without_a_floor_stop(method):
+    res = _floor_run(method, np.float64)
+    assert res.success and res.status == 0, res.message
+
+
+def test_a_failed_line_search_far_from_the_floor_is_not_the_floor():
+    """A wrong gradient: the line search fails after large decreases: status 4."""
+    A = FLOOR_A
+    res = minimize(lambda x: -x @ A @ x, Sphere(FLOOR_N), x0=FLOOR_X0, method="sd",
+                   grad=lambda x: 2 * A @ x)  # sign flipped: an ascent direction
+    assert res.status == 4 and "no decrease" in res.message
+
+
+def test_unresolved_steps_are_measured_in_the_dtype():
+    from spherenet.optim._loop import Stopper
+
+    stopper = Stopper(10, 0.0, 0.0, 0.0, np.inf, None)
+    x32, x64 = np.ones(2, np.float32), np.ones(2)
+    change = 3.9 * EPS32 * 10.0  # below 4 eps32 |f| at f = 10
+    assert stopper.unresolved(x32, 10.0, 10.0 - change)
+    assert not stopper.unresolved(x64, 10.0, 10.0 - change)
+    assert not stopper.unresolved(x32, 10.0, 10.0 - change, improved=True)
+    assert not stopper.unresolved(x32, 10.0, 10.0, predicted=1e-3)
+    # three in a row stop the run with status 6
+    for it in range(3):
+        assert stopper.check(it, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True) is None or it == 2
+    assert stopper.check(3, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True)[0] == 6

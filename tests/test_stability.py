@@ -370,3 +370,149 @@ def test_gradient_step_keeps_the_norm_for_a_nearly_normal_gradient(compiled, dty
         norm = np.sqrt(np.sum(np.square(y.astype(np.longdouble))))
         worst = max(worst, float(abs(norm - 1)) / eps(dtype))
     assert worst <= 2.0, worst
+
+
+# --- parallel transport near the antipode ---------------------------------------------------
+
+
+def mp_transport(x, y, v):
+    """Exact parallel transport from x/||x|| to y/||y|| of the tangent part of v.
+
+    Along the minimizing geodesic cos(t) x + sin(t) e: the component of v
+    along e turns with the velocity, (cos t e - sin t x), the rest is kept.
+    """
+    with mpmath.workdps(DPS):
+        X, Y, V = _mp(x), _mp(y), _mp(v)
+        nx, ny = mpmath.sqrt(_dot(X, X)), mpmath.sqrt(_dot(Y, Y))
+        X, Y = [a / nx for a in X], [b / ny for b in Y]
+        xv = _dot(X, V)
+        V = [b - xv * a for a, b in zip(X, V)]
+        cos_t = _dot(X, Y)
+        w = [b - cos_t * a for a, b in zip(X, Y)]
+        sin_t = mpmath.sqrt(_dot(w, w))
+        e = [t / sin_t for t in w]
+        k = _dot(e, V)
+        out = [b + k * ((cos_t - 1) * c - sin_t * a) for a, b, c in zip(X, V, e)]
+        return np.array([float(t) for t in out]).reshape(np.shape(x))
+
+
+GAPS = [1e-4, 1e-6, 1e-8]  # the angle is pi - gap (antipodal) or gap (near)
+
+
+def _transport_case(manifold, seed, gap, antipodal, dtype):
+    """x, y = +-x + gap e_j with x_j = 0, and a tangent v at x, all exact in dtype.
+
+    With one entry of x zero, y is representable even in float32 at a gap of
+    1e-8 (a generic y = -x + 1e-8 u rounds back onto -x): the angle is
+    pi - atan(gap) or atan(gap), up to the rounding of the other entries.
+    """
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(manifold.shape)
+    j = np.unravel_index(seed % z.size, z.shape)
+    z[j] = 0.0
+    x = (z / np.linalg.norm(z)).astype(dtype)
+    y = (-x if antipodal else x).copy()
+    y[j] = gap
+    v = (3.0 * _unit_tangent(x.astype(np.float64), rng)).astype(dtype)
+    return x, y, v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS)
+@pytest.mark.parametrize("manifold", SPHERES, ids=SPHERE_IDS)
+@pytest.mark.parametrize("antipodal", [True, False], ids=["antipodal", "near"])
+@pytest.mark.parametrize("gap", GAPS)
+def test_parallel_transport_is_accurate_near_the_antipode(manifold, gap, antipodal, dtype):
+    """Norm, tangency at y and the vector itself within a few ulps of ||v||.
+
+    The formula v - <y, v>/(1 + <x, y>) (x + y) lost 3e7 ulps of the norm in
+    float64 and the whole vector in float32 at pi - 1e-8: 1 + <x, y> cancels.
+    """
+    manifold = manifold.with_options(transport="parallel")
+    for seed in range(4):
+        x, y, v = _transport_case(manifold, seed, gap, antipodal, dtype)
+        moved = manifold.transp(x, y, v)
+        assert moved.dtype == dtype
+        m64, v64, y64 = (a.astype(np.float64) for a in (moved, v, y))
+        size = np.linalg.norm(v64)
+        # 4 ulps: v and y are themselves a fraction of an ulp off tangent / unit.
+        assert abs(np.linalg.norm(m64) - size) <= tol(dtype, 4) * size
+        assert abs(np.sum(m64 * y64)) <= tol(dtype, 4) * size * np.linalg.norm(y64)
+        np.testing.assert_allclose(moved, mp_transport(x, y, v), rtol=0, atol=tol(dtype, 4) * size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS)
+@pytest.mark.parametrize("gap", GAPS + [1.0])
+def test_parallel_transport_is_an_isometry_near_the_antipode(gap, dtype):
+    """<P u, P w> = <u, w> column by column of Oblique(5, 4), generic points."""
+    manifold = Oblique(5, 4, transport="parallel")
+    rng = np.random.default_rng(5)
+    pairs = [_pair(Sphere(5), rng, gap, True, np.float64) for _ in range(4)]
+    x = np.stack([p[0] for p in pairs], axis=1)
+    y = np.stack([p[1] for p in pairs], axis=1)
+    u = np.stack([_unit_tangent(c, rng) for c in _columns(x)], axis=1)
+    w = np.stack([_unit_tangent(c, rng) for c in _columns(x)], axis=1)
+    x, y, u, w = (a.astype(dtype) for a in (x, y, u, w))
+    pu, pw = (manifold.transp(x, y, a).astype(np.float64) for a in (u, w))
+    u, w = u.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_allclose(np.sum(pu * pw, axis=0), np.sum(u * w, axis=0), rtol=0,
+                               atol=tol(dtype, 4))
+    np.testing.assert_allclose(np.sum(pu * pu, axis=0), np.sum(u * u, axis=0), rtol=0,
+                               atol=tol(dtype, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS)
+def test_parallel_transport_at_exactly_antipodal_and_identical_points_returns_v(dtype):
+    """No unique geodesic from x to -x: v is returned (T_x = T_{-x}), as documented."""
+    manifold = Oblique(4, 3, transport="parallel")
+    x = manifold.random_point(rng=1, dtype=dtype)
+    v = manifold.random_tangent(x, rng=2)
+    y = x * np.array([-1.0, 1.0, -1.0], dtype=dtype)
+    np.testing.assert_array_equal(manifold.transp(x, y, v), v)
+    sphere = Sphere(4, 3, transport="parallel")
+    np.testing.assert_array_equal(sphere.transp(x, -x, v), v)
+    np.testing.assert_array_equal(sphere.transp(x, x, v), v)
+
+
+def test_parallel_transport_of_tiny_separations_float64():
+    """||y - x|| = 1e-200: the sums of squares underflow and are rescaled."""
+    manifold = Sphere(3, transport="parallel")
+    for antipodal in (False, True):
+        for gap in (1e-200, 1e-310):
+            x = np.array([0.6, 0.8, 0.0])
+            y = (-x if antipodal else x).copy()
+            y[2] = gap
+            v = np.array([-0.8, 0.6, 0.5])
+            moved = manifold.transp(x, y, v)
+            # Exact: the e_3 component turns into -sin(t) x + cos(t) e_3, t = atan(gap)
+            # or pi - atan(gap); the in-plane one is kept.
+            cos_t = -1.0 if antipodal else 1.0
+            expected = np.array([-0.8, 0.6, 0.5 * cos_t])
+            np.testing.assert_allclose(moved, expected, rtol=0, atol=tol(np.float64, 2))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel-if-installed", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS)
+@pytest.mark.parametrize("angle", [np.pi - 1e-7, np.pi, np.pi + 1e-3, 2.0])
+def test_fused_momentum_step_transports_along_its_great_circle(angle, dtype, compiled, monkeypatch):
+    """RSGD's fused step with exp and parallel transport: a step of angle t along -d
+    moves d to cos(t) d + ||d|| sin(t) x, also at t = pi (it divided by 1 + cos t)."""
+    from spherenet.optim import _momentum
+
+    if not compiled:
+        monkeypatch.setattr(_momentum, "_kernel_for", lambda *args: None)
+    manifold = Oblique(6, 3, transport="parallel")
+    rng = np.random.default_rng(0)
+    x = manifold.random_point(rng=rng)
+    # Steps of angle, angle / 2 and 0.999 angle: t = lr ||d_k||.
+    d = np.stack([_unit_tangent(c, rng) for c in _columns(x)], axis=1) * np.array([1.0, 0.5, 0.999])
+    lr = float(angle)
+    x, d = x.astype(dtype), d.astype(dtype)
+    new_x, new_b = _momentum.momentum_step(manifold, x, d, None, lr, 0.9)
+    x64, d64 = x.astype(np.float64), d.astype(np.float64)
+    t = lr * np.linalg.norm(d64, axis=0)
+    expected = np.cos(t) * d64 + np.linalg.norm(d64, axis=0) * np.sin(t) * x64
+    scale = np.linalg.norm(d64, axis=0)
+    # A step of t rad is off by ~t ulps (t <= 5.3 here), times ||d||.
+    errors = np.max(np.abs(new_b - expected), axis=0) / scale
+    assert np.all(errors <= tol(dtype, 16)), errors / eps(dtype)
+    assert np.all(np.isfinite(new_x))

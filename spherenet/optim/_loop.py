@@ -78,19 +78,57 @@ class OptimizeResult(_ScipyResult):
         Iterations, cost, gradient and Hessian-vector evaluations.
     grad_norm : float
         Norm of the Riemannian gradient at ``x``.
+    violation : float
+        max_k | ||x_k|| - 1 | over the constrained (sphere) factors of ``x``.
     success : bool
+        True when the run converged (status 0 or 3) *and* ``violation <= ctol``:
+        a point that is stationary for a penalized or unconstrained cost but
+        off the sphere is not a solution of the constrained problem.
     message : str
-        Why the run stopped.
+        Why the run stopped; when ``violation > ctol`` it says so, by how
+        much, and what to change.
     status : int
-        0 converged (gtol), 1 max iterations, 2 max time, 3 cost tolerance
-        (0 and 3 count as success),
-        4 step tolerance, 5 stopped by the callback, -1 failed (NaN/Inf).
+        Why the run stopped: 0 converged (gtol), 1 max iterations, 2 max time,
+        3 cost tolerance, 4 step tolerance, 5 stopped by the callback,
+        6 precision floor (see :class:`Stopper`), -1 failed (NaN/Inf).
     history : History
     """
 
 
+def _coarsest_dtype(x):
+    arrays = x if isinstance(x, tuple) else (x,)
+    return max((np.asarray(a).dtype for a in arrays), key=lambda d: np.finfo(d).eps)
+
+
+def default_ctol(x):
+    """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
+    return max(1e-6, 100.0 * float(np.finfo(_coarsest_dtype(x)).eps))
+
+
 class Stopper:
-    """The stopping tests shared by all solvers."""
+    """The stopping tests shared by all solvers.
+
+    Besides the tolerances, it detects the *precision floor* of the dtype:
+    near a minimizer the decrease a step can bring, about
+    ||grad||^2 / (2 curvature), falls below the rounding of the cost,
+    eps |f| (1.2e-7 |f| in float32), long before the gradient norm reaches a
+    gtol chosen for float64. The cost can then no longer tell a better point
+    from a worse one, and cost-based solvers stall: line searches find no
+    decrease, trust-region ratios are rounding noise. A step is *unresolved*
+    when the cost changed by at most ``FLOOR_FACTOR`` eps |f| (and, for trust
+    regions, so did the model) and the gradient norm did not go down. After
+    ``FLOOR_PATIENCE`` unresolved steps in a row, or a failed line search or
+    a step below xtol right after one, the run stops with status 6 and a
+    message giving the gradient norm reached and the smallest one seen.
+
+    Status 6 is not a success: gtol was not met, and ``success`` says whether
+    the requested tolerance was. But the point is as good as the dtype's
+    cost can certify (its cost is the minimum to a few eps |f|); the
+    remedies are float64 data or a gtol above the floor.
+    """
+
+    FLOOR_FACTOR = 4.0
+    FLOOR_PATIENCE = 3
 
     def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback):
         self.maxiter = int(maxiter)
@@ -104,18 +142,46 @@ class Stopper:
         for name in ("gtol", "ftol", "xtol", "maxtime"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.unresolved_steps = 0
+        self.best_grad_norm = math.inf
 
-    def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x):
+    def unresolved(self, x, f_old, f_new, predicted=0.0, improved=False):
+        """True when a step made no progress the dtype of x can see: the change
+        f_old - f_new (and the ``predicted`` one) is within ``FLOOR_FACTOR``
+        eps |f|, rounding, and the gradient norm did not go down (``improved``)."""
+        eps = float(np.finfo(_coarsest_dtype(x)).eps)
+        noise = self.FLOOR_FACTOR * eps * max(abs(f_old), abs(f_new))
+        return not improved and abs(f_old - f_new) <= noise and abs(predicted) <= noise
+
+    def floor_message(self, x, grad_norm):
+        """The message of a stop at the precision floor (status 6)."""
+        name = _coarsest_dtype(x).name
+        remedy = "a gtol above the floor"
+        if name != "float64":
+            remedy = "float64, or " + remedy
+        return (f"stopped at the {name} precision floor: the cost no longer resolves the "
+                f"decrease of a step (<= {self.FLOOR_FACTOR:g} eps |f|); gradient norm "
+                f"{grad_norm:.3e} cannot go below ~{self.best_grad_norm:.1e} in {name} "
+                f"(gtol {self.gtol:.1e}: use {remedy})")
+
+    def check(self, it, elapsed, grad_norm, f_old, f_new, step_size, x, unresolved=None):
         """Return (status, message) or None to go on.
 
         The callback sees the iterate of every iteration, not the starting
         point (as in scipy); a callback's stop request yields to convergence.
+        ``unresolved`` says whether the last step was lost in rounding (see
+        :meth:`unresolved`); None (step rules) leaves the floor test out.
         """
         stop_requested = it > 0 and self.callback is not None and self.callback(x) is True
+        self.best_grad_norm = min(self.best_grad_norm, grad_norm)
+        if unresolved is not None:
+            self.unresolved_steps = self.unresolved_steps + 1 if unresolved else 0
         if grad_norm <= self.gtol:
             return 0, f"gradient norm {grad_norm:.3e} <= gtol {self.gtol:.1e}"
         if stop_requested:
             return 5, "stopped by the callback"
+        if self.unresolved_steps >= self.FLOOR_PATIENCE:
+            return 6, self.floor_message(x, grad_norm)
         if it >= self.maxiter:
             return 1, f"maximum number of iterations ({self.maxiter}) reached"
         if elapsed >= self.maxtime:
@@ -124,6 +190,8 @@ class Stopper:
             if abs(f_old - f_new) <= self.ftol * max(abs(f_old), abs(f_new), 1.0):
                 return 3, f"relative cost decrease <= ftol {self.ftol:.1e}"
         if step_size is not None and step_size <= self.xtol:
+            if self.unresolved_steps >= 1:  # a line search shrank the step into the rounding
+                return 6, self.floor_message(x, grad_norm)
             return 4, f"step size {step_size:.3e} <= xtol {self.xtol:.1e}"
         return None
 
@@ -131,9 +199,12 @@ class Stopper:
 class Recorder:
     """Records the history of a run and prints it when asked."""
 
-    def __init__(self, problem, strategy, verbose=0, telemetry=False):
+    def __init__(self, problem, strategy, verbose=0, telemetry=False, ctol=1e-6):
         self.problem = problem
         self.strategy = strategy
+        self.ctol = float(ctol)
+        if not self.ctol >= 0:
+            raise ValueError(f"ctol must be >= 0, got {ctol}")
         self.verbose = int(verbose)
         self.telemetry = bool(telemetry)
         self.start = time.perf_counter()
@@ -187,6 +258,11 @@ class Recorder:
             # point as "no decrease" and go on; say so when the run then fails.
             message += (f"; the cost was NaN or Inf at {problem.nonfinite} trial point(s), "
                         "which were rejected")
+        violation = self.strategy.violation(x)
+        feasible = violation <= self.ctol
+        if not feasible:
+            message += (f"; but the weights are off the sphere by up to {violation:.3g} "
+                        f"(> ctol {self.ctol:.1e}): {self.strategy.infeasible_advice()}")
         if self.verbose >= 1:
             print(f"{message} after {nit} iterations: cost {f:.10e}, gradient norm {grad_norm:.3e}")
         return OptimizeResult(
@@ -197,7 +273,8 @@ class Recorder:
             ngev=problem.ngev,
             nhev=problem.nhev,
             grad_norm=grad_norm,
-            success=status in (0, 3),
+            violation=violation,
+            success=status in (0, 3) and feasible,
             status=status,
             message=message,
             history=self.history(),

@@ -13,7 +13,10 @@ norm and both transports are combinations of d and x:
 * exp: alpha = cos(t)/||x||, beta = -lr sinc(t), t = lr ||d||;
   projection: alpha = s, beta = -lr s, s = 1/sqrt(<x,x> + lr^2 dd);
 * projection transport: b+ = d - <x+, d> x+ = (1 - beta^2 dd) d - alpha beta dd x;
-* parallel transport: b+ = d - kappa (x/||x|| + x+), kappa = beta dd / (1 + alpha ||x||).
+* parallel transport: b+ = d - kappa (x/||x|| + x+), kappa = beta dd / (1 + alpha ||x||);
+  with the exp retraction this is b+ = cos(t) d + ||d|| sin(t) x/||x|| (the velocity
+  of the step's great circle), which is how it is computed: 1 + cos t cancels
+  as t -> pi.
 
 So one step is two passes over memory: the per-factor sums <x,x>, <x,a>,
 <a,a> (float64 accumulators; dd = <a,a> - c <x,a>, recomputed exactly in a
@@ -124,7 +127,11 @@ def _coefs(lr, xx, c, dd, exp, parallel):
     else:
         s = 1.0 / np.sqrt(xx + lr * lr * dd)
         alpha, beta = s, -lr * s
-    if parallel:
+    if parallel and exp:
+        # Along the step's own great circle: cos(t) d + ||d|| sin(t) x/||x||,
+        # without 1 + cos t (which cancels as t -> pi and is 0 at t = pi).
+        ka, kx = alpha * norm_x, -beta * dd / norm_x
+    elif parallel:  # 1 + alpha ||x|| >= 1 for the projection retraction
         kappa = beta * dd / (1.0 + alpha * norm_x)
         ka, kx = 1.0 - kappa * beta, -kappa * (1.0 / norm_x + alpha)
     else:
@@ -188,7 +195,9 @@ def _lead_coefs(lr, xx, c, dd, exp, parallel):
     else:
         s = 1.0 / np.sqrt(xx + lr * lr * dd)
         alpha, beta = s, -lr * s
-    if parallel:
+    if parallel and exp:  # as in _coefs
+        ka, kx = alpha * norm_x, -beta * dd / norm_x
+    elif parallel:
         kappa = beta * dd / (1.0 + alpha * norm_x)
         ka, kx = 1.0 - kappa * beta, -kappa * (1.0 / norm_x + alpha)
     else:

@@ -40,9 +40,16 @@ def failed(recorder, x, f, grad_norm, it, what="gradient"):
     return recorder.result(x, f, grad_norm, it, -1, nonfinite_message(what, it))
 
 
-def no_decrease(recorder, x, f, grad_norm, it):
-    """The result when the line search of iteration ``it`` found no decrease."""
+def no_decrease(recorder, x, f, grad_norm, it, stopper=None, f_old=None):
+    """The result when the line search of iteration ``it`` found no decrease.
+
+    After a step whose decrease (``f_old - f``) was already lost in rounding
+    (see ``Stopper.unresolved``) this is the precision floor (status 6), else
+    a failure of the line search (status 4).
+    """
     recorder.record(it, x, f, grad_norm, 0.0)
+    if stopper is not None and f_old is not None and stopper.unresolved(x, f_old, f):
+        return recorder.result(x, f, grad_norm, it, 6, stopper.floor_message(x, grad_norm))
     return recorder.result(x, f, grad_norm, it, 4, "the line search found no decrease")
 
 

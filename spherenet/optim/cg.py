@@ -60,9 +60,11 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
     f, _, grad, grad_norm = start(problem, recorder, x)
     grad_sq = geometry.inner(x, grad, grad)
     direction = _tangent.lincomb(-1.0, grad)
-    it, f_old, step = 0, None, None
+    it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
+        unresolved = None if f_old is None else stopper.unresolved(
+            x, f_old, f, improved=grad_norm < grad_norm_old)
+        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
         slope = geometry.directional_derivative(x, grad, direction)
@@ -72,7 +74,7 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
         if step == 0.0:
-            return no_decrease(recorder, x, f, grad_norm, it)
+            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
         taken = step_taken(recorder, geometry, x, direction, step)
         new = evaluate(problem, new_x, new_f)
         if new is None:
@@ -87,6 +89,6 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
             beta = _beta(beta_rule, geometry, new_x, grad_sq, new_grad, new_grad_sq,
                          old_grad, direction)
             direction = _tangent.lincomb(-1.0, new_grad, beta, direction)
-        f_old = f
+        f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
         recorder.record(it, x, f, grad_norm, step, taken)

@@ -6,7 +6,13 @@ import math
 import numpy as np
 
 from .. import _tangent
+from ._loop import _coarsest_dtype
 from ._solver import failed, start
+
+
+def _eps(x):
+    """Machine epsilon of the (coarsest) dtype of a point or tangent vector."""
+    return float(np.finfo(_coarsest_dtype(x)).eps)
 
 
 def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner=None):
@@ -44,13 +50,18 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     eta = geometry.zero_vector(grad) if not _tangent.is_tuple(grad) else tuple(
         np.zeros_like(g) for g in grad)
     heta = _tangent.copy(eta)
-    r = grad
+    # Projected once more: a mostly normal Euclidean gradient leaves a rounding
+    # residue along x (eps ||egrad||, 2 % of ||grad|| near a float32 minimizer)
+    # that no Hessian image can cancel; the residual then stalls and tCG runs
+    # on rounding noise out to the boundary.
+    r = geometry.proj(x, grad)
     r_r = inner(x, r, r)
     norm_r0 = math.sqrt(r_r)
     if r_r == 0.0:
         # The stopping test holds before any iteration (and the boundary step
         # along delta = -g = 0 would divide by zero).
         return eta, heta, "converged", 0
+    target = norm_r0 * min(norm_r0**theta, kappa)
     delta = _tangent.lincomb(-1.0, r)
     e_pe, e_pd, d_pd = 0.0, 0.0, r_r
     for j in range(1, maxinner + 1):
@@ -70,7 +81,7 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
         r = _tangent.lincomb(1.0, r, alpha, hdelta)
         r_r_old, r_r = r_r, inner(x, r, r)
         norm_r = math.sqrt(r_r)
-        if norm_r <= norm_r0 * min(norm_r0**theta, kappa):
+        if norm_r <= target:
             return eta, heta, "converged", j
         beta = r_r / r_r_old
         # Re-project: rounding would otherwise let delta drift off the tangent space.
@@ -114,10 +125,12 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
     x = x0
     f, egrad, grad, grad_norm = start(problem, recorder, x)
     hess = problem.hessian_at(x, egrad)
-    it, f_old, step = 0, None, None
-    eps = np.finfo(np.float64).eps
+    it, f_old, step, unresolved = 0, None, None, None
+    # The rounding of the cost in the data's dtype: with float64's eps on
+    # float32 data the ratio below was rounding noise near a minimizer.
+    eps = _eps(x)
     while True:
-        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x)
+        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
         if stop:
             return recorder.result(x, f, grad_norm, it, *stop)
         eta, heta, reason, _ = truncated_cg(geometry, x, grad, hess, radius, theta, kappa, maxinner)
@@ -130,22 +143,31 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
         # never accepted, and it shrinks the radius (else the same step would
         # be proposed again and again).
         model_decreased = model_decrease + reg >= 0.0
-        if not (math.isfinite(f_prop) and model_decreased and rho >= 0.25):
-            radius /= 4.0
-        elif rho > 0.75 and reason in ("negative curvature", "exceeded trust region"):
-            radius = min(2.0 * radius, max_radius)
-        it += 1
-        if math.isfinite(f_prop) and model_decreased and rho > rho_prime:
+        accept = math.isfinite(f_prop) and model_decreased and rho > rho_prime
+        # At the precision floor both decreases are rounding and the ratio says
+        # nothing; steps are taken as before (a move along a flat direction can
+        # precede the Newton step that converges), but one that does not lower
+        # the gradient norm counts towards the floor stop (see Stopper).
+        unresolved = math.isfinite(f_prop) and stopper.unresolved(x, f, f_prop, model_decrease)
+        if accept:
             # One traced gradient serves the gradient and the next tCG's
             # Hessian-vector products; the cost is f_prop already.
             new_egrad, new_hess = problem.egrad_and_hessian(x_prop)
             new_grad = geometry.egrad2rgrad(x_prop, new_egrad)
             if not _tangent.all_finite(new_grad):
-                return failed(recorder, x, f, grad_norm, it)
+                return failed(recorder, x, f, grad_norm, it + 1)
+            new_grad_norm = problem.measure(x_prop, new_egrad, new_grad)
+            unresolved = unresolved and not new_grad_norm < grad_norm
+        if not accept or rho < 0.25:
+            radius /= 4.0
+        elif rho > 0.75 and reason in ("negative curvature", "exceeded trust region"):
+            radius = min(2.0 * radius, max_radius)
+        it += 1
+        if accept:
             step = geometry.norm(x, eta)
             f_old = f
             x, f, egrad, grad, hess = x_prop, f_prop, new_egrad, new_grad, new_hess
-            grad_norm = problem.measure(x, egrad, grad)
+            grad_norm = new_grad_norm
             recorder.record(it, x, f, grad_norm, step, eta)
         else:
             step = None  # rejected: the step-size test does not apply
