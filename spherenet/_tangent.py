@@ -1,5 +1,7 @@
 """Arithmetic on points and tangent vectors that may be tuples (Product manifolds)."""
 
+import math
+
 import numpy as np
 
 
@@ -9,6 +11,10 @@ def is_tuple(u):
 
 def lincomb(a, u, b=0.0, v=None):
     """a*u + b*v for arrays or tuples of arrays, keeping each array's dtype."""
+    if u.__class__ is np.ndarray:  # the common case first: one array, no tuple tests
+        if v is None:
+            return -u if a == -1.0 else u.dtype.type(a) * u
+        return u.dtype.type(a) * u + v.dtype.type(b) * v
     if is_tuple(u):
         if v is None:
             return tuple(lincomb(a, ui) for ui in u)
@@ -28,6 +34,10 @@ def copy(u):
 def all_finite(u):
     if is_tuple(u):
         return all(all_finite(ui) for ui in u)
+    # A NaN or an Inf makes the sum NaN or Inf: one reduction settles the usual
+    # case; a sum that overflowed from finite entries is checked entry by entry.
+    if math.isfinite(np.add.reduce(u, axis=None)):
+        return True
     return bool(np.all(np.isfinite(u)))
 
 

@@ -7,6 +7,8 @@ import numpy as np
 from scipy.optimize import OptimizeResult as _ScipyResult
 
 from .. import _tangent
+from ..manifolds.sphere import _Spheres
+from ._batch import SphereBatch
 
 HISTORY_FIELDS = ("cost", "grad_norm", "violation", "step_size", "angle", "time")
 TELEMETRY_FIELDS = ("tangency", "norm_drift", "chord", "retr_exp_gap", "transport_defect")
@@ -42,6 +44,16 @@ def _sq(u):
     if _tangent.is_tuple(u):
         return sum(_sq(ui) for ui in u)
     return float(np.sum(np.square(u, dtype=np.float64)))
+
+
+def _batchable(strategy):
+    """True when the violation and angle of the strategy's iterates can be batched:
+    the riemannian or projection strategy (weights = variable, no extra fields)
+    of a Sphere or an Oblique."""
+    from ..strategies import Projection, Riemannian  # strategies import the manifolds only
+
+    return (type(strategy) in (Riemannian, Projection) and isinstance(strategy.manifold, _Spheres)
+            and not strategy.extra_fields)
 
 
 class History(dict):
@@ -144,13 +156,21 @@ class Stopper:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         self.unresolved_steps = 0
         self.best_grad_norm = math.inf
+        self._eps = {}  # eps of the coarsest dtype, by the point's dtype (arrays)
+
+    def _eps_of(self, x):
+        if x.__class__ is not np.ndarray:
+            return float(np.finfo(_coarsest_dtype(x)).eps)
+        eps = self._eps.get(x.dtype)
+        if eps is None:
+            eps = self._eps[x.dtype] = float(np.finfo(_coarsest_dtype(x)).eps)
+        return eps
 
     def unresolved(self, x, f_old, f_new, predicted=0.0, improved=False):
         """True when a step made no progress the dtype of x can see: the change
         f_old - f_new (and the ``predicted`` one) is within ``FLOOR_FACTOR``
         eps |f|, rounding, and the gradient norm did not go down (``improved``)."""
-        eps = float(np.finfo(_coarsest_dtype(x)).eps)
-        noise = self.FLOOR_FACTOR * eps * max(abs(f_old), abs(f_new))
+        noise = self.FLOOR_FACTOR * self._eps_of(x) * max(abs(f_old), abs(f_new))
         return not improved and abs(f_old - f_new) <= noise and abs(predicted) <= noise
 
     def floor_message(self, x, grad_norm):
@@ -197,7 +217,14 @@ class Stopper:
 
 
 class Recorder:
-    """Records the history of a run and prints it when asked."""
+    """Records the history of a run and prints it when asked.
+
+    On a Sphere or an Oblique under the riemannian or projection strategy,
+    the violation and angle of the iterates are computed a stack of
+    iterates at a time (see :class:`~spherenet.optim._batch.SphereBatch`)
+    when the history is read or the stack is full; elsewhere, and when
+    printing every iteration, at every iterate.
+    """
 
     def __init__(self, problem, strategy, verbose=0, telemetry=False, ctol=1e-6):
         self.problem = problem
@@ -213,42 +240,77 @@ class Recorder:
         self.rows = {name: [] for name in fields}
         self._weights = None
         self._x = None
+        self._batch = None
+        self._batchable = self.verbose < 2 and _batchable(strategy)
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
 
     def elapsed(self):
         return time.perf_counter() - self.start
 
+    def _violation_and_angle(self, x_old, x_new):
+        """The per-iterate computation: violation at x_new, angle moved from x_old (or NaN)."""
+        strategy = self.strategy
+        weights = strategy.to_weights(x_new)
+        angle = math.nan if x_old is None else strategy.angle(strategy.to_weights(x_old), weights)
+        return strategy.violation(x_new), angle
+
+    def _flush(self):
+        if self._batch is not None and self._batch.pending:
+            violations, angles = self._batch.flush()
+            self.rows["violation"].extend(violations)
+            self.rows["angle"].extend(angles.tolist())
+
+    def _stop_batching(self):
+        """Flush, and go on one iterate at a time from the last stacked one."""
+        batch = self._batch
+        self._flush()
+        if batch._has_previous:
+            self._weights = self.strategy.to_weights(batch._stack[0].copy())
+        self._batch, self._batchable = None, False
+
     def record(self, it, x, f, grad_norm, step_size=math.nan, step=None):
         """Append one iterate; ``step`` is the tangent vector retracted to reach
         x (only read when telemetry is on; NaN telemetry when it is None)."""
-        weights = self.strategy.to_weights(x)
-        angle = math.nan if self._weights is None else self.strategy.angle(self._weights, weights)
-        self._weights = weights
-        row = {
-            "cost": f,
-            "grad_norm": grad_norm,
-            "violation": self.strategy.violation(x),
-            "step_size": step_size,
-            "angle": angle,
-            "time": self.elapsed(),
-        }
-        row.update(self.strategy.extras(x))
+        rows = self.rows
+        if self._batchable and self._batch is None:
+            self._batch = SphereBatch(self.strategy.manifold, x, self.strategy.name == "projection",
+                                      self._violation_and_angle)
+        batch = self._batch
+        if batch is not None and not batch.add(x):
+            self._stop_batching()
+            batch = None
+        if batch is None:
+            weights = self.strategy.to_weights(x)
+            angle = math.nan if self._weights is None else self.strategy.angle(self._weights, weights)
+            self._weights = weights
+            violation = float(self.strategy.violation(x))
+            rows["violation"].append(violation)
+            rows["angle"].append(float(angle))
+            for name, value in self.strategy.extras(x).items():
+                rows[name].append(float(value))
+        rows["cost"].append(float(f))
+        rows["grad_norm"].append(float(grad_norm))
+        rows["step_size"].append(float(step_size))
+        rows["time"].append(time.perf_counter() - self.start)
         if self.telemetry:
             if step is None or self._x is None:
-                row.update(dict.fromkeys(TELEMETRY_FIELDS, math.nan))
+                values = dict.fromkeys(TELEMETRY_FIELDS, math.nan)
             else:
-                row.update(telemetry(self.problem.geometry, self._x, x, step))
+                values = telemetry(self.problem.geometry, self._x, x, step)
+            for name, value in values.items():
+                rows[name].append(float(value))
             self._x = x
-        for name, value in row.items():
-            self.rows[name].append(float(value))
+        if batch is not None and batch.full:
+            self._flush()
         if self.verbose >= 2:
             print(
-                f"{it:6d} {f:+22.15e} {grad_norm:12.5e} {row['violation']:10.2e} "
+                f"{it:6d} {f:+22.15e} {grad_norm:12.5e} {violation:10.2e} "
                 f"{step_size:10.3e}"
             )
 
     def history(self):
+        self._flush()
         return History({name: np.asarray(values) for name, values in self.rows.items()})
 
     def result(self, x, f, grad_norm, nit, status, message):

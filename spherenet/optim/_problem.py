@@ -1,10 +1,19 @@
 """A cost with its derivatives on a geometry, counted and checked."""
 
+import math
+
 import autograd
 import numpy as np
+from autograd.core import make_vjp as _core_make_vjp
 from autograd.extend import vspace
 
 from .. import _tangent
+
+
+# vspace(f).ones() of a float64 cost, made once; read-only, so that a gradient
+# that is a view of it (a vjp may reshape its cotangent) cannot be changed in place.
+_ONE = np.ones(())
+_ONE.flags.writeable = False
 
 
 class CostError(ValueError):
@@ -53,7 +62,7 @@ class Problem:
         self.geometry = geometry
         self._egrad = egrad
         self._ehess = ehess
-        self._make_vjp = autograd.make_vjp(cost) if egrad is None else None
+        self._autograd = egrad is None
         self._grad = autograd.grad(cost) if ehess is None else None
         self._measure = measure
         self.nfev = 0
@@ -65,12 +74,17 @@ class Problem:
 
     @staticmethod
     def _scalar(f):
+        if f.__class__ is float or f.__class__ is np.float64:
+            return float(f)
         if np.ndim(f) != 0:
             raise CostError(f"the cost must return a scalar, got an array of shape {np.shape(f)}")
         return float(f)
 
     @staticmethod
     def _check_grad(x, g, what="gradient"):
+        if (g.__class__ is np.ndarray and x.__class__ is np.ndarray and g.shape == x.shape
+                and g.dtype == x.dtype):
+            return g
         if not _tangent.same_structure(x, g):
             raise CostError(
                 f"the {what} has shape {_tangent.shape_of(g)}, but the point has shape "
@@ -83,7 +97,7 @@ class Problem:
     # -- evaluations ------------------------------------------------------
 
     def _count(self, f):
-        if not np.isfinite(f):
+        if not math.isfinite(f):
             self.nonfinite += 1
         return f
 
@@ -99,12 +113,14 @@ class Problem:
             return f, self._check_grad(x, self._egrad(x))
         self.nfev += 1
         self.ngev += 1
-        if self._egrad is None:
+        if self._autograd:
             # autograd.value_and_grad, with the scalar check first: a cost that
             # returns an array is a ValueError that says so, not autograd's TypeError.
-            vjp, f = self._make_vjp(x)
+            # autograd.core.make_vjp: the same trace as autograd.make_vjp(cost)(x),
+            # without the argument-wrapping layers (a few us a call on small costs).
+            vjp, f = _core_make_vjp(self.cost_fn, x)
             self._scalar(f)
-            g = vjp(vspace(f).ones())
+            g = vjp(_ONE if f.__class__ is np.float64 or f.__class__ is float else vspace(f).ones())
         else:
             f, g = self.cost_fn(x), self._egrad(x)
         return self._count(self._scalar(f)), self._check_grad(x, g)
