@@ -23,7 +23,7 @@ from autograd.tracer import getval
 
 from .. import _tangent
 from ..manifolds import Euclidean, Product
-from ..manifolds.base import as_dtype, as_rng
+from ..manifolds.base import as_dtype, as_rng, point_atol
 from ..manifolds.sphere import _Spheres
 from ..optim.rules import RAdam, RSGD, StepRule
 from ..strategies import STRATEGIES, Strategy, get_strategy
@@ -246,9 +246,8 @@ class Sequential:
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"{where} has NaN or infinite values")
             if p.constrained:
-                atol = 1e3 * float(np.finfo(self.dtype).eps)
                 try:
-                    p.manifold.check_point(w, atol=atol)
+                    p.manifold.check_point(w, atol=point_atol(self.dtype))
                 except ValueError as err:
                     raise ValueError(f"{where} must lie on {p.manifold!r}: {err}") from None
             new.append(w)
@@ -259,7 +258,9 @@ class Sequential:
         """``{name: max_k | ||w_k|| - 1 |}`` for each constrained weight."""
         self.build()
         return {
-            f"{layer.name}/{p.name}": p.manifold.violation(w)
+            # Unchecked: the weights were validated when set, and a diverged
+            # run's NaN weights should report a NaN violation, not raise.
+            f"{layer.name}/{p.name}": p.manifold.unchecked.violation(w)
             for (layer, p), w in zip(self._params, self._weights) if p.constrained
         }
 
@@ -539,7 +540,7 @@ class Sequential:
                     logs["val_loss"] = vloss
                     logs.update((f"val_{name}", v) for (name, _), v in zip(metric_fns, vvalues))
                 for i in constrained:
-                    logs[f"{names[i]}_violation"] = self._params[i][1].manifold.violation(
+                    logs[f"{names[i]}_violation"] = self._params[i][1].manifold.unchecked.violation(
                         self._weights[i])
                 self.last_epoch = epoch
                 callback_list.on_epoch_end(epoch, logs)
