@@ -63,6 +63,7 @@ import numpy as np
 __all__ = ["Manifold", "as_rng", "point_atol"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_POINT_ATOL = {dt: 1000.0 * float(np.finfo(dt).eps) for dt in _FLOAT_DTYPES}
 
 # Roles of an argument: a point (norm checked), a tangent or ambient vector,
 # an array checked for dtype/shape/finiteness only, an output buffer.
@@ -102,7 +103,7 @@ def point_atol(dtype):
     >>> float(np.float32(point_atol(np.float32)))
     0.00011920928955078125
     """
-    return 1000.0 * float(np.finfo(as_dtype(dtype)).eps)
+    return _POINT_ATOL[as_dtype(dtype)]
 
 
 def as_rng(rng):
@@ -188,14 +189,13 @@ def _check_ndarray(manifold, a, name, method):
 
 
 def _check_finite(a, name, method):
-    """Raise ``ValueError`` counting the NaN/Inf entries of ``a``, if any."""
-    # One pairwise sum: finite unless an entry is NaN/Inf (or the sum overflows).
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = float(np.sum(a))
-    if not math.isfinite(total):
+    """Raise ``ValueError`` counting the NaN/Inf entries of ``a``; else return max |a|."""
+    # max and min propagate NaN and never overflow: two cheap passes, no temporary.
+    high, low = float(a.max()), float(a.min())
+    if not (math.isfinite(high) and math.isfinite(low)):
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        if bad:
-            raise ValueError(f"{method}: {name} has {bad} non-finite entries (NaN or Inf)")
+        raise ValueError(f"{method}: {name} has {bad} non-finite entries (NaN or Inf)")
+    return max(high, -low)
 
 
 def _check_atol(atol):
@@ -371,12 +371,12 @@ class Manifold(abc.ABC):
                 if not a.flags.writeable:
                     raise ValueError(f"{method}: {name} must be a writeable array, got a read-only one")
                 continue
-            _check_finite(a, name, method)
+            largest = _check_finite(a, name, method)
             if role == _POINT:
-                self._check_on(a, name, method, atol)
+                self._check_on(a, name, method, atol, largest)
 
-    def _check_on(self, x, name, method, atol):
-        """Raise ``ValueError`` if the finite array ``x`` is off the manifold by more than atol."""
+    def _check_on(self, x, name, method, atol, largest):
+        """Raise ``ValueError`` if the finite ``x`` (max |x| = largest) is off by more than atol."""
 
     # --- properties -------------------------------------------------------
 

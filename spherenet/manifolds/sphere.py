@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _kernels
 from ._reduce import FactorReducer, hypot
-from .base import Manifold, _check_choice, _check_shape, as_dtype, as_rng, point_atol
+from .base import _POINT_ATOL, Manifold, _check_choice, _check_shape, as_dtype, as_rng, point_atol
 
 __all__ = ["Sphere"]
 
@@ -294,9 +294,21 @@ class _Spheres(Manifold):
 
     # --- validation ------------------------------------------------------
 
-    def _check_on(self, x, name, method, atol):
-        err = np.abs(self._red.norms(x) - 1.0)
-        tol = point_atol(x.dtype) if atol is None else atol
+    def _check_on(self, x, name, method, atol, largest):
+        tol = _POINT_ATOL[x.dtype] if atol is None else atol
+        if largest <= 1e100:
+            # Entries below 1e100: the float64 sums of squares cannot overflow,
+            # and no rescaling is needed to tell whether a norm is near 1.
+            sq = self._red.dot(x, x)
+            if self._red.n_factors == 1:
+                worst = abs(math.sqrt(float(sq.flat[0])) - 1.0)
+                if worst <= tol:
+                    return
+                err = np.array([worst])
+            else:
+                err = np.abs(np.sqrt(sq) - 1.0)
+        else:
+            err = np.abs(self._red.norms(x) - 1.0)
         worst = float(np.max(err))
         if worst > tol:
             bad = int(np.count_nonzero(err > tol))
