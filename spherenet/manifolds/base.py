@@ -16,9 +16,7 @@ Which optimizer needs which method:
 * everything that starts from nothing: ``random_point``, ``random_tangent``,
   ``zero_vector``.
 
-Input policy
-------------
-Every public method validates its arguments at entry and refuses bad input
+**Input policy.** Every public method validates its arguments at entry and refuses bad input
 with an exception whose message names the method, the argument, what was
 expected and what came; it never returns a silently wrong value.
 
@@ -219,7 +217,7 @@ class Manifold(abc.ABC):
     Subclasses implement the raw maps ``_proj``, ``_exp``, ... with the
     vocabulary of Manopt and of Absil, Mahony & Sepulchre (2008) and Boumal
     (2023); this class gives each its public, validated twin (see the input
-    policy in :mod:`spherenet.manifolds.base`) and the :attr:`unchecked` view.
+    policy in ``spherenet.manifolds.base``) and the :attr:`unchecked` view.
 
     Attributes
     ----------
@@ -398,7 +396,7 @@ class Manifold(abc.ABC):
         Parameters
         ----------
         x : ndarray
-            A point (see the input policy of :mod:`spherenet.manifolds.base`).
+            A point (see the input policy of ``spherenet.manifolds.base``).
         u : ndarray
             Any ambient vector of the same shape and dtype.
 
