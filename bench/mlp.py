@@ -149,7 +149,7 @@ def make_numpy(x, y, oblique=False):
             m *= mu
             m += g
             if oblique and j % 2 == 0:
-                ws[j] = manifolds[j // 2].gradient_step(w, m, ARGS.lr)
+                ws[j] = manifolds[j // 2].unchecked.gradient_step(w, m, ARGS.lr)
             else:
                 m_lr = m * lr
                 w -= m_lr

@@ -43,6 +43,10 @@ class _PymanoptMethods:
 
     def _init_adapter(self, manifold, rng, dtype):
         self.spherenet_manifold = manifold
+        # pymanopt's solvers hand back the points our maps produced, and its
+        # own code (line searches, float32 casts) lets them drift by more than
+        # the checked maps accept: the adapter calls the unchecked maps.
+        self._maps = manifold.unchecked
         self._rng = rng
         self._dtype = dtype
 
@@ -62,42 +66,42 @@ class _PymanoptMethods:
         return self.spherenet_manifold.typical_dist
 
     def inner_product(self, point, tangent_vector_a, tangent_vector_b):
-        return self.spherenet_manifold.inner(point, tangent_vector_a, tangent_vector_b)
+        return self._maps.inner(point, tangent_vector_a, tangent_vector_b)
 
     def norm(self, point, tangent_vector):
-        return self.spherenet_manifold.norm(point, tangent_vector)
+        return self._maps.norm(point, tangent_vector)
 
     def dist(self, point_a, point_b):
-        return self.spherenet_manifold.dist(point_a, point_b)
+        return self._maps.dist(point_a, point_b)
 
     def projection(self, point, vector):
-        return self._tangent(self.spherenet_manifold.proj(point, vector))
+        return self._tangent(self._maps.proj(point, vector))
 
     to_tangent_space = projection
 
     def euclidean_to_riemannian_gradient(self, point, euclidean_gradient):
-        return self._tangent(self.spherenet_manifold.egrad2rgrad(point, euclidean_gradient))
+        return self._tangent(self._maps.egrad2rgrad(point, euclidean_gradient))
 
     def euclidean_to_riemannian_hessian(
         self, point, euclidean_gradient, euclidean_hessian, tangent_vector
     ):
         return self._tangent(
-            self.spherenet_manifold.ehess2rhess(
+            self._maps.ehess2rhess(
                 point, euclidean_gradient, euclidean_hessian, tangent_vector
             )
         )
 
     def exp(self, point, tangent_vector):
-        return self._point(self.spherenet_manifold.exp(point, tangent_vector))
+        return self._point(self._maps.exp(point, tangent_vector))
 
     def retraction(self, point, tangent_vector):
-        return self._point(self.spherenet_manifold.retr(point, tangent_vector))
+        return self._point(self._maps.retr(point, tangent_vector))
 
     def log(self, point_a, point_b):
-        return self._tangent(self.spherenet_manifold.log(point_a, point_b))
+        return self._tangent(self._maps.log(point_a, point_b))
 
     def transport(self, point_a, point_b, tangent_vector_a):
-        return self._tangent(self.spherenet_manifold.transp(point_a, point_b, tangent_vector_a))
+        return self._tangent(self._maps.transp(point_a, point_b, tangent_vector_a))
 
     def pair_mean(self, point_a, point_b):
         # The geodesic midpoint, from spherenet's accurate log and exp.
@@ -108,10 +112,10 @@ class _PymanoptMethods:
         return self._point(self.spherenet_manifold.random_point(rng=self._rng, dtype=self._dtype))
 
     def random_tangent_vector(self, point):
-        return self._tangent(self.spherenet_manifold.random_tangent(point, rng=self._rng))
+        return self._tangent(self._maps.random_tangent(point, rng=self._rng))
 
     def zero_vector(self, point):
-        return self._tangent(self.spherenet_manifold.zero_vector(point))
+        return self._tangent(self._maps.zero_vector(point))
 
 
 @functools.lru_cache(maxsize=None)
@@ -128,7 +132,7 @@ def _adapter_classes():
         def weingarten(self, point, tangent_vector, normal_vector):
             # For a Riemannian submanifold, Hess f(x)[u] = P_x(ehess) + W_x(u, P_x^perp egrad),
             # so the Weingarten map is ehess2rhess with a zero Euclidean Hessian.
-            return self.spherenet_manifold.ehess2rhess(
+            return self._maps.ehess2rhess(
                 point, normal_vector, np.zeros_like(tangent_vector), tangent_vector
             )
 

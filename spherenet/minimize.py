@@ -168,7 +168,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     if x0 is None:
         x0 = manifold.random_point(as_rng(rng))
     else:
-        manifold.check_point(x0)
+        manifold.check_point(x0, name="x0")  # validated once, here; the loop runs unchecked
     stopper = Stopper(maxiter, gtol, ftol, xtol, maxtime,
                       None if callback is None else (lambda z: callback(strat.to_weights(z))))
     egrad = None if grad is None else (lambda z: strat.egrad(grad, z))

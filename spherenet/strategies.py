@@ -71,8 +71,9 @@ def _split(manifold, x):
 
 
 def _flat(manifold):
+    """The flat space of the manifold's shape, unchecked (strategies validate at their entry)."""
     flats = [Euclidean(*m.shape) for m in _factors(manifold)]
-    return Product(flats) if isinstance(manifold, Product) else flats[0]
+    return (Product(flats) if isinstance(manifold, Product) else flats[0]).unchecked
 
 
 def _normalize(m, w, epsilon=0.0):
@@ -97,7 +98,9 @@ class Strategy:
         if not isinstance(manifold, Manifold):
             raise TypeError(f"a strategy needs a Manifold, got {type(manifold).__name__}")
         self.manifold = manifold
-        self.geometry = manifold
+        # The optimizers' hot loops call the geometry on iterates it produced
+        # itself: the unchecked maps (the entry points validate x0 once).
+        self.geometry = manifold.unchecked
 
     def __repr__(self):
         return f"{type(self).__name__}({self.manifold!r})"
@@ -134,7 +137,7 @@ class Strategy:
         worst = 0.0
         for m, wi, constrained in zip(_factors(self.manifold), w, self._constrained()):
             if constrained:
-                worst = max(worst, m.violation(wi))
+                worst = max(worst, m.unchecked.violation(wi))
         return worst
 
     def angle(self, w_old, w_new):
@@ -150,7 +153,7 @@ class Strategy:
                 if normalize:
                     a = a / m._red.norms(a).astype(a.dtype)
                     b = b / m._red.norms(b).astype(b.dtype)
-                total += m.dist(a, b) ** 2
+                total += m.unchecked.dist(a, b) ** 2
         return float(np.sqrt(total))
 
     def extras(self, z):
@@ -201,7 +204,8 @@ class Riemannian(Strategy):
                 if isinstance(m, _Spheres) else m
                 for m in _factors(manifold)
             ]
-            self.geometry = Product(parts) if isinstance(manifold, Product) else parts[0]
+            geometry = Product(parts) if isinstance(manifold, Product) else parts[0]
+            self.geometry = geometry.unchecked
 
     def angle(self, w_old, w_new):
         # The iterates are on the manifold: no normalization needed.
@@ -260,49 +264,57 @@ class ProjectionGeometry(Manifold):
             parts.append(zi)
         return _join(self.manifold, parts)
 
-    def proj(self, x, u):
+    # Public methods validate as the flat space does (dtype, shape, finite
+    # values; a point need not have unit norm: with epsilon > 0 it never has).
+    def _check_args(self, method, args, atol=None):
+        self._flat._check_args(method, args, atol)
+
+    def _proj(self, x, u):
         return u
 
-    def egrad2rgrad(self, x, egrad):
+    def _egrad2rgrad(self, x, egrad):
         return egrad
 
-    def ehess2rhess(self, x, egrad, ehess, u):
+    def _ehess2rhess(self, x, egrad, ehess, u):
         return ehess
 
-    def inner(self, x, u, v):
+    def _inner(self, x, u, v):
         return self._flat.inner(x, u, v)
 
-    def directional_derivative(self, x, grad, d):
+    def _directional_derivative(self, x, grad, d):
         # t -> normalize(x + t d) moves x by P_x d to first order, so the
         # slope is <P_x grad, d>: the radial part of the gradient does no work.
-        return self.manifold.inner(x, self.manifold.proj(x, grad), d)
+        return self.manifold._inner(x, self.manifold._proj(x, grad), d)
 
-    def norm(self, x, u):
+    def _norm(self, x, u):
         return self._flat.norm(x, u)
 
-    def dist(self, x, y):
-        return self.manifold.dist(x, y)
+    def _dist(self, x, y):
+        return self.manifold._dist(x, y)
 
-    def exp(self, x, u):
-        return self.retr(x, u)
+    def _exp(self, x, u):
+        return self._retr(x, u)
 
-    def log(self, x, y):
+    def _log(self, x, y):
         return self._flat.log(x, y)
 
-    def retr(self, x, u):
+    def _retr(self, x, u):
         return self._normalize(self._flat.retr(x, u))
 
-    def inverse_retr(self, x, y):
+    def _inverse_retr(self, x, y):
         return self._flat.log(x, y)
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         return v
 
-    def violation(self, x):
-        return self.manifold.violation(x)
+    def _violation(self, x):
+        return self.manifold._violation(x)
 
-    def gradient_step(self, x, egrad, lr, out=None):
-        new = self.retr(x, _scaled(egrad, -lr))
+    def _project_point(self, x):
+        return self.manifold._project_point(x)
+
+    def _gradient_step(self, x, egrad, lr, out=None):
+        new = self._retr(x, _scaled(egrad, -lr))
         if out is None:
             return new
         for o, n in zip(_split(self.manifold, out), _split(self.manifold, new)):
@@ -312,14 +324,14 @@ class ProjectionGeometry(Manifold):
     def random_point(self, rng=None, dtype=None):
         return self.manifold.random_point(rng, dtype)
 
-    def random_tangent(self, x, rng=None):
+    def _random_tangent(self, x, rng=None):
         return self._flat.random_tangent(x, rng)
 
-    def zero_vector(self, x):
+    def _zero_vector(self, x):
         return self._flat.zero_vector(x)
 
-    def check_point(self, x, atol=None):
-        return self.manifold.check_point(x, atol)
+    def check_point(self, x, atol=None, name="point"):
+        return self.manifold.check_point(x, atol, name)
 
     def check_tangent(self, x, u, atol=None):
         return self._flat.check_tangent(x, u, atol)
@@ -362,10 +374,12 @@ class Projection(Strategy):
 
     def __init__(self, manifold, epsilon=0.0):
         super().__init__(manifold)
-        self.geometry = ProjectionGeometry(manifold, epsilon)
+        self.geometry = ProjectionGeometry(manifold, epsilon).unchecked
 
     def measure(self, z, egrad, rgrad):
-        return self.manifold.norm(z, self.manifold.egrad2rgrad(z, egrad))
+        # z is normalized (to 1/(1 + epsilon)): the unchecked maps.
+        fast = self.manifold.unchecked
+        return fast.norm(z, fast.egrad2rgrad(z, egrad))
 
 
 class _Unconstrained(Strategy):
@@ -415,7 +429,7 @@ class Reparam(_Unconstrained):
                                     _split(self.manifold, w), g, self._constrained()):
             if c:
                 # d/dv f(v/||v||) = P_w(g) / ||v||
-                gi = m.proj(wi, gi) * (1.0 / m._red.norms(zi)).astype(gi.dtype)
+                gi = m._proj(wi, gi) * (1.0 / m._red.norms(zi)).astype(gi.dtype)
             parts.append(gi)
         return _join(self.manifold, parts)
 

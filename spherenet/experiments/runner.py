@@ -135,7 +135,9 @@ def _copy(w):
 
 def _distances(problem, iterates):
     """Distance of each iterate, normalized onto the manifold, to the optimal set (NaN: unknown)."""
-    geometry = ProjectionGeometry(problem.manifold)
+    # Unchecked: the iterates of penalty/none runs are off the manifold (and
+    # may be non-finite when a run diverged; their distance is then NaN).
+    geometry = ProjectionGeometry(problem.manifold).unchecked
     distances = []
     for w in iterates:
         try:

@@ -41,6 +41,9 @@ float64 (float32 data included):
    by fused multiply-adds (see ``_fma``), rounded once to the dtype. x and g
    of an element are read before out of that element is written, so
    ``out`` may be ``x`` (or ``egrad``).
+5. A factor whose step is zero (|lr| sqrt(rr) == 0) is copied from x bit
+   for bit, even when x is a few ulps off unit norm (which a = 1/||x||
+   would otherwise correct).
 
 Choice of rho. The first-order error of rr = gg - xg^2/xx is at most
 4 gamma gg, where gamma bounds the relative error of a float64 sum of R
@@ -339,6 +342,12 @@ def _step_trail(x, g, out, lr, use_exp, rho, inplace):
         if rr < rho * gg:
             rr, xr = _row_residual(x, g, f, c)
             dc, rr = _refine(xx, rr, xr)
+        if abs(lr) * np.sqrt(rr) == 0.0:
+            # A zero step keeps the factor bit for bit (also a few ulps off unit norm).
+            if not inplace:
+                for j in range(x.shape[1]):
+                    out[f, j] = x[f, j]
+            continue
         a, b = _coefs(use_exp, lr, xx, rr)
         # Two copies of the loop: with out is x, LLVM's runtime overlap
         # check between x and out would fail and leave it unvectorized.
@@ -370,6 +379,7 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
     rr = np.empty(block)
     a = np.empty(block)
     b = np.empty(block)
+    still = np.zeros(block, dtype=np.bool_)
     for j0 in range(0, cols, block):
         w = min(block, cols - j0)
         xx[:] = 0.0
@@ -384,6 +394,13 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
             exact |= rr[k] < rho * gg[k]
         if exact:
             _lead_exact(x, g, j0, w, xx, c, dc, rr, gg, rho)
+        n_still = 0
+        for k in range(w):
+            still[k] = abs(lr) * np.sqrt(rr[k]) == 0.0
+            n_still += still[k]
+        # Factors with a zero step are put back from x afterwards (rare: a copy
+        # of the block when the update is in place), keeping the loops below lean.
+        saved = x[:, j0 : j0 + w].copy() if n_still > 0 and inplace else x[:1, :1]
         if use_exp:
             for k in range(w):
                 a[k], b[k] = _coefs(True, lr, xx[k], rr[k])
@@ -409,6 +426,11 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
                     xv = np.float64(xi[k])
                     r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
                     oi[k] = a[k] * xv + b[k] * r
+        if n_still > 0:
+            for i in range(rows):
+                for k in range(w):
+                    if still[k]:
+                        out[i, j0 + k] = saved[i, k] if inplace else x[i, j0 + k]
 
 
 def _lead_sums(x, g, j0, w, xx, xg, gg):

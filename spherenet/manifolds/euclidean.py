@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._reduce import FactorReducer, hypot
-from .base import Manifold, _check_array, _check_shape, as_dtype, as_rng
+from .base import Manifold, _check_shape, as_dtype, as_rng
 
 __all__ = ["Euclidean"]
 
@@ -55,62 +55,54 @@ class Euclidean(Manifold):
         return float(np.sqrt(self.dim))
 
     # Copies, never the input itself: a caller may update the result in place.
-    def proj(self, x, u):
+    def _proj(self, x, u):
         return u.copy()
 
-    def egrad2rgrad(self, x, egrad):
+    def _egrad2rgrad(self, x, egrad):
         return egrad.copy()
 
-    def ehess2rhess(self, x, egrad, ehess, u):
+    def _ehess2rhess(self, x, egrad, ehess, u):
         return ehess.copy()
 
-    def inner(self, x, u, v):
+    def _inner(self, x, u, v):
         return self._red.total(u, v)
 
-    def norm(self, x, u):
+    def _norm(self, x, u):
         return hypot(self._red.norms(u))
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         return hypot(self._red.norms(y - x))
 
-    def violation(self, x):
-        """Always 0: there is no constraint."""
+    def _violation(self, x):
         return 0.0
 
-    def exp(self, x, u):
+    def _project_point(self, x):
+        return x.copy()
+
+    def _exp(self, x, u):
         return x + u
 
-    retr = exp
+    _retr = _exp
 
-    def log(self, x, y):
+    def _log(self, x, y):
         return y - x
 
-    inverse_retr = log
+    _inverse_retr = _log
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         return v.copy()
 
-    def gradient_step(self, x, egrad, lr, out=None):
+    def _gradient_step(self, x, egrad, lr, out=None):
+        # x - lr g: with g = 0 the subtracted zero leaves x bit for bit.
         step = egrad * x.dtype.type(lr)
         return np.subtract(x, step, out=step if out is None else out)
 
     def random_point(self, rng=None, dtype=None):
         return as_rng(rng).standard_normal(self._shape).astype(as_dtype(dtype))
 
-    def random_tangent(self, x, rng=None):
+    def _random_tangent(self, x, rng=None):
         u = as_rng(rng).standard_normal(self._shape)
         return (u / np.linalg.norm(u)).astype(x.dtype)
 
-    def zero_vector(self, x):
+    def _zero_vector(self, x):
         return np.zeros_like(x)
-
-    def check_point(self, x, atol=None):
-        _check_array(self, x, "point")
-        return x
-
-    def check_tangent(self, x, u, atol=None):
-        _check_array(self, x, "point")
-        _check_array(self, u, "tangent vector")
-        if u.dtype != x.dtype:
-            raise TypeError(f"tangent vector has dtype {u.dtype} but the point has {x.dtype}")
-        return u

@@ -11,8 +11,9 @@ __all__ = ["Product"]
 class Product(Manifold):
     """The Cartesian product M1 x M2 x ... with the product metric.
 
-    Points and tangent vectors are tuples with one array per factor manifold
-    (lists are accepted as input). Every map acts factor by factor; the inner
+    Points and tangent vectors are tuples with exactly one array per factor
+    manifold (lists are accepted as input); every part follows its factor's
+    input policy, and errors about a part name it (``factor i (M_i): ...``). Every map acts factor by factor; the inner
     product is the sum of the factors' inner products and the distance the
     root sum of squares of the factors' distances.
 
@@ -77,92 +78,103 @@ class Product(Manifold):
         return hypot([m.typical_dist for m in self.manifolds])
 
     def _map(self, name, *args):
+        """The raw map ``name`` of every factor on the factors' parts of ``args``."""
         return tuple(getattr(m, name)(*a) for m, *a in zip(self.manifolds, *args))
 
-    def proj(self, x, u):
-        return self._map("proj", x, u)
+    def _proj(self, x, u):
+        return self._map("_proj", x, u)
 
-    def egrad2rgrad(self, x, egrad):
-        return self._map("egrad2rgrad", x, egrad)
+    def _egrad2rgrad(self, x, egrad):
+        return self._map("_egrad2rgrad", x, egrad)
 
-    def ehess2rhess(self, x, egrad, ehess, u):
-        return self._map("ehess2rhess", x, egrad, ehess, u)
+    def _ehess2rhess(self, x, egrad, ehess, u):
+        return self._map("_ehess2rhess", x, egrad, ehess, u)
 
-    def inner(self, x, u, v):
-        return float(sum(self._map("inner", x, u, v)))
+    def _inner(self, x, u, v):
+        return float(sum(self._map("_inner", x, u, v)))
 
-    def norm(self, x, u):
-        return hypot(self._map("norm", x, u))
+    def _norm(self, x, u):
+        return hypot(self._map("_norm", x, u))
 
-    def dist(self, x, y):
-        return hypot(self._map("dist", x, y))
+    def _directional_derivative(self, x, grad, d):
+        return float(sum(self._map("_directional_derivative", x, grad, d)))
 
-    def violation(self, x):
-        """Largest constraint violation over the factors."""
-        return max(m.violation(xi) for m, xi in zip(self.manifolds, x))
+    def _dist(self, x, y):
+        return hypot(self._map("_dist", x, y))
 
-    def exp(self, x, u):
-        return self._map("exp", x, u)
+    def _violation(self, x):
+        return max(self._map("_violation", x))
 
-    def log(self, x, y):
-        return self._map("log", x, y)
+    def _project_point(self, x):
+        parts = []
+        for i, (m, xi) in enumerate(zip(self.manifolds, x)):
+            try:
+                parts.append(m._project_point(xi))
+            except ValueError as err:
+                raise ValueError(f"factor {i} ({m!r}): {err}") from None
+        return tuple(parts)
 
-    def retr(self, x, u):
-        return self._map("retr", x, u)
+    def _exp(self, x, u):
+        return self._map("_exp", x, u)
 
-    def inverse_retr(self, x, y):
-        return self._map("inverse_retr", x, y)
+    def _log(self, x, y):
+        return self._map("_log", x, y)
 
-    def transp(self, x, y, v):
-        return self._map("transp", x, y, v)
+    def _retr(self, x, u):
+        return self._map("_retr", x, u)
 
-    def gradient_step(self, x, egrad, lr, out=None):
+    def _inverse_retr(self, x, y):
+        return self._map("_inverse_retr", x, y)
+
+    def _transp(self, x, y, v):
+        return self._map("_transp", x, y, v)
+
+    def _gradient_step(self, x, egrad, lr, out=None):
         if out is None:
-            out = (None,) * len(self.manifolds)
-        return tuple(
-            m.gradient_step(xi, gi, lr, out=oi)
-            for m, xi, gi, oi in zip(self.manifolds, x, egrad, out)
-        )
+            return tuple(
+                m._gradient_step(xi, gi, lr) for m, xi, gi in zip(self.manifolds, x, egrad)
+            )
+        for m, xi, gi, oi in zip(self.manifolds, x, egrad, out):
+            m._gradient_step(xi, gi, lr, out=oi)
+        return out  # the very object given, as for the other manifolds
 
     def random_point(self, rng=None, dtype=None):
         rng = as_rng(rng)
         return tuple(m.random_point(rng, dtype) for m in self.manifolds)
 
-    def random_tangent(self, x, rng=None):
+    def _random_tangent(self, x, rng=None):
         rng = as_rng(rng)
-        u = tuple(m.random_tangent(xi, rng) for m, xi in zip(self.manifolds, x))
+        u = tuple(m._random_tangent(xi, rng) for m, xi in zip(self.manifolds, x))
         scale = 1.0 / np.sqrt(len(self.manifolds))
         return tuple(ui * ui.dtype.type(scale) for ui in u)
 
-    def zero_vector(self, x):
-        return self._map("zero_vector", x)
+    def _zero_vector(self, x):
+        return self._map("_zero_vector", x)
 
-    def _check_tuple(self, x, what):
-        if not isinstance(x, (tuple, list)):
-            raise TypeError(
-                f"a {what} of {self!r} must be a tuple of {len(self.manifolds)} arrays, "
-                f"got {type(x).__name__}"
-            )
-        if len(x) != len(self.manifolds):
-            raise ValueError(
-                f"a {what} of {self!r} must have {len(self.manifolds)} parts, got {len(x)}"
-            )
+    # --- validation: the tuple, then each factor with its own rules -----------
 
-    def check_point(self, x, atol=None):
-        self._check_tuple(x, "point")
-        for i, (m, xi) in enumerate(zip(self.manifolds, x)):
+    def _check_args(self, method, args, atol=None):
+        n = len(self.manifolds)
+        for name, a, role in args:
+            if not isinstance(a, (tuple, list)):
+                raise TypeError(
+                    f"{method}: {name} must be a tuple of {n} arrays, got {type(a).__name__} "
+                    f"(one array per factor of {self!r})"
+                )
+            if len(a) != n:
+                raise ValueError(
+                    f"{method}: {name} must have {n} parts, got {len(a)} (one array per "
+                    f"factor of {self!r})"
+                )
+        for i, m in enumerate(self.manifolds):
             try:
-                m.check_point(xi, atol)
+                m._check_args(method, [(name, a[i], role) for name, a, role in args], atol)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"factor {i} ({m!r}): {err}") from None
-        return x
 
-    def check_tangent(self, x, u, atol=None):
-        self._check_tuple(x, "point")
-        self._check_tuple(u, "tangent vector")
+    def _check_tangency(self, x, u, atol):
         for i, (m, xi, ui) in enumerate(zip(self.manifolds, x, u)):
             try:
-                m.check_tangent(xi, ui, atol)
-            except (TypeError, ValueError) as err:
-                raise type(err)(f"factor {i} ({m!r}): {err}") from None
-        return u
+                m._check_tangency(xi, ui, atol)
+            except ValueError as err:
+                raise ValueError(f"factor {i} ({m!r}): {err}") from None

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _kernels
 from ._reduce import FactorReducer, hypot
-from .base import Manifold, _check_array, _check_choice, _check_shape, as_dtype, as_rng
+from .base import _POINT_ATOL, Manifold, _check_choice, _check_shape, as_dtype, as_rng, point_atol
 
 __all__ = ["Sphere"]
 
@@ -101,33 +101,6 @@ class _Spheres(Manifold):
     def typical_dist(self):
         return float(np.pi * np.sqrt(self._red.n_factors))
 
-    # --- tangent spaces and metric ---------------------------------------
-
-    def _coef(self, c, like):
-        """A per-factor float64 scalar array cast to ``like``'s dtype."""
-        return c.astype(like.dtype, copy=False)
-
-    def proj(self, x, u):
-        # One fresh array, updated in place: each full-size temporary costs page faults.
-        out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
-        out += u
-        return out
-
-    def ehess2rhess(self, x, egrad, ehess, u):
-        # Hess f(x)[u] = P_x(D^2 f(x)[u]) - <x, egrad> u   (Absil et al. 2013)
-        normal = self._coef(self._red.dot(x, egrad), x)
-        return self.proj(x, ehess) - normal * u
-
-    def inner(self, x, u, v):
-        return self._red.total(u, v)
-
-    def norm(self, x, u):
-        if u.dtype == np.float64:
-            sq = self._red.total(u, u)
-            if self._red.n_factors * self._red._low <= sq < np.inf:
-                return math.sqrt(sq)
-        return hypot(self._red.norms(u))
-
     def with_options(self, retraction=None, transport=None):
         """The same manifold with another retraction and/or transport."""
         new = copy.copy(self)
@@ -137,9 +110,48 @@ class _Spheres(Manifold):
             new.transport = _check_choice("transport", transport, _TRANSPORTS)
         return new
 
-    def violation(self, x):
-        """Largest constraint violation max_k | ||x_k|| - 1 | over the factors."""
+    # --- tangent spaces and metric ---------------------------------------
+
+    def _coef(self, c, like):
+        """A per-factor float64 scalar array cast to ``like``'s dtype."""
+        return c.astype(like.dtype, copy=False)
+
+    def _proj(self, x, u):
+        # One fresh array, updated in place: each full-size temporary costs page faults.
+        out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
+        out += u
+        return out
+
+    def _ehess2rhess(self, x, egrad, ehess, u):
+        # Hess f(x)[u] = P_x(D^2 f(x)[u]) - <x, egrad> u   (Absil et al. 2013)
+        normal = self._coef(self._red.dot(x, egrad), x)
+        return self._proj(x, ehess) - normal * u
+
+    def _inner(self, x, u, v):
+        return self._red.total(u, v)
+
+    def _norm(self, x, u):
+        if u.dtype == np.float64:
+            sq = self._red.total(u, u)
+            if self._red.n_factors * self._red._low <= sq < np.inf:
+                return math.sqrt(sq)
+        return hypot(self._red.norms(u))
+
+    def _violation(self, x):
         return float(np.max(np.abs(self._red.norms(x) - 1.0)))
+
+    def _project_point(self, x):
+        norms = self._red.norms(x)
+        zero = int(np.count_nonzero(norms == 0.0))
+        if zero:
+            raise ValueError(
+                f"project_point: x has {zero} of {norms.size} factor(s) of norm 0, which have "
+                "no nearest point on the sphere"
+            )
+        if x.dtype == np.float64:
+            return x / norms
+        # float32: divide in float64 and round once (half an ulp per entry).
+        return (x.astype(np.float64) / norms).astype(x.dtype)
 
     # --- geodesics ---------------------------------------------------------
 
@@ -160,11 +172,11 @@ class _Spheres(Manifold):
         cosine = np.where(near, 1.0 + a, a - 1.0)
         return np.arctan2(sine, cosine), v, sine
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         theta, _, _ = self._angles(x, y)
         return hypot(theta)
 
-    def exp(self, x, u):
+    def _exp(self, x, u):
         # A step of t rad moves the point by the error of t: float64 sums give
         # t to a relative eps, i.e. t ulps. Steps that wrap around the sphere
         # (t > 2 pi, float64 data) are worked in extended precision so that the
@@ -183,6 +195,7 @@ class _Spheres(Manifold):
         # float32 data are worked in float64 and rounded once: forming the
         # tangent part in float32 would move ||u|| by an ulp of ||u||, i.e.
         # 6e-5 rad for a step of 1e3. Long float64 steps likewise in long double.
+        point = x
         dtype, work = x.dtype, np.longdouble if long_step else np.float64
         x, u = x.astype(work, copy=False), u.astype(work, copy=False)
         # x is read through x/||x|| and u through its tangent part u - <x,u>/<x,x> x,
@@ -197,10 +210,10 @@ class _Spheres(Manifold):
         xx = dot(x, x)
         u = u - (dot(x, u) / xx) * x
         t = np.sqrt(dot(u, u)) if long_step else self._red.norms(u)
-        y = (np.cos(t) / np.sqrt(xx)) * x + _sinc(t) * u
-        return y.astype(dtype, copy=False)
+        y = ((np.cos(t) / np.sqrt(xx)) * x + _sinc(t) * u).astype(dtype, copy=False)
+        return _keep_still(y, point, t == 0.0)
 
-    def log(self, x, y):
+    def _log(self, x, y):
         theta, v, sine = self._angles(x, y)
         # For identical points v = 0 and any finite factor gives 0; for exactly
         # antipodal points the log is not defined and 0 is returned.
@@ -208,9 +221,9 @@ class _Spheres(Manifold):
         return self._coef(factor, x) * v
 
     def _retr_projection(self, x, u):
-        w = x + u
-        w *= self._coef(1.0 / self._red.norms(w), x)
-        return w
+        # (x + r) / ||x + r|| with r the tangent part of u: the fused step with
+        # g = u and lr = -1, which also keeps x exactly where r = 0.
+        return self._step(x, u, -1.0, False, None)
 
     def _inverse_retr_projection(self, x, y):
         # u = y/<x,y> - x, written as P_x(y - x)/<x,y>: accurate for near points.
@@ -224,14 +237,14 @@ class _Spheres(Manifold):
             )
         return (w - self._coef(a, x) * x) * self._coef(1.0 / cosine, x)
 
-    def retr(self, x, u):
+    def _retr(self, x, u):
         if self.retraction == "exp":
-            return self.exp(x, u)
+            return self._exp(x, u)
         return self._retr_projection(x, u)
 
-    def inverse_retr(self, x, y):
+    def _inverse_retr(self, x, y):
         if self.retraction == "exp":
-            return self.log(x, y)
+            return self._log(x, y)
         return self._inverse_retr_projection(x, y)
 
     def _transp_parallel(self, x, y, v):
@@ -281,50 +294,31 @@ class _Spheres(Manifold):
         s += np.multiply(x, beta, out=v if own else None)
         return s.astype(dtype, copy=False)
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         if self.transport == "parallel":
             return self._transp_parallel(x, y, v)
-        return self.proj(y, v)
+        return self._proj(y, v)
 
-    def gradient_step(self, x, egrad, lr, out=None):
-        """One step ``retr(x, -lr * egrad2rgrad(x, egrad))`` in one call.
+    def _gradient_step(self, x, egrad, lr, out=None):
+        return self._step(x, egrad, float(lr), self.retraction == "exp", out)
+
+    def _step(self, x, egrad, lr, use_exp, out):
+        """retr(x, -lr * P_x(egrad)) with the exp or projection retraction, into ``out``.
 
         With the optional ``numba`` extra installed this runs as a compiled
         kernel in two or three passes over memory with no full-size temporary;
         otherwise in NumPy. Both evaluate the same formulas: with
         c = <x, g>/<x, x> and r = g - c x (the Riemannian gradient),
 
-        * exp: x+ = cos(t)/||x|| x - lr sinc(t) r, t = lr ||r||;
+        * exp: x+ = cos(t)/||x|| x - lr sinc(t) r, t = |lr| ||r||;
         * projection: x+ = (x - lr r) / sqrt(<x, x> + lr^2 ||r||^2),
 
-        so the new point has unit norm to rounding whatever the drift of x.
-
-        Parameters
-        ----------
-        x, egrad : ndarray
-            Point and Euclidean gradient (same shape and dtype).
-        lr : float
-            Step size.
-        out : ndarray, optional
-            Output array (may be ``x``).
-
-        Returns
-        -------
-        ndarray
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from spherenet import Oblique
-        >>> M = Oblique(3, 4)
-        >>> x = M.random_point(rng=0)
-        >>> y = M.gradient_step(x, np.ones((3, 4)), 0.1)
-        >>> bool(np.allclose(np.linalg.norm(y, axis=0), 1.0))
-        True
+        so the new point has unit norm to rounding whatever the drift of x;
+        factors with t = 0 are copied from x unchanged.
         """
         if out is None:
             out = np.empty_like(x)
-        if _kernels.gradient_step(self._red, self.retraction == "exp", x, egrad, float(lr), out):
+        if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out):
             return out
         xx = self._red.dot(x, x)
         c = self._red.dot(x, egrad) / xx
@@ -337,16 +331,19 @@ class _Spheres(Manifold):
             # the point off the sphere by ~ lr ||g|| eps.
             r -= self._coef(self._red.dot(x, r) / xx, x) * x
             rr = self._red.dot(r, r)
-        if self.retraction == "exp":
-            t = abs(lr) * np.sqrt(rr)
+        t = abs(lr) * np.sqrt(rr)
+        if use_exp:
             a, b = np.cos(t) / np.sqrt(xx), -lr * _sinc(t)
         else:
             scale = 1.0 / np.sqrt(xx + lr * lr * rr)
             a, b = scale, -lr * scale
+        still = t == 0.0
+        # x itself when out is x and some factor stays: it is overwritten below.
+        point = x.copy() if np.any(still) and np.may_share_memory(out, x) else x
         np.multiply(r, self._coef(b, x), out=r)
         np.multiply(x, self._coef(a, x), out=out)
         np.add(out, r, out=out)
-        return out
+        return _keep_still(out, point, still)
 
     # --- sampling ------------------------------------------------------------
 
@@ -355,51 +352,62 @@ class _Spheres(Manifold):
         z = rng.standard_normal(self._shape)
         return (z / self._red.norms(z)).astype(as_dtype(dtype))
 
-    def random_tangent(self, x, rng=None):
+    def _random_tangent(self, x, rng=None):
         rng = as_rng(rng)
         x64 = x.astype(np.float64)
         # Project twice: a nearly normal draw leaves a rounding residue along x
         # that the normalization below would blow up ("twice is enough").
-        u = self.proj(x64, self.proj(x64, rng.standard_normal(self._shape)))
+        u = self._proj(x64, self._proj(x64, rng.standard_normal(self._shape)))
         size = hypot(self._red.norms(u))
         if size == 0.0:  # every factor is a 0-dimensional sphere (a pair of points)
             return np.zeros_like(x)
         return (u / size).astype(x.dtype)
 
-    def zero_vector(self, x):
+    def _zero_vector(self, x):
         return np.zeros_like(x)
 
     # --- validation ------------------------------------------------------
 
-    @staticmethod
-    def _atol(dtype, atol):
-        return 100 * float(np.finfo(dtype).eps) if atol is None else float(atol)
-
-    def check_point(self, x, atol=None):
-        _check_array(self, x, "point")
-        err = np.abs(self._red.norms(x) - 1.0)
-        tol = self._atol(x.dtype, atol)
-        if np.max(err) > tol:
-            bad = int(np.sum(err > tol))
+    def _check_on(self, x, name, method, atol, largest):
+        tol = _POINT_ATOL[x.dtype] if atol is None else atol
+        if largest <= 1e100:
+            # Entries below 1e100: the float64 sums of squares cannot overflow,
+            # and no rescaling is needed to tell whether a norm is near 1.
+            sq = self._red.dot(x, x)
+            if self._red.n_factors == 1:
+                worst = abs(math.sqrt(float(sq.flat[0])) - 1.0)
+                if worst <= tol:
+                    return
+                err = np.array([worst])
+            else:
+                err = np.abs(np.sqrt(sq) - 1.0)
+        else:
+            err = np.abs(self._red.norms(x) - 1.0)
+        worst = float(np.max(err))
+        if worst > tol:
+            bad = int(np.count_nonzero(err > tol))
             raise ValueError(
-                f"point is off {self!r}: {bad} of {err.size} factor(s) have norm off 1 by up "
-                f"to {float(np.max(err)):.3g} (tolerance {tol:.3g})"
+                f"{method}: {name} is off {self!r}: {bad} of {err.size} factor(s) have norm off 1 "
+                f"by up to {worst:.3g} (tolerance {tol:.3g}); M.project_point({name}) gives the "
+                "nearest point"
             )
-        return x
 
-    def check_tangent(self, x, u, atol=None):
-        self.check_point(x, atol)
-        _check_array(self, u, "tangent vector")
-        if u.dtype != x.dtype:
-            raise TypeError(f"tangent vector has dtype {u.dtype} but the point has {x.dtype}")
+    def _check_tangency(self, x, u, atol):
         normal = np.abs(self._red.dot(x, u))
-        tol = self._atol(x.dtype, atol) * max(1.0, float(np.max(self._red.norms(u))))
+        tol = point_atol(x.dtype) if atol is None else atol
+        tol *= max(1.0, float(np.max(self._red.norms(u))))
         if np.max(normal) > tol:
             raise ValueError(
-                f"vector is not tangent: its component along the point is up to "
-                f"{float(np.max(normal)):.3g} (tolerance {tol:.3g})"
+                f"check_tangent: vector is not tangent: its component along the point is up to "
+                f"{float(np.max(normal)):.3g} (tolerance {tol:.3g}); M.proj(x, u) removes it"
             )
-        return u
+
+
+def _keep_still(out, point, still):
+    """``out`` with the factors where ``still`` (keepdims) copied from ``point`` bit for bit."""
+    if still.any():
+        np.copyto(out, point, where=np.broadcast_to(still, out.shape))
+    return out
 
 
 class Sphere(_Spheres):

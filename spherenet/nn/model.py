@@ -25,7 +25,7 @@ from autograd.tracer import getval
 
 from .. import _tangent
 from ..manifolds import Euclidean, Product
-from ..manifolds.base import as_dtype, as_rng
+from ..manifolds.base import as_dtype, as_rng, point_atol
 from ..manifolds.sphere import _Spheres
 from ..optim.rules import RAdam, RSGD, StepRule
 from ..strategies import STRATEGIES, NoConstraint, Penalty, Projection, Strategy, get_strategy
@@ -121,7 +121,7 @@ def _as_weight(param, w, dtype, where, slack=0.0):
         out = out / manifold._red.norms(out).astype(dtype)
     elif other:
         try:
-            manifold.check_point(out, atol=max(1e3 * float(np.finfo(dtype).eps), slack))
+            manifold.check_point(out, atol=max(point_atol(dtype), slack))
         except ValueError as err:
             raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
     return out
@@ -455,7 +455,9 @@ class Sequential:
         """``{name: max_k | ||w_k|| - 1 |}`` for each constrained weight."""
         self.build()
         return {
-            f"{layer.name}/{p.name}": p.manifold.violation(w)
+            # Unchecked: the weights were validated when set, and a diverged
+            # run's NaN weights should report a NaN violation, not raise.
+            f"{layer.name}/{p.name}": p.manifold.unchecked.violation(w)
             for (layer, p), w in zip(self._params, self._weights) if p.constrained
         }
 
@@ -767,7 +769,7 @@ class Sequential:
                     logs["val_loss"] = vloss
                     logs.update((f"val_{name}", v) for (name, _), v in zip(metric_fns, vvalues))
                 for i in constrained:
-                    logs[f"{names[i]}_violation"] = self._params[i][1].manifold.violation(
+                    logs[f"{names[i]}_violation"] = self._params[i][1].manifold.unchecked.violation(
                         self._weights[i])
                 self.last_epoch = epoch
                 callback_list.on_epoch_end(epoch, logs)

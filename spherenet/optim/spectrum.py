@@ -287,7 +287,9 @@ def hessian_spectrum(cost, manifold, x, k=6, which="both", grad=None, hess=None,
     manifold.check_point(x)
     if _tangent.is_tuple(x):
         x = tuple(x)
-    problem = Problem(cost, manifold, egrad=grad, ehess=hess)
+    # x is checked; the Hessian operator below applies the maps many times.
+    fast = manifold.unchecked
+    problem = Problem(cost, fast, egrad=grad, ehess=hess)
     _, egrad = problem.cost_and_egrad(x)
     grad_norm = manifold.norm(x, manifold.egrad2rgrad(x, egrad))
     hvp = problem.hessian_at(x, egrad)
@@ -296,10 +298,10 @@ def hessian_spectrum(cost, manifold, x, k=6, which="both", grad=None, hess=None,
     k = min(int(k), dim)
 
     def project(v):
-        return flat.flat(manifold.proj(x, flat.unflat(v)))
+        return flat.flat(fast.proj(x, flat.unflat(v)))
 
     def apply(v):
-        return flat.flat(manifold.proj(x, hvp(manifold.proj(x, flat.unflat(v)))))
+        return flat.flat(fast.proj(x, hvp(fast.proj(x, flat.unflat(v)))))
 
     if method == "auto":
         method = "dense" if flat.size <= dense_max or 4 * k >= dim else "eigsh"

@@ -66,7 +66,9 @@ class Problem:
 
         The default is the manifold's distance to :meth:`solution`; problems
         whose optima come in families (signs, rotations, permutations)
-        override it with the distance to the nearest one.
+        override it with the distance to the nearest one. ``x`` is not
+        validated (the experiments call this on every iterate): pass a point
+        of the manifold, e.g. ``manifold.project_point(w)``.
 
         Raises
         ------
@@ -76,7 +78,7 @@ class Problem:
         sol = self.solution()
         if sol is None:
             raise NotImplementedError(f"no optimal point is known for {self!r}")
-        return self.manifold.dist(x, sol)
+        return self.manifold.unchecked.dist(x, sol)
 
     def minimize(self, method="trust-regions", strategy="riemannian", x0=None, rng=None,
                  closed_form=True, **options):

@@ -76,7 +76,8 @@ class KarcherMean(Problem):
     def logs(self, x):
         """The tangent vectors log_x(p_i) at the unit point x, one per column (n, m)."""
         xs = np.repeat(x[:, None], self.points.shape[0], axis=1)
-        return self._columns.log(xs, self.points.T.astype(x.dtype))
+        # Unchecked: x is an iterate of the optimizer (any strategy's).
+        return self._columns.unchecked.log(xs, self.points.T.astype(x.dtype))
 
     def egrad(self, x):
         norm = np.linalg.norm(x)
