@@ -9,6 +9,8 @@ rules may reuse a point's buffer) and reduced when the stack is full or the
 history is read.
 """
 
+import math
+
 import numpy as np
 
 __all__ = ["SphereBatch"]
@@ -42,7 +44,7 @@ class SphereBatch:
         ``fallback(x_old, x_new) -> (violation of x_new, angle)``, the
         per-iterate computation; ``x_old`` is None for the first iterate.
     max_bytes : int
-        Memory of the stack.
+        Memory of the stack; see :meth:`fits`.
 
     Examples
     --------
@@ -58,17 +60,27 @@ class SphereBatch:
     ([0.0, 0.0], True)
     """
 
-    def __init__(self, manifold, like, normalize, fallback, max_bytes=1 << 20, max_rows=512):
+    MAX_BYTES = 1 << 19
+    MIN_ROWS = 16
+
+    def __init__(self, manifold, like, normalize, fallback, max_bytes=MAX_BYTES, max_rows=128):
         self.shape, self.dtype = like.shape, like.dtype
         self.normalize = normalize
         self.fallback = fallback
         # The stack's axis 0 is the iterate; a factor spans the manifold's axes, one further.
         self.axes = tuple(a + 1 for a in manifold._axes)
-        self.factor_size = int(np.prod([self.shape[a] for a in manifold._axes]))
+        self.factor_size = math.prod(self.shape[a] for a in manifold._axes)
         rows = int(max(2, min(max_rows, max_bytes // max(like.nbytes, 1))))
         self._stack = np.empty((rows + 1,) + self.shape, dtype=self.dtype)
         self._n = 0  # pending iterates, in rows 1 .. n; row 0 is the previous iterate
         self._has_previous = False
+
+    @classmethod
+    def fits(cls, x):
+        """True when batching pays: x is a small array (at least ``MIN_ROWS`` iterates fit
+        in ``MAX_BYTES``); for large points the per-iterate calls cost little beside
+        the work, and a stack would only take memory."""
+        return x.__class__ is np.ndarray and x.nbytes * cls.MIN_ROWS <= cls.MAX_BYTES
 
     def add(self, x):
         """Stack the iterate x; False (nothing stored) when x is not of the run's kind."""
@@ -87,9 +99,11 @@ class SphereBatch:
         return self._n
 
     def _dot(self, a, b):
-        kept = (0,) + tuple(i for i in range(1, a.ndim) if i not in self.axes)
-        index = (0,) + tuple(range(1, a.ndim))
-        return np.einsum(a, index, b, index, kept, dtype=np.float64)
+        """Per-factor inner products of stacked iterates, float64 (float32 data widened
+        first, as the manifold's einsum with dtype=float64 does: exact products)."""
+        if a.dtype != np.float64:
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        return np.add.reduce(a * b, axis=self.axes)
 
     def _expand(self, c):
         """Per-factor numbers shaped to broadcast against the stack, in the dtype of the data."""

@@ -219,9 +219,9 @@ class Stopper:
 class Recorder:
     """Records the history of a run and prints it when asked.
 
-    On a Sphere or an Oblique under the riemannian or projection strategy,
-    the violation and angle of the iterates are computed a stack of
-    iterates at a time (see :class:`~spherenet.optim._batch.SphereBatch`)
+    On a Sphere or an Oblique of up to 4096 float64 numbers under the
+    riemannian or projection strategy, the violation and angle of the
+    iterates are computed a stack of iterates at a time (see :class:`~spherenet.optim._batch.SphereBatch`)
     when the history is read or the stack is full; elsewhere, and when
     printing every iteration, at every iterate.
     """
@@ -273,6 +273,8 @@ class Recorder:
         """Append one iterate; ``step`` is the tangent vector retracted to reach
         x (only read when telemetry is on; NaN telemetry when it is None)."""
         rows = self.rows
+        if self._batchable and self._batch is None:
+            self._batchable = SphereBatch.fits(x)
         if self._batchable and self._batch is None:
             self._batch = SphereBatch(self.strategy.manifold, x, self.strategy.name == "projection",
                                       self._violation_and_angle)
