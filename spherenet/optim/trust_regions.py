@@ -47,8 +47,7 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     """
     inner = geometry.inner
     maxinner = geometry.dim if maxinner is None else maxinner
-    eta = geometry.zero_vector(grad) if not _tangent.is_tuple(grad) else tuple(
-        np.zeros_like(g) for g in grad)
+    eta = geometry.zero_vector(x)
     heta = _tangent.copy(eta)
     # Projected once more: a mostly normal Euclidean gradient leaves a rounding
     # residue along x (eps ||egrad||, 2 % of ||grad|| near a float32 minimizer)
