@@ -7,7 +7,7 @@ from .manifolds import Manifold
 from .manifolds.base import as_rng
 from .optim._loop import OptimizeResult, Recorder, Stopper, default_ctol
 from .optim._problem import Problem
-from .optim._solver import evaluate, failed, start
+from .optim._solver import budgeted, evaluate, failed, start
 from .optim.cg import conjugate_gradient
 from .optim.rules import RAdam, RSGD, StepRule
 from .optim.sd import steepest_descent
@@ -21,7 +21,8 @@ _RULES = {"rsgd": RSGD, "radam": RAdam}
 METHODS = tuple(_SOLVERS) + tuple(_RULES)
 
 
-def _run_rule(rule, problem, x0, stopper, recorder):
+@budgeted
+def _run_rule(problem, x0, stopper, recorder, rule):
     """Full-batch iterations of a step rule, with the shared stopping tests and history."""
     geometry = problem.geometry
     x = x0
@@ -48,7 +49,7 @@ def _run_rule(rule, problem, x0, stopper, recorder):
 
 def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=None, hess=None,
              maxiter=1000, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
-             verbose=0, rng=None, telemetry=False, ctol=None, **method_options):
+             verbose=0, rng=None, telemetry=False, ctol=None, maxfev=None, **method_options):
     """Minimize ``cost`` over ``manifold``, in the manner of ``scipy.optimize.minimize``.
 
     Parameters
@@ -88,6 +89,14 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         Stop when the step length is <= xtol.
     maxtime : float, default inf
         Seconds.
+    maxfev : int, optional
+        Most cost evaluations: ``nfev <= maxfev`` exactly. The evaluation
+        that would exceed it is not made; the run stops with status 7 and
+        returns the last iterate at which the cost and gradient are known
+        (an unfinished line search is dropped). Counted as ``nfev``: every
+        call of the cost, alone or with its gradient; Hessian-vector products
+        and trust regions' gradient-only evaluations are not. At least 1 (the
+        evaluation at x0); None (default): no limit.
     ctol : float, optional
         Constraint tolerance of a successful result: ``success`` is True only
         when the run converged (gtol or ftol) *and* every constrained factor
@@ -170,7 +179,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     else:
         manifold.check_point(x0)
     stopper = Stopper(maxiter, gtol, ftol, xtol, maxtime,
-                      None if callback is None else (lambda z: callback(strat.to_weights(z))))
+                      None if callback is None else (lambda z: callback(strat.to_weights(z))),
+                      maxfev=maxfev)
     egrad = None if grad is None else (lambda z: strat.egrad(grad, z))
     ehess = None
     if hess is not None and strat.supports_user_hessian():
@@ -181,4 +191,4 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     z0 = strat.to_variable(x0)
     if solver is not None:
         return solver(problem, z0, stopper, recorder, **method_options)
-    return _run_rule(rule, problem, z0, stopper, recorder)
+    return _run_rule(problem, z0, stopper, recorder, rule)

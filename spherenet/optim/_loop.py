@@ -1,6 +1,7 @@
 """The pieces every solver shares: stopping tests, history, printing, the result."""
 
 import math
+import numbers
 import time
 
 import numpy as np
@@ -90,7 +91,8 @@ class OptimizeResult(_ScipyResult):
     status : int
         Why the run stopped: 0 converged (gtol), 1 max iterations, 2 max time,
         3 cost tolerance, 4 step tolerance, 5 stopped by the callback,
-        6 precision floor (see :class:`Stopper`), -1 failed (NaN/Inf).
+        6 precision floor (see :class:`Stopper`), 7 maximum number of cost
+        evaluations (``maxfev``), -1 failed (NaN/Inf).
     history : History
     """
 
@@ -103,6 +105,28 @@ def _coarsest_dtype(x):
 def default_ctol(x):
     """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
     return max(1e-6, 100.0 * float(np.finfo(_coarsest_dtype(x)).eps))
+
+
+class EvaluationBudgetExhausted(Exception):
+    """Raised by ``Problem`` instead of a cost evaluation beyond ``maxfev``.
+
+    Internal: solvers (through :func:`spherenet.optim._solver.budgeted`) and
+    the step-rule loop turn it into the result at the last recorded iterate,
+    with status 7.
+    """
+
+
+def check_maxfev(maxfev):
+    """``maxfev`` as an int >= 1, or None for no limit; ValueError/TypeError otherwise."""
+    if maxfev is None:
+        return None
+    if isinstance(maxfev, bool) or not isinstance(maxfev, (numbers.Integral, float)):
+        raise TypeError(f"maxfev must be an int >= 1 or None, got {type(maxfev).__name__}")
+    if maxfev == math.inf:
+        return None
+    if not maxfev >= 1 or (isinstance(maxfev, float) and not maxfev.is_integer()):
+        raise ValueError(f"maxfev must be an int >= 1 or None, got {maxfev!r}")
+    return int(maxfev)
 
 
 class Stopper:
@@ -125,12 +149,24 @@ class Stopper:
     the requested tolerance was. But the point is as good as the dtype's
     cost can certify (its cost is the minimum to a few eps |f|); the
     remedies are float64 data or a gtol above the floor.
+
+    ``maxfev`` bounds the number of cost evaluations, ``nfev`` of the
+    result: every call of the cost, alone (line-search trials, trust-region
+    proposals) or with its gradient (autograd's forward pass, or the cost
+    beside a user's gradient); Hessian-vector products and gradients computed
+    without the cost are not counted. The bound is exact: ``nfev <= maxfev``
+    always. An evaluation that would be number ``maxfev + 1`` is not made;
+    the run stops with status 7 and returns the last iterate at which the
+    cost and the gradient are both known (the trial points of an unfinished
+    line search are dropped). The first evaluation, at x0, is always made,
+    so maxfev must be at least 1.
     """
 
     FLOOR_FACTOR = 4.0
     FLOOR_PATIENCE = 3
 
-    def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback):
+    def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback, maxfev=None):
+        self.maxfev = check_maxfev(maxfev)
         self.maxiter = int(maxiter)
         self.gtol = float(gtol)
         self.ftol = float(ftol)
@@ -152,6 +188,10 @@ class Stopper:
         eps = float(np.finfo(_coarsest_dtype(x)).eps)
         noise = self.FLOOR_FACTOR * eps * max(abs(f_old), abs(f_new))
         return not improved and abs(f_old - f_new) <= noise and abs(predicted) <= noise
+
+    def maxfev_message(self):
+        """The message of a stop at the evaluation budget (status 7)."""
+        return f"maximum number of cost evaluations (maxfev={self.maxfev}) reached"
 
     def floor_message(self, x, grad_norm):
         """The message of a stop at the precision floor (status 6)."""
@@ -213,6 +253,7 @@ class Recorder:
         self.rows = {name: [] for name in fields}
         self._weights = None
         self._x = None
+        self.last = None  # (x, f, grad_norm, it) of the last recorded iterate
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
 
@@ -222,6 +263,7 @@ class Recorder:
     def record(self, it, x, f, grad_norm, step_size=math.nan, step=None):
         """Append one iterate; ``step`` is the tangent vector retracted to reach
         x (only read when telemetry is on; NaN telemetry when it is None)."""
+        self.last = (x, f, grad_norm, it)
         weights = self.strategy.to_weights(x)
         angle = math.nan if self._weights is None else self.strategy.angle(self._weights, weights)
         self._weights = weights

@@ -5,6 +5,7 @@ import numpy as np
 from autograd.extend import vspace
 
 from .. import _tangent
+from ._loop import EvaluationBudgetExhausted
 
 
 class CostError(ValueError):
@@ -41,9 +42,12 @@ class Problem:
     measure : callable, optional
         ``measure(x, egrad, rgrad)`` -> the gradient norm that the stopping
         test and the history use (default: the norm of rgrad).
+    maxfev : int, optional
+        Most cost evaluations (``nfev``); the one that would exceed it raises
+        ``EvaluationBudgetExhausted`` instead of calling the cost. None: no limit.
     """
 
-    def __init__(self, cost, geometry, egrad=None, ehess=None, measure=None):
+    def __init__(self, cost, geometry, egrad=None, ehess=None, measure=None, maxfev=None):
         if not callable(cost):
             raise TypeError(f"cost must be callable, got {type(cost).__name__}")
         for name, fun in (("grad", egrad), ("hess", ehess)):
@@ -56,6 +60,7 @@ class Problem:
         self._make_vjp = autograd.make_vjp(cost) if egrad is None else None
         self._grad = autograd.grad(cost) if ehess is None else None
         self._measure = measure
+        self.maxfev = maxfev
         self.nfev = 0
         self.ngev = 0
         self.nhev = 0
@@ -87,8 +92,14 @@ class Problem:
             self.nonfinite += 1
         return f
 
-    def cost(self, x):
+    def _spend(self):
+        """Count one cost evaluation, or refuse it beyond the budget."""
+        if self.maxfev is not None and self.nfev >= self.maxfev:
+            raise EvaluationBudgetExhausted
         self.nfev += 1
+
+    def cost(self, x):
+        self._spend()
         return self._count(self._scalar(self.cost_fn(x)))
 
     def cost_and_egrad(self, x, f=None):
@@ -97,7 +108,7 @@ class Problem:
         if f is not None and self._egrad is not None:
             self.ngev += 1
             return f, self._check_grad(x, self._egrad(x))
-        self.nfev += 1
+        self._spend()
         self.ngev += 1
         if self._egrad is None:
             # autograd.value_and_grad, with the scalar check first: a cost that

@@ -1,9 +1,29 @@
 """The start and the end of a solver run, shared by every solver."""
 
+import functools
 import math
 
 from .. import _tangent
-from ._loop import nonfinite_message
+from ._loop import EvaluationBudgetExhausted, nonfinite_message
+
+
+def budgeted(solver):
+    """Give ``solver(problem, x0, stopper, recorder, **options)`` the stopper's ``maxfev``.
+
+    The problem refuses an evaluation beyond ``stopper.maxfev``; the run then
+    ends at the last recorded iterate (where cost and gradient are known)
+    with status 7.
+    """
+    @functools.wraps(solver)
+    def run(problem, x0, stopper, recorder, *args, **options):
+        problem.maxfev = stopper.maxfev
+        try:
+            return solver(problem, x0, stopper, recorder, *args, **options)
+        except EvaluationBudgetExhausted:
+            x, f, grad_norm, it = recorder.last
+            return recorder.result(x, f, grad_norm, it, 7, stopper.maxfev_message())
+
+    return run
 
 
 def start(problem, recorder, x0):

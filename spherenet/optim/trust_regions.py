@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _tangent
 from ._loop import _coarsest_dtype
-from ._solver import failed, start
+from ._solver import budgeted, failed, start
 
 
 def _eps(x):
@@ -91,6 +91,7 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     return eta, heta, "maxinner", maxinner
 
 
+@budgeted
 def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, rho_prime=0.1,
                   theta=1.0, kappa=0.1, maxinner=None, rho_regularization=1e3):
     """Minimize with the Riemannian trust-region method.
