@@ -129,6 +129,26 @@ def check_maxfev(maxfev):
     return int(maxfev)
 
 
+def check_maxiter(maxiter):
+    """``maxiter`` as an int >= 0 (an integral float such as 1e3 too), or inf."""
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (numbers.Integral, float)):
+        raise TypeError(f"maxiter must be an int >= 0, got {type(maxiter).__name__}")
+    if maxiter == math.inf:
+        return math.inf
+    if not maxiter >= 0 or (isinstance(maxiter, float) and not maxiter.is_integer()):
+        raise ValueError(f"maxiter must be an int >= 0, got {maxiter!r}")
+    return int(maxiter)
+
+
+def check_tolerance(name, value):
+    """A real number >= 0 (inf allowed) as a float; TypeError/ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return float(value)
+
+
 class Stopper:
     """The stopping tests shared by all solvers.
 
@@ -167,17 +187,14 @@ class Stopper:
 
     def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback, maxfev=None):
         self.maxfev = check_maxfev(maxfev)
-        self.maxiter = int(maxiter)
-        self.gtol = float(gtol)
-        self.ftol = float(ftol)
-        self.xtol = float(xtol)
-        self.maxtime = float(maxtime)
+        self.maxiter = check_maxiter(maxiter)
+        self.gtol = check_tolerance("gtol", gtol)
+        self.ftol = check_tolerance("ftol", ftol)
+        self.xtol = check_tolerance("xtol", xtol)
+        self.maxtime = check_tolerance("maxtime", maxtime)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
         self.callback = callback
-        if self.maxiter < 0:
-            raise ValueError(f"maxiter must be >= 0, got {maxiter}")
-        for name in ("gtol", "ftol", "xtol", "maxtime"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         self.unresolved_steps = 0
         self.best_grad_norm = math.inf
 
@@ -242,10 +259,14 @@ class Recorder:
     def __init__(self, problem, strategy, verbose=0, telemetry=False, ctol=1e-6):
         self.problem = problem
         self.strategy = strategy
-        self.ctol = float(ctol)
-        if not self.ctol >= 0:
-            raise ValueError(f"ctol must be >= 0, got {ctol}")
+        self.ctol = check_tolerance("ctol", ctol)
+        if not isinstance(verbose, numbers.Integral):
+            raise TypeError(f"verbose must be an int (0, 1 or 2), got {type(verbose).__name__}")
+        if verbose < 0:
+            raise ValueError(f"verbose must be an int (0, 1 or 2), got {verbose!r}")
         self.verbose = int(verbose)
+        if not isinstance(telemetry, (bool, np.bool_)):
+            raise TypeError(f"telemetry must be True or False, got {type(telemetry).__name__}")
         self.telemetry = bool(telemetry)
         self.start = time.perf_counter()
         fields = HISTORY_FIELDS + tuple(strategy.extra_fields)

@@ -3,6 +3,7 @@
 import autograd
 import numpy as np
 from autograd.extend import vspace
+from autograd.tracer import getval
 
 from .. import _tangent
 from ._loop import EvaluationBudgetExhausted
@@ -17,6 +18,26 @@ def _as_dtype_of(x, g):
     if _tangent.is_tuple(x):
         return tuple(_as_dtype_of(xi, gi) for xi, gi in zip(x, g))
     return np.asarray(g).astype(x.dtype, copy=False)
+
+
+def check_cost_value(f):
+    """Return ``f`` if it is a real scalar (also traced by autograd), else raise CostError.
+
+    A real scalar is a Python or NumPy int/float or a 0-d real array; an
+    array (even of shape (1,)), a complex number, a bool, a string or None
+    is refused with a message that says what came.
+    """
+    value = getval(f)
+    kind = "U" if isinstance(value, (str, bytes)) else np.asarray(value).dtype.kind
+    if kind in "fiu" and not isinstance(value, (bool, np.bool_)):
+        if np.ndim(value) != 0:
+            raise CostError(
+                f"the cost must return a scalar, got an array of shape {np.shape(value)}")
+        return f
+    what = type(value).__name__
+    if isinstance(value, np.ndarray):
+        what += f" of dtype {value.dtype}"
+    raise CostError(f"the cost must return a real number (float), got {what}")
 
 
 class Problem:
@@ -70,12 +91,21 @@ class Problem:
 
     @staticmethod
     def _scalar(f):
-        if np.ndim(f) != 0:
-            raise CostError(f"the cost must return a scalar, got an array of shape {np.shape(f)}")
-        return float(f)
+        return float(check_cost_value(f))
 
     @staticmethod
     def _check_grad(x, g, what="gradient"):
+        if _tangent.is_tuple(x) != _tangent.is_tuple(g):
+            kind = "a tuple of arrays" if _tangent.is_tuple(x) else "an array"
+            raise CostError(f"the {what} must be {kind} shaped like the point "
+                            f"{_tangent.shape_of(x)}, got {type(g).__name__}")
+        for part in (g if _tangent.is_tuple(g) else (g,)):
+            if not (isinstance(part, np.ndarray) and part.dtype.kind in "fiu"):
+                got = type(part).__name__
+                if isinstance(part, np.ndarray):
+                    got += f" of dtype {part.dtype}"
+                raise CostError(f"the {what} must be a real array (or a tuple of them for a "
+                                f"Product) shaped like the point, got {got}")
         if not _tangent.same_structure(x, g):
             raise CostError(
                 f"the {what} has shape {_tangent.shape_of(g)}, but the point has shape "

@@ -123,6 +123,9 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
     geometry = problem.geometry
     max_radius = geometry.typical_dist if max_radius is None else float(max_radius)
     radius = max_radius / 8.0 if radius is None else float(radius)
+    if not (0.0 < radius < math.inf and 0.0 < max_radius < math.inf):
+        raise ValueError("trust regions need a finite radius > 0 and max_radius > 0, got "
+                         f"radius {radius} and max_radius {max_radius}")
     x = x0
     f, egrad, grad, grad_norm = start(problem, recorder, x)
     hess = problem.hessian_at(x, egrad)
