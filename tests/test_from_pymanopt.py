@@ -18,6 +18,10 @@ from spherenet.interop import from_pymanopt, from_pymanopt_options, to_pymanopt
 from spherenet.optim import AdaptiveLineSearch, BacktrackingLineSearch
 
 pymanopt = pytest.importorskip("pymanopt")
+from pymanopt.autodiff import backend_decorator_factory  # noqa: E402
+from pymanopt.autodiff.backends._autograd import AutogradBackend  # noqa: E402
+from pymanopt.autodiff.backends._backend import Backend  # noqa: E402
+
 pm = pymanopt.manifolds
 po = pymanopt.optimizers
 EPS = np.finfo(np.float64).eps
@@ -224,6 +228,46 @@ def test_a_to_pymanopt_adapter_ports_back_to_the_same_manifold():
         return anp.sum(X[0] * w[0]) + anp.sum(w**2)
 
     assert from_pymanopt(pymanopt.Problem(adapter, cost))["manifold"] is manifold
+
+
+@pytest.mark.parametrize("build", [closest_unit_columns_problem, rank_one_problem])
+def test_float32_points_stay_float32(build):
+    A = np.random.default_rng(10).standard_normal((3, 4))
+    ported = from_pymanopt(build(A))
+    x0 = ported["manifold"].random_point(np.random.default_rng(0), dtype=np.float32)
+    result = minimize(**ported, x0=x0, method="cg", maxiter=20)
+    for part in (result.x if isinstance(result.x, tuple) else (result.x,)):
+        assert part.dtype == np.float32
+    assert result.fun < ported["cost"](x0)
+
+
+class _OtherBackend(AutogradBackend):
+    """A backend that is neither autograd nor numpy by name: the port goes through
+    the problem (as for JAX, PyTorch, TensorFlow), which differentiates with it."""
+
+    def __init__(self):
+        Backend.__init__(self, "Other")
+
+
+def test_other_backends_are_called_through_the_problem():
+    decorator = backend_decorator_factory(_OtherBackend)
+    A, b = _symmetric(3, seed=11), np.array([0.5, -1.0])
+    manifold = pm.Product([pm.Sphere(3), pm.Euclidean(2)])
+
+    @decorator(manifold)
+    def cost(u, w):
+        return -u @ A @ u + anp.sum((w - b) ** 2)
+
+    ported = from_pymanopt(pymanopt.Problem(manifold, cost))
+    x = (np.array([0.0, 0.6, 0.8]), np.array([1.0, 1.0]))
+    u = (np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0]))
+    # Independent: the gradient and Hessian of the formula.
+    for got, want in zip(ported["grad"](x), (-2 * A @ x[0], 2 * (x[1] - b))):
+        np.testing.assert_allclose(got, want, rtol=4 * EPS)
+    for got, want in zip(ported["hess"](x, u), (-2 * A @ u[0], 2 * u[1])):
+        np.testing.assert_allclose(got, want, rtol=4 * EPS, atol=4 * EPS)
+    result = minimize(**ported, method="trust-regions", rng=0, gtol=1e-10)
+    np.testing.assert_allclose(-result.fun, np.linalg.eigvalsh(A)[-1], rtol=1e3 * EPS)
 
 
 def test_retraction_exp_is_available():
