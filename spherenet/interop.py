@@ -19,6 +19,7 @@ called, never when spherenet is imported.
 import functools
 import inspect
 import math
+import warnings
 
 import numpy as np
 
@@ -264,6 +265,8 @@ def to_pymanopt(manifold, rng=None, dtype=None):
 
 # -- from pymanopt ---------------------------------------------------------------------------
 
+# pymanopt.Problem's identity preconditioner, which a user's replaces.
+_DEFAULT_PRECONDITIONER = "Problem.__init__.<locals>.preconditioner"
 _BETA_RULES = {"FletcherReeves": "FR", "PolakRibiere": "PR+", "HestenesStiefel": "HS",
                "HagerZhang": "HZ"}
 
@@ -293,10 +296,6 @@ def _manifold_from_pymanopt(manifold, retraction):
         "from_pymanopt takes a problem on pymanopt's Sphere, Oblique, Euclidean or a Product "
         f"of these, got a problem on {_qualname(manifold)} ({manifold})"
     )
-
-
-def _as_tuple(parts):
-    return tuple(parts)
 
 
 def _given(function):
@@ -409,6 +408,11 @@ def from_pymanopt(problem, retraction="projection"):
         A NumPy-backend cost without ``euclidean_gradient``; a Riemannian
         gradient without a Riemannian Hessian, or mixed with Euclidean ones.
 
+    Warns
+    -----
+    UserWarning
+        When the problem has a preconditioner: it is left out.
+
     See Also
     --------
     from_pymanopt_options : pymanopt optimizer settings as minimize's options.
@@ -435,7 +439,7 @@ def from_pymanopt(problem, retraction="projection"):
     ``riemannian_hessian`` is used as is: on these manifolds, a tangent
     Euclidean gradient and Hessian-vector product are their own Riemannian
     ones. A ``preconditioner`` is not translated (spherenet's solvers take
-    none).
+    none): a warning says so.
 
     Examples
     --------
@@ -467,6 +471,9 @@ def from_pymanopt(problem, retraction="projection"):
         raise TypeError(f"from_pymanopt takes a pymanopt.Problem, got {_qualname(problem)}")
     manifold = _manifold_from_pymanopt(problem.manifold, retraction)
     cost, grad, hess = _problem_functions(problem, isinstance(manifold, Product))
+    if getattr(problem.preconditioner, "__qualname__", "") != _DEFAULT_PRECONDITIONER:
+        warnings.warn("the problem's preconditioner is not translated: spherenet's solvers "
+                      "take none, and run unpreconditioned", stacklevel=2)
     return {"cost": cost, "manifold": manifold, "grad": grad, "hess": hess}
 
 
@@ -567,8 +574,6 @@ def from_pymanopt_options(optimizer, **run_options):
     ('cg', 'PR+', 299)
     """
     _require_pymanopt()
-    import warnings
-
     from pymanopt.optimizers import ConjugateGradient, SteepestDescent, TrustRegions
 
     kind = type(optimizer)

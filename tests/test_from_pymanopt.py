@@ -270,6 +270,22 @@ def test_other_backends_are_called_through_the_problem():
     np.testing.assert_allclose(-result.fun, np.linalg.eigvalsh(A)[-1], rtol=1e3 * EPS)
 
 
+def test_a_preconditioner_is_left_out_with_a_warning():
+    A = _symmetric(3)
+    manifold = pm.Sphere(3)
+
+    @pymanopt.function.autograd(manifold)
+    def cost(point):
+        return -point @ A @ point
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_pymanopt(pymanopt.Problem(manifold, cost))
+    problem = pymanopt.Problem(manifold, cost, preconditioner=lambda x, u: 2 * u)
+    with pytest.warns(UserWarning, match="preconditioner is not translated"):
+        from_pymanopt(problem)
+
+
 def test_retraction_exp_is_available():
     ported = from_pymanopt(dominant_eigenvector_problem(_symmetric(3)), retraction="exp")
     assert ported["manifold"] == Sphere(3)
