@@ -6,7 +6,7 @@ kernels stay on the sphere.
 """
 
 from .manifolds import Euclidean, Manifold, Oblique, Product, Sphere
-from .interop import to_pymanopt
+from .interop import from_pymanopt, from_pymanopt_options, to_pymanopt
 from .minimize import OptimizeResult, minimize
 from .optim import hessian_spectrum
 
@@ -21,6 +21,8 @@ __all__ = [
     "minimize",
     "OptimizeResult",
     "to_pymanopt",
+    "from_pymanopt",
+    "from_pymanopt_options",
     "hessian_spectrum",
     "__version__",
 ]

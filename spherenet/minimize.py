@@ -1,13 +1,15 @@
 """``minimize``: one scipy-like entry point to every solver, step rule and strategy."""
 
+import inspect
 import math
+import numbers
 
 from . import _tangent
-from .manifolds import Manifold
+from .manifolds import Manifold, Product
 from .manifolds.base import as_rng
 from .optim._loop import OptimizeResult, Recorder, Stopper, default_ctol
-from .optim._problem import Problem
-from .optim._solver import evaluate, failed, start
+from .optim._problem import Problem, check_cost_value
+from .optim._solver import budgeted, evaluate, failed, start
 from .optim.cg import conjugate_gradient
 from .optim.rules import RAdam, RSGD, StepRule
 from .optim.sd import steepest_descent
@@ -21,7 +23,26 @@ _RULES = {"rsgd": RSGD, "radam": RAdam}
 METHODS = tuple(_SOLVERS) + tuple(_RULES)
 
 
-def _run_rule(rule, problem, x0, stopper, recorder):
+def _check_options(method, target, options, skip):
+    """Refuse option names that ``target`` (a solver or a step rule class) does not take."""
+    names = list(inspect.signature(target).parameters)[skip:]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise TypeError(f"method {method!r} takes the options {names}, got unknown "
+                        f"option(s) {unknown}")
+
+
+def _check_rng(rng):
+    """A numpy Generator from ``rng``, checked even when x0 is given (it would be ignored)."""
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
+        raise ValueError(f"rng must be None, an int >= 0 or a numpy.random.Generator, got {rng}")
+    if isinstance(rng, bool):
+        raise TypeError("rng must be None, an int >= 0 or a numpy.random.Generator, got bool")
+    return as_rng(rng)
+
+
+@budgeted
+def _run_rule(problem, x0, stopper, recorder, rule):
     """Full-batch iterations of a step rule, with the shared stopping tests and history."""
     geometry = problem.geometry
     x = x0
@@ -48,7 +69,7 @@ def _run_rule(rule, problem, x0, stopper, recorder):
 
 def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=None, hess=None,
              maxiter=1000, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
-             verbose=0, rng=None, telemetry=False, ctol=None, **method_options):
+             verbose=0, rng=None, telemetry=False, ctol=None, maxfev=None, **method_options):
     """Minimize ``cost`` over ``manifold``, in the manner of ``scipy.optimize.minimize``.
 
     Parameters
@@ -60,8 +81,10 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     manifold : Manifold
         The constraint set.
     x0 : array or tuple, optional
-        Starting point on the manifold (checked); random from ``rng`` if None.
-        Its dtype is kept.
+        Starting point on the manifold (checked: a float32 or float64 array
+        of the manifold's shape, finite, on the manifold; a tuple of them,
+        or a list, on a :class:`~spherenet.Product`); random from ``rng`` if
+        None. Its dtype is kept; it is never modified.
     method : {"cg", "sd", "trust-regions", "rsgd", "radam"} or StepRule
         Conjugate gradients, steepest descent, Riemannian trust regions, or
         full-batch iterations of a step rule (``lr=`` and the rule's other
@@ -88,6 +111,14 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         Stop when the step length is <= xtol.
     maxtime : float, default inf
         Seconds.
+    maxfev : int, optional
+        Most cost evaluations: ``nfev <= maxfev`` exactly. The evaluation
+        that would exceed it is not made; the run stops with status 7 and
+        returns the last iterate at which the cost and gradient are known
+        (an unfinished line search is dropped). Counted as ``nfev``: every
+        call of the cost, alone or with its gradient; Hessian-vector products
+        and trust regions' gradient-only evaluations are not. At least 1 (the
+        evaluation at x0); None (default): no limit.
     ctol : float, optional
         Constraint tolerance of a successful result: ``success`` is True only
         when the run converged (gtol or ftol) *and* every constrained factor
@@ -126,11 +157,15 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     Raises
     ------
     ValueError
-        Unknown method or strategy, a negative ctol, x0 off the manifold, a
-        cost that is not a scalar or is not finite at x0, a gradient of the
-        wrong shape.
+        Unknown method or strategy; a negative or NaN maxiter, tolerance or
+        maxfev; x0 of the wrong shape, not finite or off the manifold; a
+        cost that is not a real scalar (an array, even of shape (1,); a
+        complex number; a string) or is not finite at x0; a gradient of the
+        wrong shape or not real. All before the first iteration.
     TypeError
-        A manifold or a callable of the wrong type.
+        A manifold, x0 (dtype other than float32/float64, not an array),
+        callable, rng or option of the wrong type; an option name that the
+        method does not take.
 
     Examples
     --------
@@ -154,31 +189,46 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     """
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")
+    for name, fun in (("cost", cost), ("grad", grad), ("hess", hess), ("callback", callback)):
+        if not (callable(fun) or (fun is None and name != "cost")):
+            raise TypeError(f"{name} must be callable{'' if name == 'cost' else ' or None'}, "
+                            f"got {type(fun).__name__}")
     if isinstance(method, StepRule):
         rule, solver = method, None
         if method_options:
             raise TypeError("method options cannot be given with a StepRule instance")
-    elif method in _RULES:
+    elif isinstance(method, str) and method in _RULES:
+        _check_options(method, _RULES[method], method_options, skip=0)
         rule, solver = _RULES[method](**method_options), None
-    elif method in _SOLVERS:
+    elif isinstance(method, str) and method in _SOLVERS:
+        _check_options(method, _SOLVERS[method], method_options, skip=4)
         rule, solver = None, _SOLVERS[method]
     else:
         raise ValueError(f"method must be one of {list(METHODS)} or a StepRule, got {method!r}")
     strat = get_strategy(strategy, manifold)
+    rng = _check_rng(rng)
     if x0 is None:
-        x0 = manifold.random_point(as_rng(rng))
+        x0 = manifold.random_point(rng)
     else:
+        if isinstance(manifold, Product) and isinstance(x0, list):
+            x0 = tuple(x0)  # pymanopt's product points are lists
         manifold.check_point(x0, name="x0")  # validated once, here; the loop runs unchecked
     stopper = Stopper(maxiter, gtol, ftol, xtol, maxtime,
-                      None if callback is None else (lambda z: callback(strat.to_weights(z))))
+                      None if callback is None else (lambda z: callback(strat.to_weights(z))),
+                      maxfev=maxfev)
     egrad = None if grad is None else (lambda z: strat.egrad(grad, z))
     ehess = None
     if hess is not None and strat.supports_user_hessian():
         ehess = lambda z, u: strat.ehess(hess, z, u)  # noqa: E731
-    problem = Problem(strat.cost(cost), strat.geometry, egrad, ehess, measure=strat.measure)
+    strategy_cost = strat.cost(cost)
+    if strategy_cost is not cost:
+        # The strategy computes with the cost's value (a penalty adds to it):
+        # check it first, so that a bad value is named, not a failed addition.
+        strategy_cost = strat.cost(lambda z: check_cost_value(cost(z)))
+    problem = Problem(strategy_cost, strat.geometry, egrad, ehess, measure=strat.measure)
     recorder = Recorder(problem, strat, verbose, telemetry,
                         default_ctol(x0) if ctol is None else ctol)
     z0 = strat.to_variable(x0)
     if solver is not None:
         return solver(problem, z0, stopper, recorder, **method_options)
-    return _run_rule(rule, problem, z0, stopper, recorder)
+    return _run_rule(problem, z0, stopper, recorder, rule)

@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_readme_taste_runs_and_prints_what_it_says():
-    taste, network = _blocks("python")
+    taste, network, port = _blocks("python")
     out = io.StringIO()
     namespace = {}
     with contextlib.redirect_stdout(out):
@@ -40,3 +40,5 @@ def test_readme_taste_runs_and_prints_what_it_says():
     kernel = namespace["model"].get_weights()[0]
     assert kernel.shape == (2, 500)
     assert np.allclose(np.linalg.norm(kernel, axis=0), 1.0, atol=1e-6)
+    exec(compile(port, "README.md", "exec"), namespace)
+    assert namespace["res"].success and abs(abs(namespace["res"].x[0]) - 1.0) < 1e-6

@@ -1,6 +1,7 @@
 """The pieces every solver shares: stopping tests, history, printing, the result."""
 
 import math
+import numbers
 import time
 
 import numpy as np
@@ -102,7 +103,8 @@ class OptimizeResult(_ScipyResult):
     status : int
         Why the run stopped: 0 converged (gtol), 1 max iterations, 2 max time,
         3 cost tolerance, 4 step tolerance, 5 stopped by the callback,
-        6 precision floor (see :class:`Stopper`), -1 failed (NaN/Inf).
+        6 precision floor (see :class:`Stopper`), 7 maximum number of cost
+        evaluations (``maxfev``), -1 failed (NaN/Inf).
     history : History
     """
 
@@ -115,6 +117,48 @@ def _coarsest_dtype(x):
 def default_ctol(x):
     """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
     return max(1e-6, 100.0 * float(np.finfo(_coarsest_dtype(x)).eps))
+
+
+class EvaluationBudgetExhausted(Exception):
+    """Raised by ``Problem`` instead of a cost evaluation beyond ``maxfev``.
+
+    Internal: solvers (through :func:`spherenet.optim._solver.budgeted`) and
+    the step-rule loop turn it into the result at the last recorded iterate,
+    with status 7.
+    """
+
+
+def check_maxfev(maxfev):
+    """``maxfev`` as an int >= 1, or None for no limit; ValueError/TypeError otherwise."""
+    if maxfev is None:
+        return None
+    if isinstance(maxfev, bool) or not isinstance(maxfev, (numbers.Integral, float)):
+        raise TypeError(f"maxfev must be an int >= 1 or None, got {type(maxfev).__name__}")
+    if maxfev == math.inf:
+        return None
+    if not maxfev >= 1 or (isinstance(maxfev, float) and not maxfev.is_integer()):
+        raise ValueError(f"maxfev must be an int >= 1 or None, got {maxfev!r}")
+    return int(maxfev)
+
+
+def check_maxiter(maxiter):
+    """``maxiter`` as an int >= 0 (an integral float such as 1e3 too), or inf."""
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (numbers.Integral, float)):
+        raise TypeError(f"maxiter must be an int >= 0, got {type(maxiter).__name__}")
+    if maxiter == math.inf:
+        return math.inf
+    if not maxiter >= 0 or (isinstance(maxiter, float) and not maxiter.is_integer()):
+        raise ValueError(f"maxiter must be an int >= 0, got {maxiter!r}")
+    return int(maxiter)
+
+
+def check_tolerance(name, value):
+    """A real number >= 0 (inf allowed) as a float; TypeError/ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return float(value)
 
 
 class Stopper:
@@ -137,23 +181,32 @@ class Stopper:
     the requested tolerance was. But the point is as good as the dtype's
     cost can certify (its cost is the minimum to a few eps |f|); the
     remedies are float64 data or a gtol above the floor.
+
+    ``maxfev`` bounds the number of cost evaluations, ``nfev`` of the
+    result: every call of the cost, alone (line-search trials, trust-region
+    proposals) or with its gradient (autograd's forward pass, or the cost
+    beside a user's gradient); Hessian-vector products and gradients computed
+    without the cost are not counted. The bound is exact: ``nfev <= maxfev``
+    always. An evaluation that would be number ``maxfev + 1`` is not made;
+    the run stops with status 7 and returns the last iterate at which the
+    cost and the gradient are both known (the trial points of an unfinished
+    line search are dropped). The first evaluation, at x0, is always made,
+    so maxfev must be at least 1.
     """
 
     FLOOR_FACTOR = 4.0
     FLOOR_PATIENCE = 3
 
-    def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback):
-        self.maxiter = int(maxiter)
-        self.gtol = float(gtol)
-        self.ftol = float(ftol)
-        self.xtol = float(xtol)
-        self.maxtime = float(maxtime)
+    def __init__(self, maxiter, gtol, ftol, xtol, maxtime, callback, maxfev=None):
+        self.maxfev = check_maxfev(maxfev)
+        self.maxiter = check_maxiter(maxiter)
+        self.gtol = check_tolerance("gtol", gtol)
+        self.ftol = check_tolerance("ftol", ftol)
+        self.xtol = check_tolerance("xtol", xtol)
+        self.maxtime = check_tolerance("maxtime", maxtime)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
         self.callback = callback
-        if self.maxiter < 0:
-            raise ValueError(f"maxiter must be >= 0, got {maxiter}")
-        for name in ("gtol", "ftol", "xtol", "maxtime"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         self.unresolved_steps = 0
         self.best_grad_norm = math.inf
         self._eps = {}  # eps of the coarsest dtype, by the point's dtype (arrays)
@@ -172,6 +225,10 @@ class Stopper:
         eps |f|, rounding, and the gradient norm did not go down (``improved``)."""
         noise = self.FLOOR_FACTOR * self._eps_of(x) * max(abs(f_old), abs(f_new))
         return not improved and abs(f_old - f_new) <= noise and abs(predicted) <= noise
+
+    def maxfev_message(self):
+        """The message of a stop at the evaluation budget (status 7)."""
+        return f"maximum number of cost evaluations (maxfev={self.maxfev}) reached"
 
     def floor_message(self, x, grad_norm):
         """The message of a stop at the precision floor (status 6)."""
@@ -229,10 +286,14 @@ class Recorder:
     def __init__(self, problem, strategy, verbose=0, telemetry=False, ctol=1e-6):
         self.problem = problem
         self.strategy = strategy
-        self.ctol = float(ctol)
-        if not self.ctol >= 0:
-            raise ValueError(f"ctol must be >= 0, got {ctol}")
+        self.ctol = check_tolerance("ctol", ctol)
+        if not isinstance(verbose, numbers.Integral):
+            raise TypeError(f"verbose must be an int (0, 1 or 2), got {type(verbose).__name__}")
+        if verbose < 0:
+            raise ValueError(f"verbose must be an int (0, 1 or 2), got {verbose!r}")
         self.verbose = int(verbose)
+        if not isinstance(telemetry, (bool, np.bool_)):
+            raise TypeError(f"telemetry must be True or False, got {type(telemetry).__name__}")
         self.telemetry = bool(telemetry)
         self.start = time.perf_counter()
         fields = HISTORY_FIELDS + tuple(strategy.extra_fields)
@@ -242,6 +303,7 @@ class Recorder:
         self._x = None
         self._batch = None
         self._batchable = self.verbose < 2 and _batchable(strategy)
+        self.last = None  # (x, f, grad_norm, it) of the last recorded iterate
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
 
@@ -272,6 +334,7 @@ class Recorder:
     def record(self, it, x, f, grad_norm, step_size=math.nan, step=None):
         """Append one iterate; ``step`` is the tangent vector retracted to reach
         x (only read when telemetry is on; NaN telemetry when it is None)."""
+        self.last = (x, f, grad_norm, it)
         rows = self.rows
         if self._batchable and self._batch is None:
             self._batchable = SphereBatch.fits(x)

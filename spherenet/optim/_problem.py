@@ -6,8 +6,10 @@ import autograd
 import numpy as np
 from autograd.core import make_vjp as _core_make_vjp
 from autograd.extend import vspace
+from autograd.tracer import getval
 
 from .. import _tangent
+from ._loop import EvaluationBudgetExhausted
 
 
 # vspace(f).ones() of a float64 cost, made once; read-only, so that a gradient
@@ -25,6 +27,26 @@ def _as_dtype_of(x, g):
     if _tangent.is_tuple(x):
         return tuple(_as_dtype_of(xi, gi) for xi, gi in zip(x, g))
     return np.asarray(g).astype(x.dtype, copy=False)
+
+
+def check_cost_value(f):
+    """Return ``f`` if it is a real scalar (also traced by autograd), else raise CostError.
+
+    A real scalar is a Python or NumPy int/float or a 0-d real array; an
+    array (even of shape (1,)), a complex number, a bool, a string or None
+    is refused with a message that says what came.
+    """
+    value = getval(f)
+    kind = "U" if isinstance(value, (str, bytes)) else np.asarray(value).dtype.kind
+    if kind in "fiu" and not isinstance(value, (bool, np.bool_)):
+        if np.ndim(value) != 0:
+            raise CostError(
+                f"the cost must return a scalar, got an array of shape {np.shape(value)}")
+        return f
+    what = type(value).__name__
+    if isinstance(value, np.ndarray):
+        what += f" of dtype {value.dtype}"
+    raise CostError(f"the cost must return a real number (float), got {what}")
 
 
 class Problem:
@@ -50,9 +72,12 @@ class Problem:
     measure : callable, optional
         ``measure(x, egrad, rgrad)`` -> the gradient norm that the stopping
         test and the history use (default: the norm of rgrad).
+    maxfev : int, optional
+        Most cost evaluations (``nfev``); the one that would exceed it raises
+        ``EvaluationBudgetExhausted`` instead of calling the cost. None: no limit.
     """
 
-    def __init__(self, cost, geometry, egrad=None, ehess=None, measure=None):
+    def __init__(self, cost, geometry, egrad=None, ehess=None, measure=None, maxfev=None):
         if not callable(cost):
             raise TypeError(f"cost must be callable, got {type(cost).__name__}")
         for name, fun in (("grad", egrad), ("hess", ehess)):
@@ -65,6 +90,7 @@ class Problem:
         self._autograd = egrad is None
         self._grad = autograd.grad(cost) if ehess is None else None
         self._measure = measure
+        self.maxfev = maxfev
         self.nfev = 0
         self.ngev = 0
         self.nhev = 0
@@ -74,17 +100,26 @@ class Problem:
 
     @staticmethod
     def _scalar(f):
-        if f.__class__ is float or f.__class__ is np.float64:
+        if f.__class__ is float or f.__class__ is np.float64:  # the usual case, checked at once
             return float(f)
-        if np.ndim(f) != 0:
-            raise CostError(f"the cost must return a scalar, got an array of shape {np.shape(f)}")
-        return float(f)
+        return float(check_cost_value(f))
 
     @staticmethod
     def _check_grad(x, g, what="gradient"):
         if (g.__class__ is np.ndarray and x.__class__ is np.ndarray and g.shape == x.shape
                 and g.dtype == x.dtype):
-            return g
+            return g  # the usual case: passes every test below, and needs no cast
+        if _tangent.is_tuple(x) != _tangent.is_tuple(g):
+            kind = "a tuple of arrays" if _tangent.is_tuple(x) else "an array"
+            raise CostError(f"the {what} must be {kind} shaped like the point "
+                            f"{_tangent.shape_of(x)}, got {type(g).__name__}")
+        for part in (g if _tangent.is_tuple(g) else (g,)):
+            if not (isinstance(part, np.ndarray) and part.dtype.kind in "fiu"):
+                got = type(part).__name__
+                if isinstance(part, np.ndarray):
+                    got += f" of dtype {part.dtype}"
+                raise CostError(f"the {what} must be a real array (or a tuple of them for a "
+                                f"Product) shaped like the point, got {got}")
         if not _tangent.same_structure(x, g):
             raise CostError(
                 f"the {what} has shape {_tangent.shape_of(g)}, but the point has shape "
@@ -101,8 +136,14 @@ class Problem:
             self.nonfinite += 1
         return f
 
-    def cost(self, x):
+    def _spend(self):
+        """Count one cost evaluation, or refuse it beyond the budget."""
+        if self.maxfev is not None and self.nfev >= self.maxfev:
+            raise EvaluationBudgetExhausted
         self.nfev += 1
+
+    def cost(self, x):
+        self._spend()
         return self._count(self._scalar(self.cost_fn(x)))
 
     def cost_and_egrad(self, x, f=None):
@@ -111,7 +152,7 @@ class Problem:
         if f is not None and self._egrad is not None:
             self.ngev += 1
             return f, self._check_grad(x, self._egrad(x))
-        self.nfev += 1
+        self._spend()
         self.ngev += 1
         if self._autograd:
             # autograd.value_and_grad, with the scalar check first: a cost that

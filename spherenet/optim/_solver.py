@@ -1,9 +1,29 @@
 """The start and the end of a solver run, shared by every solver."""
 
+import functools
 import math
 
 from .. import _tangent
-from ._loop import nonfinite_message
+from ._loop import EvaluationBudgetExhausted, nonfinite_message
+
+
+def budgeted(solver):
+    """Give ``solver(problem, x0, stopper, recorder, **options)`` the stopper's ``maxfev``.
+
+    The problem refuses an evaluation beyond ``stopper.maxfev``; the run then
+    ends at the last recorded iterate (where cost and gradient are known)
+    with status 7.
+    """
+    @functools.wraps(solver)
+    def run(problem, x0, stopper, recorder, *args, **options):
+        problem.maxfev = stopper.maxfev
+        try:
+            return solver(problem, x0, stopper, recorder, *args, **options)
+        except EvaluationBudgetExhausted:
+            x, f, grad_norm, it = recorder.last
+            return recorder.result(x, f, grad_norm, it, 7, stopper.maxfev_message())
+
+    return run
 
 
 def start(problem, recorder, x0):
@@ -12,11 +32,14 @@ def start(problem, recorder, x0):
     Returns f, egrad, rgrad and the stationarity measure (the gradient norm
     used by the stopping test and the history: see ``Strategy.measure``).
     """
-    f, egrad, rgrad = problem.cost_and_rgrad(x0)
+    # Checked before the Riemannian gradient is formed from them: NaN/Inf
+    # would only spread (with floating-point warnings) through egrad2rgrad.
+    f, egrad = problem.cost_and_egrad(x0)
     if not math.isfinite(f):
         raise ValueError(f"the cost is {f} at the starting point")
     if not _tangent.all_finite(egrad):
         raise ValueError("the gradient has NaN or Inf entries at the starting point")
+    rgrad = problem.geometry.egrad2rgrad(x0, egrad)
     grad_norm = problem.measure(x0, egrad, rgrad)
     recorder.record(0, x0, f, grad_norm)
     return f, egrad, rgrad, grad_norm
@@ -24,8 +47,11 @@ def start(problem, recorder, x0):
 
 def evaluate(problem, x, f=None):
     """Cost and gradients at x, or None when any is not finite (``f``: the cost, if known)."""
-    f, egrad, rgrad = problem.cost_and_rgrad(x, f)
-    if not math.isfinite(f) or not _tangent.all_finite(rgrad):
+    f, egrad = problem.cost_and_egrad(x, f)
+    if not math.isfinite(f) or not _tangent.all_finite(egrad):
+        return None
+    rgrad = problem.geometry.egrad2rgrad(x, egrad)
+    if not _tangent.all_finite(rgrad):
         return None
     return f, egrad, rgrad, problem.measure(x, egrad, rgrad)
 

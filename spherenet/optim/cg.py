@@ -3,7 +3,7 @@ Hestenes-Stiefel, Hager-Zhang), with the previous direction moved by the
 manifold's vector transport."""
 
 from .. import _tangent
-from ._solver import evaluate, failed, no_decrease, start, step_taken
+from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
 from .line_search import AdaptiveLineSearch
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ")
@@ -30,6 +30,7 @@ def _beta(rule, geometry, new_x, grad_sq, new_grad, new_grad_sq, old_grad, direc
     return max(numerator / denominator, bound)
 
 
+@budgeted
 def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=None,
                        line_search=None):
     """Minimize by nonlinear conjugate gradients on a manifold.

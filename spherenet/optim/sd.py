@@ -1,10 +1,11 @@
 """Riemannian steepest descent with Armijo backtracking."""
 
 from .. import _tangent
-from ._solver import evaluate, failed, no_decrease, start, step_taken
+from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
 from .line_search import BacktrackingLineSearch
 
 
+@budgeted
 def steepest_descent(problem, x0, stopper, recorder, line_search=None):
     """Minimize by steepest descent: x+ = R_x(-a grad f(x)), a from an Armijo search.
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _tangent
 from ._loop import _coarsest_dtype
-from ._solver import failed, start
+from ._solver import budgeted, failed, start
 
 
 def _eps(x):
@@ -47,8 +47,7 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     """
     inner = geometry.inner
     maxinner = geometry.dim if maxinner is None else maxinner
-    eta = geometry.zero_vector(grad) if not _tangent.is_tuple(grad) else tuple(
-        np.zeros_like(g) for g in grad)
+    eta = geometry.zero_vector(x)
     heta = _tangent.copy(eta)
     # Projected once more: a mostly normal Euclidean gradient leaves a rounding
     # residue along x (eps ||egrad||, 2 % of ||grad|| near a float32 minimizer)
@@ -91,6 +90,7 @@ def truncated_cg(geometry, x, grad, hess, radius, theta=1.0, kappa=0.1, maxinner
     return eta, heta, "maxinner", maxinner
 
 
+@budgeted
 def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, rho_prime=0.1,
                   theta=1.0, kappa=0.1, maxinner=None, rho_regularization=1e3):
     """Minimize with the Riemannian trust-region method.
@@ -122,6 +122,9 @@ def trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None, 
     geometry = problem.geometry
     max_radius = geometry.typical_dist if max_radius is None else float(max_radius)
     radius = max_radius / 8.0 if radius is None else float(radius)
+    if not (0.0 < radius < math.inf and 0.0 < max_radius < math.inf):
+        raise ValueError("trust regions need a finite radius > 0 and max_radius > 0, got "
+                         f"radius {radius} and max_radius {max_radius}")
     x = x0
     f, egrad, grad, grad_norm = start(problem, recorder, x)
     hess = problem.hessian_at(x, egrad)
