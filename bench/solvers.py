@@ -2,7 +2,22 @@
 
 Run ``python bench/solvers.py`` (about 2-3 minutes; ``--quick`` for one
 repeat, ``--problems rayleigh100,thomson`` to select, ``--profile`` to add a
-cProfile of one run). It prints tables; it asserts nothing.
+cProfile of one run, ``--floor-only`` for the first table alone). It prints
+tables; it asserts nothing.
+
+The FLOOR table comes first (Rayleigh n = 100 and Max-Cut): spherenet's
+steepest descent and conjugate gradients with the projection retraction
+beside a bare NumPy loop of the same algorithm (pymanopt's line searches and
+Hestenes-Stiefel rule, written with the fewest NumPy calls: no checks, no
+history; its iterates are pymanopt's) and beside pymanopt, the runs
+interleaved so that all see the same load of the machine. With closed-form
+derivatives it gives the time per iteration, the overhead per iteration
+outside the user's cost and gradient functions (instrumented runs), the
+evaluation counts, and "sn solver, bare maps": spherenet's solver run on the
+bare loop's sphere maps, which splits spherenet's overhead into the solver's
+own (line search, checks, stopping tests, history) and its manifold
+methods'. With autograd it gives the wall-time ratios to pymanopt. FLOOR
+TARGETS lists the speed targets and whether they were met in this run.
 
 Table 1 runs steepest descent, conjugate gradients and trust regions of both
 libraries from the same starting point with the same tolerances (gradient
@@ -59,6 +74,7 @@ import cProfile  # noqa: E402
 import gc  # noqa: E402
 import importlib.metadata  # noqa: E402
 import io  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import pstats  # noqa: E402
 import statistics  # noqa: E402
@@ -76,6 +92,8 @@ from spherenet import Oblique, Sphere, minimize  # noqa: E402
 from spherenet.strategies import Riemannian  # noqa: E402
 
 _problem_module = sys.modules["spherenet.optim._problem"]
+_loop_module = sys.modules["spherenet.optim._loop"]
+_SN_SOLVERS = {"sd": spherenet.optim.steepest_descent, "cg": spherenet.optim.conjugate_gradient}
 
 try:
     import pymanopt  # noqa: E402
@@ -510,6 +528,288 @@ def overhead_table(prob, rows, t=None):
 
 
 # --------------------------------------------------------------------------
+# The floor: a bare NumPy loop of the same algorithm
+# --------------------------------------------------------------------------
+
+def _bare_maps(manifold):
+    """inner, proj and the projection retraction of a Sphere (vector) or an Oblique (columns),
+    as pymanopt writes them, in a few NumPy calls each."""
+    if isinstance(manifold, Sphere):
+        def proj(x, u):
+            return u - np.dot(x, u) * x
+
+        def retr(x, u):
+            y = x + u
+            return y / math.sqrt(np.dot(y, y))
+    else:
+        def proj(x, u):
+            return u - x * np.sum(x * u, axis=0)
+
+        def retr(x, u):
+            y = x + u
+            return y / np.sqrt(np.sum(y * y, axis=0))
+
+    def inner(u, v):
+        return float(np.dot(u.ravel(), v.ravel()))
+
+    return inner, proj, retr
+
+
+def bare_sd(cost, egrad, manifold, x, maxiter, gtol=GTOL, xtol=XTOL):
+    """Steepest descent with pymanopt's backtracking line search (and its iterates), in
+    a bare loop: no checks, no history. Returns (x, iterations, cost evals, gradient evals)."""
+    inner, proj, retr = _bare_maps(manifold)
+    f = cost(x)
+    g = proj(x, egrad(x))
+    grad_norm = math.sqrt(inner(g, g))
+    nfev = ngev = 1
+    it, f_prev = 0, None
+    while grad_norm > gtol and it < maxiter:
+        d = -g
+        df0 = -grad_norm * grad_norm
+        alpha = 2.0 * 2.0 * (f - f_prev) / df0 if f_prev is not None else 1.0 / grad_norm
+        new_x = retr(x, alpha * d)
+        new_f = cost(new_x)
+        trials = 1
+        while new_f > f + 1e-4 * alpha * df0 and trials <= 25:
+            alpha *= 0.5
+            new_x = retr(x, alpha * d)
+            new_f = cost(new_x)
+            trials += 1
+        nfev += trials
+        it += 1
+        if new_f > f:
+            break
+        f_prev, x, f, step = f, new_x, new_f, alpha * grad_norm
+        g = proj(x, egrad(x))
+        ngev += 1
+        grad_norm = math.sqrt(inner(g, g))
+        if step <= xtol:
+            break
+    return x, it, nfev, ngev
+
+
+def bare_cg(cost, egrad, manifold, x, maxiter, gtol=GTOL, xtol=XTOL):
+    """Conjugate gradients (Hestenes-Stiefel, pymanopt's adaptive line search and iterates)
+    in a bare loop. Returns (x, iterations, cost evals, gradient evals)."""
+    inner, proj, retr = _bare_maps(manifold)
+    f = cost(x)
+    g = proj(x, egrad(x))
+    grad_sq = inner(g, g)
+    nfev = ngev = 1
+    d = -g
+    it, alpha_prev = 0, None
+    while math.sqrt(grad_sq) > gtol and it < maxiter:
+        df0 = inner(g, d)
+        if df0 >= 0:
+            d = -g
+            df0 = -grad_sq
+        norm_d = math.sqrt(inner(d, d))
+        alpha = alpha_prev if alpha_prev is not None else 1.0 / norm_d
+        new_x = retr(x, alpha * d)
+        new_f = cost(new_x)
+        trials = 1
+        while new_f > f + 0.5 * alpha * df0 and trials <= 10:
+            alpha *= 0.5
+            new_x = retr(x, alpha * d)
+            new_f = cost(new_x)
+            trials += 1
+        nfev += trials
+        it += 1
+        if new_f > f:
+            break
+        alpha_prev = alpha if trials == 2 else 2.0 * alpha
+        new_g = proj(new_x, egrad(new_x))
+        ngev += 1
+        new_grad_sq = inner(new_g, new_g)
+        old_g = proj(new_x, g)
+        d = proj(new_x, d)
+        diff = new_g - old_g
+        denominator = inner(diff, d)
+        beta = max(0.0, inner(new_g, diff) / denominator) if denominator != 0.0 else 0.0
+        d = beta * d - new_g
+        x, f, g, grad_sq = new_x, new_f, new_g, new_grad_sq
+        if alpha * norm_d <= xtol:
+            break
+    return x, it, nfev, ngev
+
+
+BARE = {"sd": bare_sd, "cg": bare_cg}
+
+
+class _BareGeometry:
+    """The maps of :func:`_bare_maps` behind the manifold methods that sd and cg call: run
+    spherenet's solvers on it to split their overhead into the solver's own (line search,
+    checks, stopping tests, history) and the manifold methods'."""
+
+    def __init__(self, manifold):
+        self._inner, self._proj, self._retr = _bare_maps(manifold)
+
+    def inner(self, x, u, v):
+        return self._inner(u, v)
+
+    def directional_derivative(self, x, grad, d):
+        return self._inner(grad, d)
+
+    def norm(self, x, u):
+        return math.sqrt(self._inner(u, u))
+
+    def proj(self, x, u):
+        return self._proj(x, u)
+
+    egrad2rgrad = proj
+
+    def transp(self, x, y, v):
+        return self._proj(y, v)
+
+    def retr(self, x, u):
+        return self._retr(x, u)
+FLOOR_PROBLEMS = ("rayleigh100", "maxcut")
+
+
+def _interleaved(funs, repeats, max_repeats=25):
+    """Median wall time of each of ``funs`` (a dict of callables) and its last result, the
+    runs interleaved (one of each in turn) so that all see the same load of the machine."""
+    times = {key: [] for key in funs}
+    outs = {}
+    while True:
+        n = len(next(iter(times.values())))
+        spent = sum(sum(t) for t in times.values())
+        if n >= repeats and (spent >= _MIN_TOTAL * len(funs) or n >= max_repeats):
+            break
+        for key, fun in funs.items():
+            gc.collect()
+            start = time.perf_counter()
+            outs[key] = fun()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}, outs
+
+
+def _floor_runners(prob, method, closed):
+    """Callables run(cost, grad) -> (x, iterations) for the bare loop (closed forms only),
+    spherenet[proj] and pymanopt, on the same problem and settings."""
+    pm_options = dict(verbosity=0, min_gradient_norm=GTOL, min_step_size=XTOL,
+                      max_iterations=prob.maxiter + (1 if method == "cg" else 0))
+
+    def bare(cost, grad):
+        x, it, _, _ = BARE[method](cost, grad, prob.manifold, prob.x0, prob.maxiter)
+        return x, it
+
+    def sn(cost, grad):
+        res = minimize(cost, prob.manifold, x0=prob.x0, method=method,
+                       strategy=_strategy(prob, "proj"), maxiter=prob.maxiter, gtol=GTOL,
+                       xtol=XTOL, grad=grad if closed else None)
+        return res.x, res.nit
+
+    def pm(cost, grad):
+        if closed:
+            deco = pymanopt.function.numpy(prob.pm_manifold)
+            problem = pymanopt.Problem(prob.pm_manifold, deco(lambda x: cost(x)),
+                                       euclidean_gradient=deco(lambda x: grad(x)))
+        else:
+            deco = pymanopt.function.autograd(prob.pm_manifold)
+            problem = pymanopt.Problem(prob.pm_manifold, deco(lambda x: cost(x)))
+        res = _PM[method](**pm_options).run(problem, initial_point=prob.x0)
+        return res.point, res.iterations - (1 if method == "cg" else 0)
+
+    def sn_on_bare_maps(cost, grad):
+        strategy = Riemannian(prob.manifold, retraction="projection")
+        problem = _problem_module.Problem(cost, _BareGeometry(prob.manifold), grad)
+        recorder = _loop_module.Recorder(problem, strategy)
+        stopper = _loop_module.Stopper(prob.maxiter, GTOL, 0.0, XTOL, math.inf, None)
+        res = _SN_SOLVERS[method](problem, prob.x0, stopper, recorder)
+        return res.x, res.nit
+
+    runners = {"bare": bare} if closed else {}
+    runners.update({"spherenet": sn, "pymanopt": pm})
+    if closed:
+        runners["sn solver, bare maps"] = sn_on_bare_maps
+    return runners
+
+
+def floor_rows(prob, method, repeats, closed=True):
+    """Time per iteration of the bare loop, spherenet[proj] and pymanopt, interleaved; with
+    closed forms also the overhead: time outside the user's cost and gradient functions,
+    from instrumented runs (median), and the evaluation counts."""
+    runners = _floor_runners(prob, method, closed)
+    for run in runners.values():
+        run(prob.cost, prob.grad)  # warm (pymanopt builds its operators lazily)
+    walls, outs = _interleaved({k: (lambda r=r: r(prob.cost, prob.grad))
+                                for k, r in runners.items()}, repeats)
+    out = {}
+    for name, (x, it) in outs.items():
+        out[name] = dict(wall=walls[name], it=it, x=x, over=math.nan, nfev="-", ngev="-")
+    if closed:
+        overheads = {name: [] for name in runners}
+        for _ in range(max(3, repeats)):
+            for name, run in runners.items():
+                watch = _Stopwatch()
+                gc.collect()
+                start = time.perf_counter()
+                run(watch.wrap(prob.cost, "cost"), watch.wrap(prob.grad, "grad"))
+                inrun = time.perf_counter() - start
+                overheads[name].append((inrun - watch.total) / max(out[name]["it"], 1))
+                out[name].update(nfev=watch.calls.get("cost", 0), ngev=watch.calls.get("grad", 0))
+        for name in runners:
+            out[name]["over"] = statistics.median(overheads[name])
+    return out
+
+
+def floor_table(problems, repeats):
+    """Per-iteration time of spherenet beside the bare loop and pymanopt; the targets."""
+    lines, checks = [], []
+    for prob in problems:
+        if prob.name not in FLOOR_PROBLEMS:
+            continue
+        for closed in (True, False):
+            for method in ("sd", "cg"):
+                r = floor_rows(prob, method, repeats, closed)
+                per = {k: v["wall"] / max(v["it"], 1) for k, v in r.items()}
+                kind = "closed" if closed else "autograd"
+                for name, v in r.items():
+                    lines.append([
+                        prob.name, kind, method, name, str(v["it"]), str(v["nfev"]),
+                        str(v["ngev"]), f"{1e6 * per[name]:.1f}",
+                        "-" if math.isnan(v["over"]) else f"{1e6 * v['over']:.1f}",
+                        f"{per[name] / per['bare']:.2f}" if closed else "-",
+                        f"{per[name] / per['pymanopt']:.2f}",
+                        f"{v['wall'] / r['pymanopt']['wall']:.2f}",
+                        f"{np.max(np.abs(v['x'] - r['pymanopt']['x'])):.1e}",
+                    ])
+                sn = r["spherenet"]
+                if closed:
+                    target = {"sd": 0.6, "cg": 0.4}[method] if prob.name == "rayleigh100" else None
+                    ratio = per["spherenet"] / per["pymanopt"]
+                    checks += [
+                        [prob.name, kind, method, "overhead us/iter <= 20",
+                         f"{1e6 * sn['over']:.1f}", _verdict(1e6 * sn["over"] <= 20)],
+                        [prob.name, kind, method, "time/iter <= 1.25 x bare",
+                         f"{per['spherenet'] / per['bare']:.2f}",
+                         _verdict(per["spherenet"] <= 1.25 * per["bare"])],
+                    ]
+                    if target is not None:
+                        checks.append([prob.name, kind, method, f"time/iter <= {target} x pymanopt",
+                                       f"{ratio:.2f}", _verdict(ratio <= target)])
+                elif method == "cg":
+                    target = 0.65 if prob.name == "rayleigh100" else 0.8
+                    ratio = sn["wall"] / r["pymanopt"]["wall"]
+                    checks.append([prob.name, kind, method, f"wall <= {target} x pymanopt",
+                                   f"{ratio:.2f}", _verdict(ratio <= target)])
+    print_table(["problem", "derivatives", "solver", "loop", "iters", "f evals", "g evals",
+                 "us/iter", "overhead us/iter", "/ bare", "/ pm per iter", "/ pm wall",
+                 "max |x - x_pm|"], lines,
+                "FLOOR - projection retraction: spherenet beside a bare NumPy loop of the same "
+                "algorithm (closed forms) and pymanopt; runs interleaved, medians. us/iter: wall "
+                "/ iterations; overhead: time outside the user's cost and gradient functions")
+    print_table(["problem", "derivatives", "solver", "target", "measured", ""], checks,
+                "FLOOR TARGETS")
+
+
+def _verdict(ok):
+    return "ok" if ok else "MISSED"
+
+
+# --------------------------------------------------------------------------
 # Table 2: strategies
 # --------------------------------------------------------------------------
 
@@ -588,6 +888,8 @@ def main(argv=None):
     parser.add_argument("--problems", default=",".join(PROBLEMS),
                         help=f"comma-separated, from {','.join(PROBLEMS)}")
     parser.add_argument("--skip-table2", action="store_true")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the table of spherenet beside the bare NumPy loop")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of rayleigh100 trust-regions")
     args = parser.parse_args(argv)
@@ -612,6 +914,10 @@ def main(argv=None):
 
     warm_up()
     problems = [PROBLEMS[n]() for n in names]
+    floor_table(problems, repeats)
+    if args.floor_only:
+        print(f"total time {time.perf_counter() - t_start:.0f} s")
+        return
     rows = []
     for prob in problems:
         variants = ["exp", "proj"] + (["proj,closed"] if prob.grad is not None else [])
