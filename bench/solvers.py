@@ -727,6 +727,24 @@ def _floor_runners(prob, method, closed):
     return runners
 
 
+def _autograd_counts_spherenet(prob, method):
+    res = minimize(prob.cost, prob.manifold, x0=prob.x0, method=method,
+                   strategy=_strategy(prob, "proj"), maxiter=prob.maxiter, gtol=GTOL, xtol=XTOL)
+    return dict(nfev=res.nfev, ngev=res.ngev)
+
+
+def _autograd_counts_pymanopt(prob, method):
+    problem = prob.pymanopt_problem()
+    watch = _Stopwatch()
+    _ = problem.riemannian_gradient  # build the lazy closures
+    problem._cost = watch.wrap(problem._cost, "cost")
+    problem._euclidean_gradient = watch.wrap(problem.euclidean_gradient, "grad")
+    _PM[method](verbosity=0, min_gradient_norm=GTOL, min_step_size=XTOL,
+                max_iterations=prob.maxiter + (1 if method == "cg" else 0)).run(
+        problem, initial_point=prob.x0)
+    return dict(nfev=watch.calls.get("cost", 0), ngev=watch.calls.get("grad", 0))
+
+
 def floor_rows(prob, method, repeats, closed=True):
     """Time per iteration of the bare loop, spherenet[proj] and pymanopt, interleaved; with
     closed forms also the overhead: time outside the user's cost and gradient functions,
@@ -739,6 +757,11 @@ def floor_rows(prob, method, repeats, closed=True):
     out = {}
     for name, (x, it) in outs.items():
         out[name] = dict(wall=walls[name], it=it, x=x, over=math.nan, nfev="-", ngev="-")
+    if not closed:
+        # Evaluation counts: calls of the autograd cost (plain calls and traced passes)
+        # and gradient passes, from one more run of each with counting wrappers.
+        out["spherenet"].update(_autograd_counts_spherenet(prob, method))
+        out["pymanopt"].update(_autograd_counts_pymanopt(prob, method))
     if closed:
         overheads = {name: [] for name in runners}
         for _ in range(max(3, repeats)):
