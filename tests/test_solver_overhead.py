@@ -10,7 +10,7 @@ from spherenet import _tangent
 from spherenet.optim._batch import SphereBatch
 from spherenet.optim._loop import Stopper
 from spherenet.optim._problem import Problem
-from spherenet.strategies import Projection, Riemannian
+from spherenet.strategies import Riemannian
 
 
 def _columns(x, axis):
@@ -227,3 +227,25 @@ def test_autograd_solver_asks_one_gradient_per_accepted_point():
     assert res.ngev == res.nit + 1
     trials = res.nfev - res.ngev  # the cost calls outside the gradient passes
     assert res.nit <= trials <= 11 * res.nit
+
+
+def test_recorder_goes_on_per_iterate_when_an_iterate_does_not_fit_the_stack():
+    from spherenet.optim._loop import Recorder
+
+    manifold = Oblique(3, 4)
+    strategy = Riemannian(manifold)
+    points = _walk(manifold, 5, np.float64, rng=9)
+    points[3] = points[3].astype(np.float32)  # not of the stack's dtype: per iterate from here
+
+    class _Problem:
+        geometry = strategy.geometry
+
+    recorder = Recorder(_Problem(), strategy)
+    for i, p in enumerate(points):
+        recorder.record(i, p, 0.0, 1.0)
+    h = recorder.history()
+    ref_v, ref_a = _reference(points, 0, normalize=False)
+    np.testing.assert_allclose(h["violation"], ref_v, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(h["angle"][1:], ref_a[1:], rtol=1e-6)
+    assert all(len(h[k]) == 5 for k in h)
+
