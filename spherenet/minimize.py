@@ -14,7 +14,7 @@ from .optim.cg import conjugate_gradient
 from .optim.rules import RAdam, RSGD, StepRule
 from .optim.sd import steepest_descent
 from .optim.trust_regions import trust_regions
-from .strategies import get_strategy
+from .strategies import Strategy, get_strategy
 
 __all__ = ["minimize", "OptimizeResult", "METHODS"]
 
@@ -225,7 +225,10 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         # The strategy computes with the cost's value (a penalty adds to it):
         # check it first, so that a bad value is named, not a failed addition.
         strategy_cost = strat.cost(lambda z: check_cost_value(cost(z)))
-    problem = Problem(strategy_cost, strat.geometry, egrad, ehess, measure=strat.measure)
+    # The base Strategy.measure is the norm of rgrad in the geometry, Problem's own
+    # default: leave it out, one call less per iteration.
+    measure = None if type(strat).measure is Strategy.measure else strat.measure
+    problem = Problem(strategy_cost, strat.geometry, egrad, ehess, measure=measure)
     recorder = Recorder(problem, strat, verbose, telemetry,
                         default_ctol(x0) if ctol is None else ctol)
     z0 = strat.to_variable(x0)
