@@ -99,7 +99,9 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     <s_k, y_k> / <s_k, s_k> >= epsilon ||grad f(x_k)||^alpha. Every stored pair
     is moved by the vector transport to the new tangent space at every
     iteration (as Manopt's ``rlbfgs``), so the recursion always runs in
-    T_{x_k}. When p is not a descent direction (it always is with an
+    T_{x_k}; each keeps the rho = 1 / <s, y> computed when it was stored
+    (as Manopt: with a transport that is not an isometry, <T s, T y>
+    differs). When p is not a descent direction (it always is with an
     isometric transport; it may not be in the projection strategy's ambient
     geometry) or the line search finds no decrease along it, the memory is
     cleared and the iteration is done along -H_0 grad f(x_k).
@@ -110,8 +112,9 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     x0 : point
     stopper, recorder : the shared stopping tests and history.
     memory : int, default 30
-        Number of (s, y) pairs kept (Manopt's default); 0 gives steepest
-        descent scaled by 1 / ||grad f(x_0)||.
+        Number of (s, y) pairs kept (Manopt's default). With 0 the direction
+        is -H_0 grad f: steepest descent with the scaling <s, y> / <y, y> of
+        the last step that passed the cautious test (a Barzilai-Borwein step).
     cautious_epsilon, cautious_alpha : float, default 1e-4 and 1
         The cautious update's epsilon and alpha (Li & Fukushima 2001;
         Huang, Gallivan & Absil 2015, eq. (2.5); Manopt's default
@@ -190,9 +193,10 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
         pairs = [(geometry.transp(x, new_x, si), geometry.transp(x, new_x, yi), rho)
                  for si, yi, rho in pairs]
         sy, ss = geometry.inner(new_x, s, y), geometry.inner(new_x, s, s)
-        if memory > 0 and sy > 0.0 and sy / ss >= epsilon * geometry.norm(x, grad) ** alpha_power:
-            pairs.append((s, y, 1.0 / sy))
-            del pairs[:-memory]
+        if sy > 0.0 and sy / ss >= epsilon * geometry.norm(x, grad) ** alpha_power:
+            if memory > 0:
+                pairs.append((s, y, 1.0 / sy))
+                del pairs[:-memory]
             scale = sy / geometry.inner(new_x, y, y)
         f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm = new_x, new_f, new_grad, new_grad_norm
