@@ -99,7 +99,7 @@ def barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0=
     ----------
     B. Iannazzo and M. Porcelli, "The Riemannian Barzilai-Borwein method
     with nonmonotone line search and the matrix geometric mean
-    computation", IMA J. Numer. Anal. 38(1), 495-517, 2018.
+    computation", IMA J. Numer. Anal. 38(1), 2018.
     J. Barzilai and J. M. Borwein, "Two-point step size gradient methods",
     IMA J. Numer. Anal. 8, 141-148, 1988.
     L. Grippo, F. Lampariello and S. Lucidi, "A nonmonotone line search

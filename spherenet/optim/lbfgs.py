@@ -117,7 +117,7 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
         the last step that passed the cautious test (a Barzilai-Borwein step).
     cautious_epsilon, cautious_alpha : float, default 1e-4 and 1
         The cautious update's epsilon and alpha (Li & Fukushima 2001;
-        Huang, Gallivan & Absil 2015, eq. (2.5); Manopt's default
+        Huang, Gallivan & Absil 2015; Manopt's default
         ``strict_inc_func = 1e-4 t``).
     line_search : optional
         An object with ``search(problem, x, d, f0, slope)`` returning
