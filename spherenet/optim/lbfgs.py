@@ -129,6 +129,16 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     -------
     OptimizeResult
 
+    Notes
+    -----
+    Under the projection strategy the gradient is the ambient one and the
+    transport the identity, so the pairs measure the curvature of the cost
+    in the ambient space, without the curvature of the sphere: for a
+    Rayleigh quotient x'Ax it is that of 2A, indefinite. Pairs of negative
+    curvature fail the cautious test, and the method falls back to scaled
+    gradient steps (it converges, but slowly). The riemannian strategy is
+    the one for which the method is made.
+
     Raises
     ------
     ValueError, TypeError
