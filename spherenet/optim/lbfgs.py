@@ -129,6 +129,12 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     -------
     OptimizeResult
 
+    Raises
+    ------
+    ValueError, TypeError
+        A memory that is not an int >= 0, or a cautious_epsilon /
+        cautious_alpha that is not a finite number >= 0.
+
     Notes
     -----
     Under the projection strategy the gradient is the ambient one and the
@@ -138,12 +144,6 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     curvature fail the cautious test, and the method falls back to scaled
     gradient steps (it converges, but slowly). The riemannian strategy is
     the one for which the method is made.
-
-    Raises
-    ------
-    ValueError, TypeError
-        A memory that is not an int >= 0, or a cautious_epsilon /
-        cautious_alpha that is not a finite number >= 0.
 
     References
     ----------
@@ -169,7 +169,8 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)
     pairs = []  # (s, y, 1/<s, y>), oldest first, all in T_x
-    scale = 1.0 / geometry.norm(x, grad) if geometry.norm(x, grad) > 0.0 else 1.0
+    norm = geometry.norm(x, grad)
+    scale = 1.0 / norm if norm > 0.0 else 1.0  # Manopt's ls_initial_scale: a first step of 1
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
         unresolved = None if f_old is None else stopper.unresolved(
