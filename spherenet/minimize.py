@@ -10,7 +10,9 @@ from .manifolds.base import as_rng
 from .optim._loop import OptimizeResult, Recorder, Stopper, default_ctol
 from .optim._problem import Problem, check_cost_value
 from .optim._solver import budgeted, evaluate, failed, start
+from .optim.bb import barzilai_borwein
 from .optim.cg import conjugate_gradient
+from .optim.lbfgs import lbfgs
 from .optim.rules import RAdam, RSGD, StepRule
 from .optim.sd import steepest_descent
 from .optim.trust_regions import trust_regions
@@ -18,7 +20,8 @@ from .strategies import Strategy, get_strategy
 
 __all__ = ["minimize", "OptimizeResult", "METHODS"]
 
-_SOLVERS = {"sd": steepest_descent, "cg": conjugate_gradient, "trust-regions": trust_regions}
+_SOLVERS = {"sd": steepest_descent, "cg": conjugate_gradient, "trust-regions": trust_regions,
+            "lbfgs": lbfgs, "bb": barzilai_borwein}
 _RULES = {"rsgd": RSGD, "radam": RAdam}
 METHODS = tuple(_SOLVERS) + tuple(_RULES)
 
@@ -85,8 +88,11 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         of the manifold's shape, finite, on the manifold; a tuple of them,
         or a list, on a :class:`~spherenet.Product`); random from ``rng`` if
         None. Its dtype is kept; it is never modified.
-    method : {"cg", "sd", "trust-regions", "rsgd", "radam"} or StepRule
-        Conjugate gradients, steepest descent, Riemannian trust regions, or
+    method : {"cg", "sd", "trust-regions", "lbfgs", "bb", "rsgd", "radam"} or StepRule
+        Conjugate gradients, steepest descent, Riemannian trust regions,
+        limited-memory BFGS (:func:`~spherenet.optim.lbfgs`: ``memory=``,
+        cautious update), Barzilai-Borwein steps with a nonmonotone line
+        search (:func:`~spherenet.optim.barzilai_borwein`: ``bb_rule=``), or
         full-batch iterations of a step rule (``lr=`` and the rule's other
         options go in ``method_options``), or a step rule instance.
     strategy : str or Strategy, default "riemannian"
@@ -102,7 +108,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         Stop when the gradient norm (in the strategy's geometry) is <= gtol.
         Below some level the dtype's rounding of the cost hides all progress
         (in float32, often above 1e-6): cost-based solvers (sd, cg,
-        trust-regions) then stop at this *precision floor* with status 6,
+        trust-regions, lbfgs, bb) then stop at this *precision floor* with status 6,
         ``success=False`` and a message giving the gradient norm reached
         (see ``Stopper`` in ``spherenet.optim._loop``).
     ftol : float, default 0
@@ -144,7 +150,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         transport isometry defect. Off, they cost nothing.
     **method_options
         Passed to the solver (e.g. ``beta_rule="PR+"`` for cg, ``radius=`` for
-        trust regions) or to the step rule (``lr=``, ``momentum=``, ...).
+        trust regions, ``memory=`` for lbfgs, ``bb_rule=`` for bb) or to the step rule (``lr=``, ``momentum=``, ...).
 
     Returns
     -------

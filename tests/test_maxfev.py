@@ -19,6 +19,8 @@ METHODS = {
     "sd": {},
     "cg": {},
     "trust-regions": {},
+    "lbfgs": {},
+    "bb": {},
     "rsgd": {"lr": 0.02},
     "radam": {"lr": 0.02},
 }
@@ -88,7 +90,7 @@ def test_the_result_at_the_budget_is_the_unlimited_runs_iterate(method):
                                       full.history["cost"][: limited.nit + 1])
 
 
-@pytest.mark.parametrize("method", ["sd", "cg", "trust-regions"])
+@pytest.mark.parametrize("method", ["sd", "cg", "trust-regions", "lbfgs", "bb"])
 def test_a_budget_equal_to_the_runs_own_count_changes_nothing(method):
     full = _unlimited(method)
     exact, _ = _run(method, full.nfev)

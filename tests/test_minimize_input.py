@@ -30,6 +30,9 @@ OPTIONS = {  # the options each method takes
     "cg": {"beta_rule", "restart", "line_search"},
     "trust-regions": {"radius", "max_radius", "rho_prime", "theta", "kappa", "maxinner",
                       "rho_regularization"},
+    "lbfgs": {"memory", "cautious_epsilon", "cautious_alpha", "line_search"},
+    "bb": {"bb_rule", "step0", "step_min", "step_max", "nonmonotone_memory",
+           "sufficient_decrease", "contraction", "max_trials"},
     "rsgd": {"lr", "momentum", "nesterov", "weight_decay"},
     "radam": {"lr", "betas", "eps", "amsgrad", "adaptivity"},
 }

@@ -14,7 +14,9 @@ import numpy as np
 
 from .. import problems as _problems
 from ..minimize import METHODS
+from ..optim.bb import barzilai_borwein
 from ..optim.cg import conjugate_gradient
+from ..optim.lbfgs import lbfgs
 from ..optim.rules import RAdam, RSGD
 from ..optim.sd import steepest_descent
 from ..optim.trust_regions import trust_regions
@@ -30,7 +32,8 @@ OPTIMIZERS = METHODS
 STRATEGY_NAMES = tuple(STRATEGIES)
 NETWORK_OPTIMIZERS = ("rsgd", "radam")
 _OPTION_SOURCES = {"rsgd": RSGD.__init__, "radam": RAdam.__init__, "cg": conjugate_gradient,
-                   "sd": steepest_descent, "trust-regions": trust_regions}
+                   "sd": steepest_descent, "trust-regions": trust_regions, "lbfgs": lbfgs,
+                   "bb": barzilai_borwein}
 _RUN_ARGUMENTS = {"self", "problem", "x0", "stopper", "recorder"}
 _RULES = {"rsgd": RSGD, "radam": RAdam}
 

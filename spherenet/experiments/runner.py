@@ -79,7 +79,7 @@ def build_grid(problems, strategies, optimizers, seeds, budget=200):
         In grid order: problem, strategy, optimizer, seed.
     skipped : list of str
         Cells that cannot run here: a network problem when :mod:`spherenet.nn`
-        (or its data) is missing, a solver (cg, sd, trust-regions) on a network.
+        (or its data) is missing, a solver (cg, sd, trust-regions, lbfgs, bb) on a network.
 
     Raises
     ------
@@ -255,7 +255,7 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
         ``riemannian(retraction='projection')`` in the table, summaries and plots.
     optimizers : str, OptimizerSpec, (name, options) or a list of them
         ``"rsgd"``, ``"radam"`` (full-batch step rules; epochs of mini-batches
-        on networks), ``"cg"``, ``"sd"``, ``"trust-regions"``; e.g.
+        on networks), ``"cg"``, ``"sd"``, ``"trust-regions"``, ``"lbfgs"``, ``"bb"``; e.g.
         ``OptimizerSpec("rsgd", lr=0.1, momentum=0.9)``. Options left out take
         the problem's defaults (a step size that works on it).
     seeds : int or list of int

@@ -2,13 +2,16 @@
 
 Step rules (:class:`RSGD`, :class:`RAdam`) are configuration plus two pure
 functions, ``init`` and ``step``; solvers (:func:`steepest_descent`,
-:func:`conjugate_gradient`, :func:`trust_regions`) run a whole minimization
+:func:`conjugate_gradient`, :func:`trust_regions`, :func:`lbfgs`,
+:func:`barzilai_borwein`) run a whole minimization
 and are normally reached through :func:`spherenet.minimize`.
 """
 
 from . import schedules
 from ._loop import History, OptimizeResult, telemetry
+from .bb import barzilai_borwein
 from .cg import conjugate_gradient
+from .lbfgs import HintLineSearch, lbfgs
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
 from .rules import RAdam, RSGD, Running, StepRule
 from .sd import steepest_descent
@@ -27,9 +30,12 @@ __all__ = [
     "steepest_descent",
     "conjugate_gradient",
     "trust_regions",
+    "lbfgs",
+    "barzilai_borwein",
     "truncated_cg",
     "hessian_spectrum",
     "HessianSpectrum",
     "BacktrackingLineSearch",
     "AdaptiveLineSearch",
+    "HintLineSearch",
 ]
