@@ -577,12 +577,13 @@ def test_unchecked_does_not_validate():
     x = np.array([1.0, 0.0, 0.0])
     with pytest.raises(ValueError):
         M.exp(x, np.zeros((3, 1)))
-    assert M.unchecked.exp(x, np.zeros((3, 1))).shape == (3, 3)  # broadcast: the caller's problem
+    M.unchecked.exp(x, np.zeros((3, 1)))  # not refused: a wrong shape is the caller's problem
     assert isinstance(M.unchecked.dist(2 * x, x), float)  # an off point is not refused
     # Product: the raw maps of the product call the factors' raw maps.
     P = Product([Sphere(3), Euclidean(1)])
-    y = P.unchecked.exp((x, np.zeros(1)), (np.zeros((3, 1)), np.zeros(1)))
-    assert y[0].shape == (3, 3)
+    with pytest.raises(ValueError):
+        P.exp((x, np.zeros(1)), (np.zeros((3, 1)), np.zeros(1)))
+    P.unchecked.exp((x, np.zeros(1)), (np.zeros((3, 1)), np.zeros(1)))  # not refused
 
 
 def test_unchecked_survives_copy_pickle_and_with_options():
@@ -625,3 +626,98 @@ def test_exp_and_retr_read_u_through_its_tangent_part(retraction):
     np.testing.assert_allclose(M.exp(x, with_normal),
                                M.exp(x, u), rtol=0, atol=8 * EPS64)
     np.testing.assert_allclose(M.retr(x, with_normal), M.retr(x, u), rtol=0, atol=8 * EPS64)
+
+
+# --- random malformed input (hypothesis) ----------------------------------------------------
+
+_METHODS = sorted(m for m in SPECS if m not in ("check_point", "check_tangent"))
+_BAD_DTYPES = [np.int8, np.int64, np.uint16, np.bool_, np.float16, np.complex64, np.longdouble]
+
+
+def _corrupt(data, manifold, args, method):
+    """One random corruption of one array argument: (new args, index, kind)."""
+    arrays = [i for i, role in enumerate(SPECS[method]) if role != LR]
+    i = data.draw(st.sampled_from(arrays), label="argument")
+    value = args[i]
+    parts = list(value) if isinstance(manifold, Product) else [value]
+    k = data.draw(st.integers(0, len(parts) - 1), label="factor")
+    a = parts[k]
+    kind = data.draw(st.sampled_from(
+        ["dtype", "shape", "nonfinite", "huge", "scale", "empty", "parts"]), label="kind")
+    if kind == "parts" and not isinstance(manifold, Product):
+        kind = "shape"
+    if kind == "dtype":
+        a = a.astype(data.draw(st.sampled_from(_BAD_DTYPES), label="dtype"))
+    elif kind == "shape":
+        axis = data.draw(st.integers(0, a.ndim), label="axis")
+        size = data.draw(st.integers(2, 3), label="size")
+        a = np.repeat(np.expand_dims(a, axis), size, axis=axis)
+    elif kind == "nonfinite":
+        a = a.copy()
+        a.flat[data.draw(st.integers(0, a.size - 1), label="where")] = data.draw(
+            st.sampled_from([np.nan, np.inf, -np.inf]), label="value")
+    elif kind == "huge":
+        with np.errstate(over="ignore"):
+            a = (a * data.draw(st.sampled_from([1e30, 1e150, 1e300]), label="factor")).astype(a.dtype)
+        if not np.all(np.isfinite(a)):
+            kind = "nonfinite"
+    elif kind == "scale":
+        a = a * a.dtype.type(data.draw(st.floats(0.25, 4.0), label="scale"))
+    elif kind == "empty":
+        a = np.zeros((0,) + a.shape[1:], dtype=a.dtype)
+    if kind == "parts":
+        parts = parts[:-1] if data.draw(st.booleans(), label="fewer") else parts + parts[:1]
+    else:
+        parts[k] = a
+    new = tuple(parts) if isinstance(manifold, Product) else parts[0]
+    return _replace(args, i, new), i, kind
+
+
+def _finite(result):
+    if isinstance(result, (tuple, list)):
+        return all(_finite(r) for r in result)
+    return bool(np.all(np.isfinite(result)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_random_malformed_input_is_refused_or_answered_correctly(data):
+    """Random corruptions of one argument of a random method of a random manifold.
+
+    Either a TypeError/ValueError whose message names the method, or an answer:
+    then the corruption was one the policy accepts (a scaled vector, a scaled
+    Euclidean point, huge finite values), and the answer is what the same call
+    gives on the clean arguments transformed the same way, or finite and on the
+    manifold; the arguments are never modified.
+    """
+    name = data.draw(st.sampled_from(sorted(CASES)), label="manifold")
+    manifold = CASES[name]()
+    method = data.draw(st.sampled_from(_METHODS), label="method")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    args = valid_args(manifold, method, dtype=dtype, seed=data.draw(st.integers(0, 99)))
+    bad, i, kind = _corrupt(data, manifold, args, method)
+    before = snapshot(bad)
+    role = SPECS[method][i]
+    try:
+        result = getattr(manifold, method)(*bad)
+    except (TypeError, ValueError) as err:
+        assert method in str(err), str(err)
+        if kind in ("scale", "huge"):
+            # finite values change nothing but the norm: refused only for a point
+            # that is then off a sphere factor
+            factors = manifold.manifolds if isinstance(manifold, Product) else (manifold,)
+            assert role in (P, A) and any(is_spheres(m) for m in factors), str(err)
+            assert "is off" in str(err), str(err)
+    else:
+        # Accepted: only value changes of the kinds the policy allows.
+        assert kind in ("scale", "huge"), (kind, method)
+        if role == P and isinstance(manifold, (Sphere, Oblique)):
+            # a point is accepted only within point_atol of the sphere: a scale of ~1
+            clean = getattr(manifold, method)(*args)
+            np.testing.assert_allclose(np.asarray(result, dtype=np.float64),
+                                       np.asarray(clean, dtype=np.float64),
+                                       rtol=0, atol=1e-3 if dtype == np.float32 else 1e-9)
+        if method in ("exp", "retr", "gradient_step", "project_point") and _finite(result):
+            assert manifold.violation(result) <= point_atol(dtype)
+    for got, want in zip(bad, before):
+        assert same(got, want), "an argument was modified"

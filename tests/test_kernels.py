@@ -68,8 +68,12 @@ def test_kernel_matches_numpy_path_and_methods(name, retraction, dtype, monkeypa
     by_methods = M.retr(x, -LR * M.egrad2rgrad(x, g))
     np.testing.assert_allclose(got, by_methods, rtol=0, atol=tol)
     np.testing.assert_allclose(factor_norms(M, got), 1.0, rtol=0, atol=4 * eps(dtype))
-    # The public method takes the kernel too, with the same result.
-    np.testing.assert_array_equal(M.gradient_step(x, g, LR), got)
+    # The public method takes the kernel too, with the same result; one small
+    # float64 factor takes the Python-float path instead (same formulas).
+    if M._small(x, g):
+        np.testing.assert_allclose(M.gradient_step(x, g, LR), got, rtol=0, atol=4 * eps(dtype))
+    else:
+        np.testing.assert_array_equal(M.gradient_step(x, g, LR), got)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -81,7 +85,9 @@ def test_in_place_equals_out_of_place(name, dtype):
         expected = kernel_step(M, x, g, LR)
         y = x.copy()
         assert M.gradient_step(y, g, LR, out=y) is y
-        np.testing.assert_array_equal(y, expected)
+        np.testing.assert_array_equal(y, M.gradient_step(x, g, LR))
+        y = x.copy()
+        np.testing.assert_array_equal(kernel_step(M, y, g, LR, out=y), expected)
         # out may also be egrad itself.
         h = g.copy()
         np.testing.assert_array_equal(kernel_step(M, x, h, LR, out=h), expected)
@@ -245,3 +251,41 @@ def test_negative_lr_gives_exp(name, dtype):
     u *= dtype(0.7 / np.sqrt(M.n_factors))
     expected = M.exp(x, u)
     np.testing.assert_allclose(kernel_step(M, x, u, -1.0), expected, rtol=0, atol=10 * eps(dtype))
+
+
+@pytest.mark.parametrize("retraction", RETRACTIONS)
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2048,)])
+def test_small_float64_sphere_step_against_the_array_path(shape, retraction, monkeypatch):
+    """One small float64 factor is stepped with Python floats (_step_small): the
+    same formulas as the array NumPy path to 4 eps, in place or not, with x
+    kept bit for bit by a zero step, and on a strided output."""
+    from spherenet.manifolds import sphere as sphere_module
+
+    M = Sphere(*shape, retraction=retraction)
+    x, g = problem(M, np.float64, seed=3)
+    assert M._small(x, g)
+    small = M.gradient_step(x, g, LR)
+    with monkeypatch.context() as patch:
+        patch.setattr(sphere_module, "_SMALL", 0)
+        patch.setattr(_kernels, "gradient_step", lambda *args: False)
+        array_path = M.gradient_step(x, g, LR)
+        exp_array = M.exp(x, -LR * M.proj(x, g))
+    np.testing.assert_allclose(small, array_path, rtol=0, atol=4 * eps(np.float64))
+    np.testing.assert_allclose(M.exp(x, -LR * M.proj(x, g)), exp_array, rtol=0,
+                               atol=4 * eps(np.float64))
+    assert abs(np.linalg.norm(small) - 1.0) <= 4 * eps(np.float64)
+    # in place, into x or into g
+    y = x.copy()
+    assert M.gradient_step(y, g, LR, out=y) is y
+    np.testing.assert_array_equal(y, small)
+    h = g.copy()
+    assert M.gradient_step(x, h, LR, out=h) is h
+    np.testing.assert_array_equal(h, small)
+    # a strided output
+    wide = np.zeros(shape[:-1] + (2 * shape[-1],))
+    view = wide[..., ::2]
+    M.gradient_step(x, g, LR, out=view)
+    np.testing.assert_array_equal(view, small)
+    # a zero step keeps x bit for bit
+    np.testing.assert_array_equal(M.gradient_step(x, np.zeros_like(x), LR), x)
+    np.testing.assert_array_equal(M.retr(x, np.zeros_like(x)), x)

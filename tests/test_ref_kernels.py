@@ -167,7 +167,12 @@ def test_gradient_step_kernel_against_its_numpy_twin(name, retraction, dtype, mo
     with monkeypatch.context() as patch:
         patch.setitem(_kernels._STATE, "numba", False)
         plain = M.gradient_step(x, g, 0.3)
-    np.testing.assert_array_equal(kernel_step(M, x, g, 0.3), compiled)  # the kernel ran
+    if M._small(x, g):
+        # one small float64 factor: the public step takes the Python-float path
+        # with or without numba; compare the kernel itself with it
+        compiled = kernel_step(M, x, g, 0.3)
+    else:
+        np.testing.assert_array_equal(kernel_step(M, x, g, 0.3), compiled)  # the kernel ran
     # both within their bounds of the exact step: 4 eps each (float32: 0.5 ulp + 4 eps)
     np.testing.assert_allclose(compiled, plain, rtol=0, atol=8 * eps(dtype))
 

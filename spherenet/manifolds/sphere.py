@@ -19,6 +19,9 @@ _RETRACTIONS = ("exp", "projection")
 _EXTENDED = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
 _WRAP = 2.0 * np.pi
 _TRANSPORTS = ("projection", "parallel")
+# One float64 factor up to this many entries is stepped with Python-float
+# coefficients (_Spheres._step_small): the fixed costs dominate there.
+_SMALL = 2048
 
 
 def _sinc(t):
@@ -187,6 +190,8 @@ class _Spheres(Manifold):
         )
         # The compiled kernel (numba extra) evaluates the same formula in one
         # call: gradient_step with g = u, lr = -1 retracts u's tangent part.
+        if not long_step and self._small(x, u):
+            return self._step_small(x, u, -1.0, True, None)
         out = np.empty_like(x)
         if not long_step and u.dtype == x.dtype and _kernels.gradient_step(
             self._red, True, x, u, -1.0, out
@@ -316,6 +321,8 @@ class _Spheres(Manifold):
         so the new point has unit norm to rounding whatever the drift of x;
         factors with t = 0 are copied from x unchanged.
         """
+        if self._small(x, egrad):
+            return self._step_small(x, egrad, lr, use_exp, out)
         if out is None:
             out = np.empty_like(x)
         if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out):
@@ -344,6 +351,54 @@ class _Spheres(Manifold):
         np.multiply(x, self._coef(a, x), out=out)
         np.add(out, r, out=out)
         return _keep_still(out, point, still)
+
+    def _small(self, x, g):
+        """Whether the step is best done by _step_small: one float64 factor of a few KB.
+
+        There the compiled kernel's set-up (layout and aliasing checks) and the
+        per-factor arrays of the NumPy path cost more than the arithmetic:
+        optimizers on Sphere(100) spend most of an iteration there otherwise.
+        """
+        return (self._red.n_factors == 1 and x.size <= _SMALL and x.dtype == np.float64
+                and g.dtype == np.float64)
+
+    def _step_small(self, x, g, lr, use_exp, out):
+        """The NumPy step of :meth:`_step` for one small float64 factor, with Python floats.
+
+        Same formulas: c = <x, g>/<x, x>, r = g - c x (projected once more when
+        g is mostly normal), then a x + b r with the exp or projection
+        coefficients; a zero step copies x. (``_exp`` sends steps longer than
+        2 pi to its long-double path first.)
+        """
+        xf, gf = x.reshape(-1), g.reshape(-1)
+        xx = float(np.dot(xf, xf))
+        c = float(np.dot(xf, gf)) / xx
+        r = gf - c * xf
+        rr = float(np.dot(r, r))
+        if c * c * xx > rr:
+            r -= (float(np.dot(xf, r)) / xx) * xf
+            rr = float(np.dot(r, r))
+        t = abs(lr) * math.sqrt(rr)
+        if out is None:
+            out = np.empty_like(x)
+        if t == 0.0:
+            if out is not x:
+                np.copyto(out, x)
+            return out
+        if use_exp:
+            sinc = 1.0 - t * t / 6.0 * (1.0 - t * t / 20.0) if t < 1e-3 else math.sin(t) / t
+            a, b = math.cos(t) / math.sqrt(xx), -lr * sinc
+        else:
+            scale = 1.0 / math.sqrt(xx + lr * lr * rr)
+            a, b = scale, -lr * scale
+        r *= b
+        flat = out.reshape(-1) if out.flags.c_contiguous else None
+        if flat is None:
+            np.copyto(out, (a * xf + r).reshape(x.shape))
+        else:
+            np.multiply(xf, a, out=flat)
+            flat += r
+        return out
 
     # --- sampling ------------------------------------------------------------
 
