@@ -288,7 +288,10 @@ def methods(kind):
             ]
         for path, label in (("np", "NumPy"), ("nb", "numba")):
             rows += [
-                (f"gradient_step {label} {which}", spherenet_gradient_step(kind, which, path, True)),
+                (
+                    f"gradient_step {label} {which}",
+                    spherenet_gradient_step(kind, which, path, True),
+                ),
                 (
                     f"unchecked.gradient_step {label} {which}",
                     spherenet_gradient_step(kind, which, path, False),
@@ -347,7 +350,10 @@ def print_table(title, results, shape):
     width = max(len(name) for name in results[np.float64]) + 2
     print(f"\n{title}, point {shape[0]}x{shape[1]}")
     print("  (ms: median time; x floor: median of the paired ratios [25th-75th percentile])")
-    header = f"{'method':<{width}}| {'f64 ms':>8} | {'f64 x floor':>19} | {'f32 ms':>8} | {'f32 x floor':>19}"
+    header = (
+        f"{'method':<{width}}| {'f64 ms':>8} | {'f64 x floor':>19} "
+        f"| {'f32 ms':>8} | {'f32 x floor':>19}"
+    )
     print(header)
     print("-" * len(header))
     for name in results[np.float64]:

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.skipif(
 
 # name: (builder(retraction), order, expected layout kind)
 CASES = {
-    "Oblique(1,9): one row, one-element factors": (lambda r: Oblique(1, 9, retraction=r), "C", "lead"),
+    "Oblique(1,9): one row, one-element factors": (
+        lambda r: Oblique(1, 9, retraction=r), "C", "lead"),
     "Oblique(9,1): one column": (lambda r: Oblique(9, 1, retraction=r), "C", "trail"),
     "Oblique(3,B+6): rows < 4, partial block": (
         lambda r: Oblique(3, BLOCK + 6, retraction=r), "C", "lead"),

@@ -14,10 +14,11 @@ two layouts:
 * ``"lead"`` (R, F): the factor axes are the leading axes, e.g.
   ``Oblique(m, n, axis=0)``. Rows are reduced with one float64 accumulator
   per column, so the loops vectorize over columns in the order of the plain
-  sum (no reassociation; each product is fused into its addition, which for
-  float32 data rounds exactly as a multiply and an add). Rows stream through memory in order, up to 1024
-  columns at a time; when R is small (``Oblique(3, 10**6)``) such a block
-  of ``x`` and ``egrad`` is still in cache for the final pass.
+  sum (no reassociation; each product fused into its addition, which for
+  float32 data rounds exactly as a multiply and an add, the product being
+  exact). Rows stream through memory in order, up to 1024 columns at a
+  time; when R is small (``Oblique(3, 10**6)``) such a block of ``x`` and
+  ``egrad`` is still in cache for the final pass.
 * ``"trail"`` (F, R): the factor axes are the trailing axes, e.g.
   ``Sphere`` (F = 1) or ``Oblique(m, n, axis=1)``. The reduction runs along
   contiguous memory; only the three sums of pass 1 are compiled with the
@@ -38,11 +39,10 @@ float64 (float32 data included):
    refines c by dc = <x, g - c x>/xx (see ``_refine``); then r = g - c x - dc x.
 3. exp: t = |lr| sqrt(rr), a = cos(t) / sqrt(xx), b = -lr sinc(t);
    projection: s = 1 / sqrt(xx + lr^2 rr), a = s, b = -lr s.
-4. out = a x + b r, per element in float64 as fma(a, x, b r) with
-   r = g - c x (- dc x) formed by fused multiply-adds (see ``_fma``; the
-   term in dc only where the exact pass ran), rounded once to the dtype:
-   four floating-point operations an element. x and g
-   of an element are read before out of that element is written, so
+4. out = a x + b r, per element in float64 with r = g - c x (- dc x) formed
+   by fused multiply-adds (see ``_fma``; the term in dc only where the exact
+   pass ran: elsewhere dc = 0 and it would round nothing), rounded once to
+   the dtype. x and g of an element are read before out of that element is written, so
    ``out`` may be ``x`` (or ``egrad``).
 5. A factor whose step is zero (|lr| sqrt(rr) == 0) is copied from x bit
    for bit, even when x is a few ulps off unit norm (which a = 1/||x||
@@ -365,9 +365,9 @@ def _step_trail(x, g, out, lr, use_exp, rho, inplace):
 def _trail_update(x, g, out, f, a, b, c, dc):
     """out[f] = a x[f] + b (g[f] - c x[f] - dc x[f]), each element in float64.
 
-    The fused form a x + b r, r = fma(-dc, x, fma(-c, x, g)), costs four
-    floating-point operations an element. With dc = 0 (the exact pass did not
-    run) the fma with dc is skipped: it would add a zero and round nothing.
+    r = fma(-dc, x, fma(-c, x, g)); with dc = 0 (the exact pass did not run)
+    the fma with dc is skipped: it would add a zero and round nothing, so the
+    result is the same and the loop does one operation an element less.
     Two copies of the update (this one and ``_trail_update_inplace``): with
     out is x, LLVM's runtime overlap check between x and out would fail and
     leave the loop unvectorized.
@@ -375,11 +375,11 @@ def _trail_update(x, g, out, f, a, b, c, dc):
     if dc == 0.0:
         for j in range(x.shape[1]):
             xv = np.float64(x[f, j])
-            out[f, j] = _fma(a, xv, b * _fma(-c, xv, np.float64(g[f, j])))
+            out[f, j] = a * xv + b * _fma(-c, xv, np.float64(g[f, j]))
     else:
         for j in range(x.shape[1]):
             xv = np.float64(x[f, j])
-            out[f, j] = _fma(a, xv, b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j]))))
+            out[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
 
 
 def _trail_update_inplace(x, g, f, a, b, c, dc):
@@ -387,11 +387,11 @@ def _trail_update_inplace(x, g, f, a, b, c, dc):
     if dc == 0.0:
         for j in range(x.shape[1]):
             xv = np.float64(x[f, j])
-            x[f, j] = _fma(a, xv, b * _fma(-c, xv, np.float64(g[f, j])))
+            x[f, j] = a * xv + b * _fma(-c, xv, np.float64(g[f, j]))
     else:
         for j in range(x.shape[1]):
             xv = np.float64(x[f, j])
-            x[f, j] = _fma(a, xv, b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j]))))
+            x[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
 
 
 def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
@@ -465,11 +465,11 @@ def _lead_update(x, g, out, j0, w, a, b, c, dc, exact):
             for k in range(w):
                 xv = np.float64(xi[k])
                 r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
-                oi[k] = _fma(a[k], xv, b[k] * r)
+                oi[k] = a[k] * xv + b[k] * r
         else:
             for k in range(w):
                 xv = np.float64(xi[k])
-                oi[k] = _fma(a[k], xv, b[k] * _fma(-c[k], xv, np.float64(gi[k])))
+                oi[k] = a[k] * xv + b[k] * _fma(-c[k], xv, np.float64(gi[k]))
 
 
 def _lead_update_inplace(x, g, j0, w, a, b, c, dc, exact):
@@ -481,21 +481,22 @@ def _lead_update_inplace(x, g, j0, w, a, b, c, dc, exact):
             for k in range(w):
                 xv = np.float64(xi[k])
                 r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
-                xi[k] = _fma(a[k], xv, b[k] * r)
+                xi[k] = a[k] * xv + b[k] * r
         else:
             for k in range(w):
                 xv = np.float64(xi[k])
-                xi[k] = _fma(a[k], xv, b[k] * _fma(-c[k], xv, np.float64(gi[k])))
+                xi[k] = a[k] * xv + b[k] * _fma(-c[k], xv, np.float64(gi[k]))
 
 
 def _lead_sums(x, g, j0, w, xx, xg, gg):
     """Add the rows of columns j0 .. j0 + w - 1 into xx, xg, gg.
 
-    Four rows per sweep: each sum still adds its terms in row order, each
-    product fused into its addition (``_fma``: for float32 data the products
-    are exact in float64, so this rounds exactly as a multiply and an add),
-    and the sums are loaded and stored once per four rows, which keeps the
-    loop fed from memory.
+    Four rows per sweep: each sum still adds its terms in row order, but the
+    sums are loaded and stored once per four rows, which keeps the loop fed
+    from memory. Each product is fused into its addition (``_fma``): one
+    rounding a term instead of two, in half the operations; for float32 data
+    the product is exact in float64, so this rounds exactly as a multiply
+    and an add.
     """
     rows = x.shape[0]
     i = 0
