@@ -16,13 +16,19 @@ prints one table per manifold with, measured in the same run:
   ``a x + b g`` into preallocated buffers; not cancellation-safe);
 * spherenet's methods called one by one, ``M.retr(x, -lr * M.egrad2rgrad(x, g))``
   and ``M.exp(...)``;
-* spherenet's ``gradient_step(x, g, lr, out=x)``, NumPy path (forced) and
-  numba path (compilation excluded).
+* spherenet's ``gradient_step(x, g, lr, out=x)``, the public method (which
+  first validates x, egrad and out: a pass over them) and
+  ``M.unchecked.gradient_step`` (the hot path of the step rules), each on
+  the NumPy path (forced) and the numba path (compilation excluded).
 
 The point is reset from a copy before every timed call (not timed), so that
-every method steps from the same point. Times are the best of ``--repeat``
-calls of a method in a row (after one warm-up call). Run: ``python bench/step.py
-[--size 4096,1024] [--repeat 9] [--blas-threads 1]``.
+every method steps from the same point. Each method is timed ``--repeat``
+times (after one warm-up call), every call paired with a call of the floor
+just before it; the table gives the median time and the median of the paired
+ratios to the floor, with their spread (25th-75th percentile), so that load
+from other processes shows as spread rather than as a wrong ratio. Run:
+``python bench/step.py [--size 4096,1024] [--repeat 15] [--blas-threads 1]
+[--no-peers]``.
 """
 
 import argparse
@@ -34,12 +40,15 @@ import time
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="4096,1024", help="m,n of the point (default 4096,1024)")
-    parser.add_argument("--repeat", type=int, default=9, help="timed calls per method (best of)")
+    parser.add_argument("--repeat", type=int, default=15, help="timed calls per method (median)")
     parser.add_argument("--lr", type=float, default=0.1, help="step size")
     parser.add_argument(
         "--blas-threads",
         default="1",
         help="OpenBLAS threads, set before NumPy loads (default 1; 'keep' leaves the default)",
+    )
+    parser.add_argument(
+        "--no-peers", action="store_true", help="time spherenet and the floor only (quicker)"
     )
     return parser.parse_args()
 
@@ -228,25 +237,28 @@ def spherenet_one_by_one(kind, which):
     return factory
 
 
-def spherenet_gradient_step(kind, which, path):
+def spherenet_gradient_step(kind, which, path, public):
+    """``M.gradient_step`` (public: validates first) or ``M.unchecked.gradient_step``."""
+
     def factory(x, g, lr):
         M = spherenet_manifold(kind, x)
         if which == "exp":
             M = Sphere(*x.shape) if kind == "sphere" else Oblique(*x.shape)
+        method = M.gradient_step if public else M.unchecked.gradient_step
         if path == "nb":
             if not _kernels.available():
                 return "numba " + NOT_INSTALLED
             probe = x.copy()
             start = time.perf_counter()
-            M.gradient_step(probe, g, lr, out=probe)  # compile (or load) first
+            method(probe, g, lr, out=probe)  # compile (or load) first
             COMPILE_TIMES.append(time.perf_counter() - start)
-            return lambda: M.gradient_step(x, g, lr, out=x)
+            return lambda: method(x, g, lr, out=x)
 
         def step():
             real = _kernels.gradient_step
             _kernels.gradient_step = lambda *args: False  # force the NumPy path
             try:
-                M.gradient_step(x, g, lr, out=x)
+                method(x, g, lr, out=x)
             finally:
                 _kernels.gradient_step = real
 
@@ -258,25 +270,45 @@ def spherenet_gradient_step(kind, which, path):
 COMPILE_TIMES = []
 
 
+FLOOR = "floor: np.add(x, g, out=x)"
+
+
 def methods(kind):
     rows = [
-        ("floor: np.add(x, g, out=x)", floor_inplace),
+        (FLOOR, floor_inplace),
         ("np.add(x, g, out=c) (for reference)", floor_out),
     ]
     for which in ("retr", "exp"):
-        rows += [
-            (f"pymanopt {which}", pymanopt_step(kind, which)),
-            (f"geoopt RiemannianSGD {which}", geoopt_step(kind, which)),
-            (f"hand-fused NumPy {which}", numpy_fused(kind, which)),
-            (f"spherenet one by one {which}", spherenet_one_by_one(kind, which)),
-            (f"spherenet gradient_step NumPy {which}", spherenet_gradient_step(kind, which, "np")),
-            (f"spherenet gradient_step numba {which}", spherenet_gradient_step(kind, which, "nb")),
-        ]
+        if not ARGS.no_peers:
+            rows += [
+                (f"pymanopt {which}", pymanopt_step(kind, which)),
+                (f"geoopt RiemannianSGD {which}", geoopt_step(kind, which)),
+                (f"hand-fused NumPy {which}", numpy_fused(kind, which)),
+                (f"spherenet one by one {which}", spherenet_one_by_one(kind, which)),
+            ]
+        for path, label in (("np", "NumPy"), ("nb", "numba")):
+            rows += [
+                (
+                    f"gradient_step {label} {which}",
+                    spherenet_gradient_step(kind, which, path, True),
+                ),
+                (
+                    f"unchecked.gradient_step {label} {which}",
+                    spherenet_gradient_step(kind, which, path, False),
+                ),
+            ]
     return rows
 
 
+def timed(step):
+    start = time.perf_counter()
+    result = step()
+    elapsed = time.perf_counter() - start
+    return result if getattr(step, "self_timed", False) else elapsed
+
+
 def time_all(kind, shape, dtype, lr, repeat):
-    """{method name: best time in s, or a string} for one manifold and dtype."""
+    """{method name: (median s, median ratio, 25th, 75th percentile of the ratio) or a string}."""
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal(shape)
     x0 /= np.linalg.norm(x0) if kind == "sphere" else np.linalg.norm(x0, axis=0)
@@ -292,49 +324,49 @@ def time_all(kind, shape, dtype, lr, repeat):
         if callable(made):  # warm up (and check that it runs)
             np.copyto(x, x0)
             made()
-    best = {}
+    floor = steps[FLOOR]
+    results = {}
     for name, step in steps.items():
         if not callable(step):
+            results[name] = step
             continue
-        # Repeats of one method back to back: each call then follows a call
-        # of the same method, not the cache debris (dirty lines to write
-        # back) of a heavier one.
-        best[name] = np.inf
+        # Every call follows a floor call on the same reset point: the pair
+        # sees the same load from other processes, and the ratio cancels most
+        # of it. Repeats of one method run back to back.
+        times, ratios = [], []
         for _ in range(repeat):
             np.copyto(x, x0)
-            start = time.perf_counter()
-            result = step()
-            elapsed = time.perf_counter() - start
-            if getattr(step, "self_timed", False):
-                elapsed = result
-            del result
-            best[name] = min(best[name], elapsed)
-    return {name: best.get(name, made) for name, made in steps.items()}
+            base = timed(floor)
+            np.copyto(x, x0)
+            elapsed = timed(step)
+            times.append(elapsed)
+            ratios.append(elapsed / base)
+        q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
+        results[name] = (float(np.median(times)), q50, q25, q75)
+    return results
 
 
 def print_table(title, results, shape):
-    floor_name = "floor: np.add(x, g, out=x)"
     width = max(len(name) for name in results[np.float64]) + 2
     print(f"\n{title}, point {shape[0]}x{shape[1]}")
+    print("  (ms: median time; x floor: median of the paired ratios [25th-75th percentile])")
     header = (
-        f"{'method':<{width}}| {'f64 ms':>8} | {'f64 x floor':>11} "
-        f"| {'f32 ms':>8} | {'f32 x floor':>11}"
+        f"{'method':<{width}}| {'f64 ms':>8} | {'f64 x floor':>19} "
+        f"| {'f32 ms':>8} | {'f32 x floor':>19}"
     )
     print(header)
     print("-" * len(header))
     for name in results[np.float64]:
-        cells = []
-        for dtype in (np.float64, np.float32):
-            value = results[dtype][name]
-            if isinstance(value, str):
-                cells += [f"{value:>8}", ""]
-            else:
-                ratio = value / results[dtype][floor_name]
-                cells += [f"{value * 1e3:8.2f}", f"{ratio:11.2f}"]
         if isinstance(results[np.float64][name], str):
             print(f"{name:<{width}}| {results[np.float64][name]}")
-        else:
-            print(f"{name:<{width}}| {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]}")
+            continue
+        cells = []
+        for dtype in (np.float64, np.float32):
+            median, ratio, low, high = results[dtype][name]
+            cells += [f"{median * 1e3:8.2f}", f"{ratio:5.2f} [{low:5.2f}-{high:5.2f}]"]
+        print(f"{name:<{width}}| {cells[0]} | {cells[1]:>19} | {cells[2]} | {cells[3]:>19}")
+    if ARGS.no_peers:
+        return
     for which in ("retr", "exp"):
         ours = f"spherenet one by one {which}"
         theirs = f"pymanopt {which}"
@@ -344,20 +376,25 @@ def print_table(title, results, shape):
             if isinstance(b, str):
                 parts.append(f"{label}: pymanopt {b}")
             else:
-                parts.append(f"{label} {b / a:.2f}x")
+                parts.append(f"{label} {b[0] / a[0]:.2f}x")
         print(f"  speed-up of spherenet one by one over pymanopt ({which}): " + ", ".join(parts))
 
 
 def main():
     shape = tuple(int(s) for s in ARGS.size.split(","))
     start = time.perf_counter()
-    pm = try_pymanopt()
-    go = try_geoopt()
-    print("One Riemannian gradient step, in place where the API allows; best of", ARGS.repeat)
+    pm = None if ARGS.no_peers else try_pymanopt()
+    go = None if ARGS.no_peers else try_geoopt()
+    print("One Riemannian gradient step, in place where the API allows; median of", ARGS.repeat)
     print(f"numpy {np.__version__}, spherenet {spherenet.__version__}, ", end="")
     print(f"BLAS threads {blas_threads()}")
-    print(f"pymanopt {pm[0] if pm else NOT_INSTALLED}; ", end="")
-    if go:
+    if ARGS.no_peers:
+        print("peers not timed (--no-peers); ", end="")
+    else:
+        print(f"pymanopt {pm[0] if pm else NOT_INSTALLED}; ", end="")
+    if ARGS.no_peers:
+        pass
+    elif go:
         torch, geoopt = go
         print(f"geoopt {geoopt.__version__}, torch {torch.__version__} ", end="")
         print(f"threads {torch.get_num_threads()}; ", end="")

@@ -14,9 +14,11 @@ two layouts:
 * ``"lead"`` (R, F): the factor axes are the leading axes, e.g.
   ``Oblique(m, n, axis=0)``. Rows are reduced with one float64 accumulator
   per column, so the loops vectorize over columns in the order of the plain
-  sum (no reassociation). Rows stream through memory in order, up to 1024
-  columns at a time; when R is small (``Oblique(3, 10**6)``) such a block
-  of ``x`` and ``egrad`` is still in cache for the final pass.
+  sum (no reassociation; each product fused into its addition, which for
+  float32 data rounds exactly as a multiply and an add, the product being
+  exact). Rows stream through memory in order, up to 1024 columns at a
+  time; when R is small (``Oblique(3, 10**6)``) such a block of ``x`` and
+  ``egrad`` is still in cache for the final pass.
 * ``"trail"`` (F, R): the factor axes are the trailing axes, e.g.
   ``Sphere`` (F = 1) or ``Oblique(m, n, axis=1)``. The reduction runs along
   contiguous memory; only the three sums of pass 1 are compiled with the
@@ -38,8 +40,9 @@ float64 (float32 data included):
 3. exp: t = |lr| sqrt(rr), a = cos(t) / sqrt(xx), b = -lr sinc(t);
    projection: s = 1 / sqrt(xx + lr^2 rr), a = s, b = -lr s.
 4. out = a x + b r, per element in float64 with r = g - c x (- dc x) formed
-   by fused multiply-adds (see ``_fma``), rounded once to the dtype. x and g
-   of an element are read before out of that element is written, so
+   by fused multiply-adds (see ``_fma``; the term in dc only where the exact
+   pass ran: elsewhere dc = 0 and it would round nothing), rounded once to
+   the dtype. x and g of an element are read before out of that element is written, so
    ``out`` may be ``x`` (or ``egrad``).
 5. A factor whose step is zero (|lr| sqrt(rr) == 0) is copied from x bit
    for bit, even when x is a few ulps off unit norm (which a = 1/||x||
@@ -231,6 +234,10 @@ def _jit_all(numba):
         ("_refine", {}),
         ("_lead_sums", {}),
         ("_lead_exact", {}),
+        ("_trail_update", {}),
+        ("_trail_update_inplace", {}),
+        ("_lead_update", {}),
+        ("_lead_update_inplace", {}),
         ("_step_trail", {}),
         ("_step_lead", {}),
     ]
@@ -349,16 +356,42 @@ def _step_trail(x, g, out, lr, use_exp, rho, inplace):
                     out[f, j] = x[f, j]
             continue
         a, b = _coefs(use_exp, lr, xx, rr)
-        # Two copies of the loop: with out is x, LLVM's runtime overlap
-        # check between x and out would fail and leave it unvectorized.
         if inplace:
-            for j in range(x.shape[1]):
-                xv = np.float64(x[f, j])
-                x[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
+            _trail_update_inplace(x, g, f, a, b, c, dc)
         else:
-            for j in range(x.shape[1]):
-                xv = np.float64(x[f, j])
-                out[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
+            _trail_update(x, g, out, f, a, b, c, dc)
+
+
+def _trail_update(x, g, out, f, a, b, c, dc):
+    """out[f] = a x[f] + b (g[f] - c x[f] - dc x[f]), each element in float64.
+
+    r = fma(-dc, x, fma(-c, x, g)); with dc = 0 (the exact pass did not run)
+    the fma with dc is skipped: it would add a zero and round nothing, so the
+    result is the same and the loop does one operation an element less.
+    Two copies of the update (this one and ``_trail_update_inplace``): with
+    out is x, LLVM's runtime overlap check between x and out would fail and
+    leave the loop unvectorized.
+    """
+    if dc == 0.0:
+        for j in range(x.shape[1]):
+            xv = np.float64(x[f, j])
+            out[f, j] = a * xv + b * _fma(-c, xv, np.float64(g[f, j]))
+    else:
+        for j in range(x.shape[1]):
+            xv = np.float64(x[f, j])
+            out[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
+
+
+def _trail_update_inplace(x, g, f, a, b, c, dc):
+    """:func:`_trail_update` with out = x."""
+    if dc == 0.0:
+        for j in range(x.shape[1]):
+            xv = np.float64(x[f, j])
+            x[f, j] = a * xv + b * _fma(-c, xv, np.float64(g[f, j]))
+    else:
+        for j in range(x.shape[1]):
+            xv = np.float64(x[f, j])
+            x[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
 
 
 def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
@@ -408,24 +441,10 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
             for k in range(w):
                 a[k] = 1.0 / np.sqrt(xx[k] + lr * lr * rr[k])
                 b[k] = -lr * a[k]
-        # Two copies of the loop, as in _step_trail.
         if inplace:
-            for i in range(rows):
-                xi = x[i, j0 : j0 + w]
-                gi = g[i, j0 : j0 + w]
-                for k in range(w):
-                    xv = np.float64(xi[k])
-                    r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
-                    xi[k] = a[k] * xv + b[k] * r
+            _lead_update_inplace(x, g, j0, w, a, b, c, dc, exact)
         else:
-            for i in range(rows):
-                xi = x[i, j0 : j0 + w]
-                gi = g[i, j0 : j0 + w]
-                oi = out[i, j0 : j0 + w]
-                for k in range(w):
-                    xv = np.float64(xi[k])
-                    r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
-                    oi[k] = a[k] * xv + b[k] * r
+            _lead_update(x, g, out, j0, w, a, b, c, dc, exact)
         if n_still > 0:
             for i in range(rows):
                 for k in range(w):
@@ -433,12 +452,51 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
                         out[i, j0 + k] = saved[i, k] if inplace else x[i, j0 + k]
 
 
+def _lead_update(x, g, out, j0, w, a, b, c, dc, exact):
+    """Columns j0 .. j0 + w - 1 of out = a x + b (g - c x - dc x), as in :func:`_trail_update`.
+
+    dc is all zeros unless ``exact`` (the exact pass ran for the block).
+    """
+    for i in range(x.shape[0]):
+        xi = x[i, j0 : j0 + w]
+        gi = g[i, j0 : j0 + w]
+        oi = out[i, j0 : j0 + w]
+        if exact:
+            for k in range(w):
+                xv = np.float64(xi[k])
+                r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
+                oi[k] = a[k] * xv + b[k] * r
+        else:
+            for k in range(w):
+                xv = np.float64(xi[k])
+                oi[k] = a[k] * xv + b[k] * _fma(-c[k], xv, np.float64(gi[k]))
+
+
+def _lead_update_inplace(x, g, j0, w, a, b, c, dc, exact):
+    """:func:`_lead_update` with out = x."""
+    for i in range(x.shape[0]):
+        xi = x[i, j0 : j0 + w]
+        gi = g[i, j0 : j0 + w]
+        if exact:
+            for k in range(w):
+                xv = np.float64(xi[k])
+                r = _fma(-dc[k], xv, _fma(-c[k], xv, np.float64(gi[k])))
+                xi[k] = a[k] * xv + b[k] * r
+        else:
+            for k in range(w):
+                xv = np.float64(xi[k])
+                xi[k] = a[k] * xv + b[k] * _fma(-c[k], xv, np.float64(gi[k]))
+
+
 def _lead_sums(x, g, j0, w, xx, xg, gg):
     """Add the rows of columns j0 .. j0 + w - 1 into xx, xg, gg.
 
-    Four rows per sweep: each sum still adds its terms in row order (the
-    expression is evaluated left to right), but the sums are loaded and
-    stored once per four rows, which keeps the loop fed from memory.
+    Four rows per sweep: each sum still adds its terms in row order, but the
+    sums are loaded and stored once per four rows, which keeps the loop fed
+    from memory. Each product is fused into its addition (``_fma``): one
+    rounding a term instead of two, in half the operations; for float32 data
+    the product is exact in float64, so this rounds exactly as a multiply
+    and an add.
     """
     rows = x.shape[0]
     i = 0
@@ -452,9 +510,9 @@ def _lead_sums(x, g, j0, w, xx, xg, gg):
             a2, a3 = np.float64(x2[k]), np.float64(x3[k])
             b0, b1 = np.float64(g0[k]), np.float64(g1[k])
             b2, b3 = np.float64(g2[k]), np.float64(g3[k])
-            xx[k] = xx[k] + a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3
-            xg[k] = xg[k] + a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
-            gg[k] = gg[k] + b0 * b0 + b1 * b1 + b2 * b2 + b3 * b3
+            xx[k] = _fma(a3, a3, _fma(a2, a2, _fma(a1, a1, _fma(a0, a0, xx[k]))))
+            xg[k] = _fma(a3, b3, _fma(a2, b2, _fma(a1, b1, _fma(a0, b0, xg[k]))))
+            gg[k] = _fma(b3, b3, _fma(b2, b2, _fma(b1, b1, _fma(b0, b0, gg[k]))))
         i += 4
     while i < rows:
         xi = x[i, j0 : j0 + w]
@@ -462,9 +520,9 @@ def _lead_sums(x, g, j0, w, xx, xg, gg):
         for k in range(w):
             a0 = np.float64(xi[k])
             b0 = np.float64(gi[k])
-            xx[k] += a0 * a0
-            xg[k] += a0 * b0
-            gg[k] += b0 * b0
+            xx[k] = _fma(a0, a0, xx[k])
+            xg[k] = _fma(a0, b0, xg[k])
+            gg[k] = _fma(b0, b0, gg[k])
         i += 1
 
 
