@@ -209,10 +209,10 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
             status = "killed" if exit_code == "carried" else STATUS.get(exit_code, "suspicious")
             counts[status] = counts.get(status, 0) + 1
             if status in ("survived", "no tests", "suspicious"):
-                diff = subprocess.run(
-                    [sys.executable, "-m", "mutmut", "show", name], cwd=workdir, capture_output=True, text=True
-                ).stdout
-                survivors[name] = {"status": status, "diff": _short_diff(diff)}
+                survivors[name] = {"status": status}
+        diffs = _diffs(workdir, module, list(survivors))
+        for name in survivors:
+            survivors[name]["diff"] = _short_diff(diffs[name])
         wall = time.monotonic() - start
         return {"module": module, "tests": tests, "mutants": len(exit_codes), "counts": counts,
                 "survivors": survivors, "wall_s": round(wall, 1), "mutmut_exit": code,
@@ -223,6 +223,26 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
             print(f"  kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+import mutmut.__main__  # noqa: F401  (sets up mutmut's state)
+path, names = sys.argv[1], json.loads(sys.stdin.read())
+print(json.dumps({n: get_diff_for_mutant(n, path=path) for n in names}))
+"""
+
+
+def _diffs(workdir, module, names):
+    """mutmut's diff of every mutant in ``names`` (one process for all)."""
+    if not names:
+        return {}
+    out = subprocess.run(
+        [sys.executable, "-c", _DIFFS, module], cwd=workdir, input=json.dumps(names),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out)
 
 
 def _short_diff(diff):
@@ -265,26 +285,41 @@ def read_notes(path):
     return notes
 
 
-def survivor_lines(results, notes):
+def survivor_lines(results, notes, later=None):
+    """The survivors of ``results`` by module, each with its note.
+
+    ``later``: the results of a later run (e.g. "after" for "before"); a
+    survivor that the later run of its module killed (matched by function
+    and change, since mutant numbers move when a function is edited) is
+    marked as killed by the tests added since.
+    """
     lines = []
     for module in sorted(results, key=lambda m: list(TESTS).index(m) if m in TESTS else 99):
         surv = results[module]["survivors"]
         if not surv:
             continue
+        still = {}
+        if later and module in later:
+            still = {(_function_of(n), tuple(s["diff"])): n for n, s in later[module]["survivors"].items()}
         lines.append(f"\n#### `{module}` ({len(surv)})\n")
         for name, s in surv.items():
             short = name.split(".")[-1]
             change = " / ".join(f"`{d}`" for d in s["diff"]) or "(no diff)"
             note = notes.get(name, "unclassified")
+            if later and module in later:
+                now = still.get((_function_of(name), tuple(s["diff"])))
+                note = notes.get(now, "unclassified") if now else "killed by the tests added since (see after)"
             tag = "" if s["status"] == "survived" else f" [{s['status']}]"
             lines.append(f"- `{short}`{tag}: {change} — {note}")
     return lines
 
 
-def write_markdown(md_path, name, results, notes):
+def write_markdown(md_path, name, results, notes, later=None):
     """Replace the table and survivor blocks of ``name`` in ``md_path`` (atomically)."""
     text = md_path.read_text()
-    block = "\n".join(table(results) + ["", f"Surviving mutants ({name}):"] + survivor_lines(results, notes))
+    block = "\n".join(
+        table(results) + ["", f"Surviving mutants ({name}):"] + survivor_lines(results, notes, later)
+    )
     start, end = f"<!-- mutation:{name}:start -->", f"<!-- mutation:{name}:end -->"
     if start not in text or end not in text:
         raise ValueError(f"{md_path} has no {start} ... {end} markers for the table {name!r}")
@@ -359,6 +394,9 @@ def main(argv=None):
             stored[module] = entry
             _atomic_write(json_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
             write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes)
+            if args.since:  # the earlier table's survivors: which ones the new tests killed
+                earlier = json.loads((ROOT / "tests" / f"mutation-{args.since}.json").read_text())
+                write_markdown(ROOT / "tests" / "MUTATION.md", args.since, earlier, notes, later=stored)
     print()
     print("\n".join(table(results) + survivor_lines(results, notes)))
     return 0
