@@ -189,6 +189,14 @@ def test_hypot(values, expected):
     assert got == pytest.approx(expected, rel=tol(np.float64, 2))
 
 
+def test_hypot_works_in_float64_whatever_the_input_dtype():
+    # In float32, 1 + (1e-4)^2 rounds to 1; the float64 result keeps the 5e-9.
+    values = np.array([1.0, 1e-4], dtype=np.float32)
+    small = float(values[1])
+    assert hypot(values) == pytest.approx(np.sqrt(1.0 + small * small), rel=tol(np.float64, 2))
+    assert hypot(values) != 1.0
+
+
 def test_sinc_is_sin_over_t_on_both_branches():
     t = np.array([0.0, 1e-8, 5e-4, 9.99e-4, 1e-3, 0.5, 3.0, -0.5, -5e-4])
     with mpmath.workdps(DPS):
