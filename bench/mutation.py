@@ -186,16 +186,22 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
             # a pattern matching no mutant: generates the mutants and the stats, tests none
             _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log)
             names = _mutant_names(workdir, module)
+        sampled = None
         if since is not None:
             hashes = _meta(workdir, module)["hash_by_function_name"]
             old = since["function_hashes"]
             changed = {f for f, h in hashes.items() if old.get(f) != h}
-            rerun = [n for n in names if n in since["survivors"] or _function_of(n) in changed]
-            carried = [n for n in names if n not in rerun]
+            # the earlier run's sample (all its mutants if it had none); changed functions in full
+            base = set(since.get("sampled") or names)
+            rerun = [n for n in names if _function_of(n) in changed or (n in base and n in since["survivors"])]
+            carried = [n for n in names if n in base and n not in rerun]
             names = rerun
-        if max_mutants is not None:
-            names = names[:max_mutants]
-        code = _mutmut(workdir, ["run", *names], jobs, log) if names or since is None else 0
+            if since.get("sampled"):
+                sampled = sorted(set(rerun) | set(carried), key=_natural)
+        elif max_mutants is not None and max_mutants < len(names):
+            # evenly spread over the module, so that every function is represented
+            names = sampled = [names[(i * len(names)) // max_mutants] for i in range(max_mutants)]
+        code = _mutmut(workdir, ["run", *names], jobs, log) if names or (since is None and not sampled) else 0
         meta = workdir / "mutants" / (module + ".meta")
         if not meta.exists():
             raise RuntimeError(f"mutmut produced no results for {module} (exit {code}); log: {log}")
@@ -217,7 +223,8 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         return {"module": module, "tests": tests, "mutants": len(exit_codes), "counts": counts,
                 "survivors": survivors, "wall_s": round(wall, 1), "mutmut_exit": code,
                 "function_hashes": _meta(workdir, module)["hash_by_function_name"],
-                "carried_over": len(carried), "run": len(exit_codes) - len(carried)}
+                "carried_over": len(carried), "run": len(exit_codes) - len(carried),
+                "sampled": sampled, "generated": len(_mutant_names(workdir, module))}
     finally:
         if keep:
             print(f"  kept {workdir}", file=sys.stderr)
@@ -268,7 +275,7 @@ def table(results):
         e = results[module]
         c = e["counts"]
         rows.append(
-            f"| `{module}` | {e['mutants']} | {c.get('killed', 0)} | {c.get('survived', 0)} | "
+            f"| `{module}` | {e['mutants']}{' of ' + str(e['generated']) if e.get('sampled') else ''} | {c.get('killed', 0)} | {c.get('survived', 0)} | "
             f"{c.get('timeout', 0)} | {c.get('no tests', 0)} | {score(e):.1f} % | {e['wall_s'] / 60:.1f} min"
             + (f" ({e['run']} run, {e['carried_over']} carried over)" if e.get("carried_over") else "") + " |"
         )
@@ -338,7 +345,10 @@ def _atomic_write(path, text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--module", action="append", help="module path (repeatable); default: the whole scope")
-    parser.add_argument("--max-mutants", type=int, default=None, help="test only the first N mutants per module")
+    parser.add_argument(
+        "--max-mutants", type=int, default=None,
+        help="test at most N mutants per module, evenly spread over it (every k-th mutant)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutmut workers (default 1)")
     parser.add_argument("--write", action="store_true", help="update tests/MUTATION.md and the JSON results")
     parser.add_argument("--table", default="after", help="which table of MUTATION.md to update (before/after)")
