@@ -676,6 +676,22 @@ def test_product_maps_act_factor_by_factor(rng, dtype):
     assert M.check_point(x) is x and M.check_tangent(x, u) is u
 
 
+def test_checks_accept_valid_inputs_within_a_given_tolerance(rng):
+    S = Sphere(3)
+    x = unit(rng.standard_normal(3))
+    off = x * (1 + 1e-6)  # valid for atol=1e-5, not for the default 100 eps
+    assert S.check_point(off, atol=1e-5) is off
+    # a long tangent vector: its normal residue ~ eps ||u|| is allowed, relative to ||u||
+    u = 1e6 * tangent_at(x, rng.standard_normal(3)) + 1e6 * 20 * eps(np.float64) * x
+    assert S.check_tangent(x, u) is u
+    M = Product([Sphere(3), Euclidean(2)])
+    b = rng.standard_normal(2)
+    point, vector = (off, b), (tangent_at(x, rng.standard_normal(3)), b)
+    assert M.check_point(point, atol=1e-5) is point
+    assert M.check_tangent(point, vector, atol=1e-5) is vector
+    assert M.check_point([x, b]) is not None  # lists are accepted as tuples
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_product_sampling(dtype):
     M = Product([Oblique(3, 2), Euclidean(2)])
