@@ -363,6 +363,10 @@ def main(argv=None):
         help="the tree TABLE was measured on, to hash its functions when TABLE's results lack the hashes",
     )
     parser.add_argument("--show", action="store_true", help="only print the stored table of --table")
+    parser.add_argument(
+        "--render", action="store_true",
+        help="only rewrite the before/after blocks of tests/MUTATION.md from the stored results and notes",
+    )
     args = parser.parse_args(argv)
 
     modules = args.module or list(TESTS)
@@ -378,6 +382,13 @@ def main(argv=None):
     json_path = ROOT / "tests" / f"mutation-{args.table}.json"
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
     notes = read_notes(ROOT / "tests" / "mutation-notes.txt")
+    if args.render:
+        md = ROOT / "tests" / "MUTATION.md"
+        done = {t: json.loads((ROOT / "tests" / f"mutation-{t}.json").read_text())
+                for t in ("before", "after") if (ROOT / "tests" / f"mutation-{t}.json").exists()}
+        for t, results in done.items():
+            write_markdown(md, t, results, notes, later=done.get("after") if t == "before" else None)
+        return 0
     if args.show:
         print("\n".join(table(stored) + survivor_lines(stored, notes)))
         return 0
