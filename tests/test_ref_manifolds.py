@@ -684,6 +684,10 @@ def test_checks_accept_valid_inputs_within_a_given_tolerance(rng):
     # a long tangent vector: its normal residue ~ eps ||u|| is allowed, relative to ||u||
     u = 1e6 * tangent_at(x, rng.standard_normal(3)) + 1e6 * 20 * eps(np.float64) * x
     assert S.check_tangent(x, u) is u
+    # a normal component of 1e-7: tangent for atol=1e-5, whatever the default
+    w = tangent_at(x, rng.standard_normal(3)) + 1e-7 * x
+    assert S.check_tangent(x, w, atol=1e-5) is w
+    assert Oblique(3, 1).check_tangent(x[:, None], w[:, None], atol=1e-5) is not None
     M = Product([Sphere(3), Euclidean(2)])
     b = rng.standard_normal(2)
     point, vector = (off, b), (tangent_at(x, rng.standard_normal(3)), b)
