@@ -12,7 +12,14 @@ Usage (from the project root; needs ``pip install -e ".[mutation]"``)::
 
     python bench/mutation.py                       # every module of the scope
     python bench/mutation.py --module spherenet/optim/cg.py --max-mutants 20
-    python bench/mutation.py --module spherenet/manifolds/sphere.py --write --table after
+    python bench/mutation.py --module spherenet/optim/cg.py --write --table before
+    python bench/mutation.py --module spherenet/optim/cg.py --write --table after --since before
+    python bench/mutation.py --render              # rewrite MUTATION.md from the stored results
+
+``--max-mutants N`` tests every k-th mutant (N of them, spread over the
+module). ``--since TABLE`` runs again only TABLE's survivors and every
+mutant of a function edited since (compared by mutmut's function hashes),
+and counts the others as killed: the suite has only grown since.
 
 Mutants run under ``nice -n 19`` with one worker by default (``--jobs``).
 The table printed (and written into ``tests/MUTATION.md`` between the
