@@ -215,6 +215,9 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         exit_codes = _meta(workdir, module)["exit_code_by_key"]
         if names or since is not None:
             exit_codes = {k: v for k, v in exit_codes.items() if k in names}
+        if exit_codes and all(v is None for v in exit_codes.values()):
+            keep = True  # e.g. a test that fails on the unmutated code: see the log
+            raise RuntimeError(f"mutmut tested no mutant of {module} (exit {code}); log: {log}")
         exit_codes.update({n: "carried" for n in carried})
         counts = {}
         survivors = {}
