@@ -292,6 +292,7 @@ Y10 = np.arange(20) % 10
     (X64, Y10, {"verbose": 3}, "verbose must be 0, 1 or 2"),
 ])
 def test_bad_input_raises_before_any_weight_changes(x, y, kwargs, message):
+    kwargs = dict(kwargs)  # a copy: the parametrized dict is shared by every run of the test
     model = _digits_like_model()
     before = model.get_weights()
     with pytest.raises(ValueError, match=message):

@@ -59,7 +59,12 @@ class FactorReducer:
 
     def norms(self, a):
         """Per-factor norms ||a|| (float64, keepdims), safe from under/overflow."""
-        sq = self.dot(a, a)
+        if a.dtype == np.float64:
+            # A sum of squares that overflows is expected here and handled below.
+            with np.errstate(over="ignore"):
+                sq = self.dot(a, a)
+        else:
+            sq = self.dot(a, a)
         if a.dtype == np.float64 and not self.safe(sq):
             # Rescale by the largest entry, so that tiny (1e-150) and huge
             # (1e200) vectors keep full relative accuracy.

@@ -135,7 +135,8 @@ class _Spheres(Manifold):
 
     def _norm(self, x, u):
         if u.dtype == np.float64:
-            sq = self._red.total(u, u)
+            with np.errstate(over="ignore"):  # an overflow (inf) takes the safe path below
+                sq = self._red.total(u, u)
             if self._red.n_factors * self._red._low <= sq < np.inf:
                 return math.sqrt(sq)
         return hypot(self._red.norms(u))

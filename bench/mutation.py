@@ -1,0 +1,437 @@
+"""Mutation testing of the core modules with mutmut 3, module by module.
+
+Too slow for CI: run by hand and commit the result (``tests/MUTATION.md``).
+Each module is mutated in its own scratch copy of the project, and every
+mutant runs only the tests that exercise it: the test files mapped to the
+module in :data:`TESTS` (mutmut then keeps, per mutated function, the tests
+that call it), with ``-x -q -p no:cacheprovider``, two hypothesis examples
+per test (``SPHERENET_TEST_EXAMPLES=2``) and without the ``slow`` tests.
+The end-to-end tests (digits, CLI, docs, experiments, README) are never used.
+
+Usage (from the project root; needs ``pip install -e ".[mutation]"``)::
+
+    python bench/mutation.py                       # every module of the scope
+    python bench/mutation.py --module spherenet/optim/cg.py --max-mutants 20
+    python bench/mutation.py --module spherenet/optim/cg.py --write --table before
+    python bench/mutation.py --module spherenet/optim/cg.py --write --table after --since before
+    python bench/mutation.py --render              # rewrite MUTATION.md from the stored results
+
+``--max-mutants N`` tests every k-th mutant (N of them, spread over the
+module). ``--since TABLE`` runs again only TABLE's survivors and every
+mutant of a function edited since (compared by mutmut's function hashes),
+and counts the others as killed: the suite has only grown since.
+
+Mutants run under ``nice -n 19`` with one worker by default (``--jobs``).
+The table printed (and written into ``tests/MUTATION.md`` between the
+``<!-- mutation:TABLE:start/end -->`` markers with ``--write``) lists per
+module the mutants generated, killed, survived, timed out, the score
+killed / (killed + survived + timeout) and the wall time; the raw results
+(with the diff of every survivor) go to ``tests/mutation-TABLE.json``.
+Surviving mutants are listed below the table with the note given in
+``tests/mutation-notes.txt`` (``<mutant name> | <reason>``), or as
+unclassified.
+
+``spherenet/manifolds/_kernels.py`` is excluded: its functions are compiled
+with ``numba.njit`` at run time, and mutmut replaces every function by a
+Python trampoline that numba cannot compile (and a mutant compiled with
+``cache=True`` would poison the on-disk kernel cache). Its NumPy twins are
+checked against the compiled kernels in ``tests/test_kernels.py``. The
+callers in ``sphere.py`` and ``_momentum.py`` are mutated and tested with
+numba enabled, as in the normal suite.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MANIFOLD_TESTS = [
+    "tests/test_ref_manifolds.py",
+    "tests/test_conformance.py",
+    "tests/test_stability.py",
+    "tests/test_validation.py",
+    "tests/test_kernels.py",
+    "tests/test_interop.py",
+]
+SOLVER_TESTS = ["tests/test_minimize.py", "tests/test_problems.py", "tests/test_telemetry.py"]
+RULE_TESTS = ["tests/test_rules.py", "tests/test_nn_fused_momentum.py", "tests/test_strategies.py"]
+NN_TESTS = ["tests/test_nn_parts.py", "tests/test_nn_model.py", "tests/test_nn_io.py"]
+
+#: Module -> the test files whose tests may kill its mutants, in the default
+#: order of a full run (small and central first). Missing files are skipped.
+TESTS = {
+    "spherenet/optim/cg.py": SOLVER_TESTS,
+    "spherenet/optim/line_search.py": SOLVER_TESTS,
+    "spherenet/optim/trust_regions.py": SOLVER_TESTS,
+    "spherenet/optim/rules.py": RULE_TESTS + ["tests/test_nn_model.py"],
+    "spherenet/strategies.py": ["tests/test_strategies.py", "tests/test_rules.py", "tests/test_nn_model.py"],
+    "spherenet/nn/losses.py": NN_TESTS,
+    "spherenet/manifolds/_reduce.py": MANIFOLD_TESTS,
+    "spherenet/manifolds/euclidean.py": MANIFOLD_TESTS,
+    "spherenet/manifolds/oblique.py": MANIFOLD_TESTS,
+    "spherenet/manifolds/product.py": MANIFOLD_TESTS,
+    "spherenet/manifolds/sphere.py": MANIFOLD_TESTS,
+    "spherenet/manifolds/base.py": MANIFOLD_TESTS + ["tests/test_diagnostics.py"],
+    "spherenet/optim/sd.py": SOLVER_TESTS,
+    "spherenet/optim/_loop.py": SOLVER_TESTS,
+    "spherenet/optim/_solver.py": SOLVER_TESTS,
+    "spherenet/optim/_problem.py": SOLVER_TESTS,
+    "spherenet/optim/schedules.py": ["tests/test_rules.py", "tests/test_nn_model.py"],
+    "spherenet/optim/_momentum.py": RULE_TESTS + ["tests/test_kernels.py"],
+    "spherenet/optim/spectrum.py": ["tests/test_spectrum.py"],
+    "spherenet/nn/layers.py": NN_TESTS,
+    "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
+}
+
+#: Excluded from the scope, with the reason (see the module docstring).
+EXCLUDED = {
+    "spherenet/manifolds/_kernels.py": "numba-jitted at run time; trampolines cannot be compiled",
+}
+
+STATUS = {  # mutmut's exit codes, grouped as in the table
+    1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", -24: "timeout",
+    152: "timeout", 255: "timeout", 5: "no tests", 33: "no tests", 34: "skipped", None: "not checked",
+}
+
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", "--no-header"]
+
+
+def _toml_list(items):
+    return "[" + ", ".join(json.dumps(str(i)) for i in items) + "]"
+
+
+def prepare(root, module, workdir):
+    """Copy the project into ``workdir`` with a mutmut configuration for ``module``."""
+    shutil.copytree(root / "spherenet", workdir / "spherenet", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(root / "setup.cfg", workdir / "setup.cfg")
+    tests = [t for t in TESTS[module] if (root / t).exists()]
+    pyproject = (root / "pyproject.toml").read_text()
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["spherenet"]\n'
+        f"only_mutate = {_toml_list([module])}\n"
+        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}\n"
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+        "use_git_change_detection = false\n"
+    )
+    (workdir / "pyproject.toml").write_text(pyproject)
+    return tests
+
+
+def _mutmut(workdir, args, jobs, log):
+    env = dict(os.environ, SPHERENET_TEST_EXAMPLES="2", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("HYPOTHESIS_PROFILE", None)
+    cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", *args]
+    if args[0] == "run":
+        cmd[cmd.index("run") + 1 : cmd.index("run") + 1] = ["--max-children", str(jobs)]
+    with open(log, "a") as out:
+        return subprocess.run(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _meta(workdir, module):
+    return json.loads((workdir / "mutants" / (module + ".meta")).read_text())
+
+
+def _mutant_names(workdir, module):
+    """All mutant names of ``module`` (generated with a run over no mutant)."""
+    return sorted(_meta(workdir, module)["exit_code_by_key"], key=_natural)
+
+
+def _function_of(name):
+    """The mangled function name of a mutant ('pkg.mod.xǁClassǁmethod__mutmut_3' -> 'xǁClassǁmethod')."""
+    return name.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1]
+
+
+_GENERATE = """
+import os, mutmut.__main__ as m
+os.makedirs("mutants", exist_ok=True)
+m.set_mutant_under_test("mutant_generation")
+m.copy_src_dir(); m.copy_also_copy_files(); m.setup_source_paths(); m.store_lines_covered_by_tests()
+m.create_mutants(1)
+"""
+
+
+def function_hashes(root, module):
+    """mutmut's hash of every mutated function of ``module`` in the tree ``root`` (no test is run)."""
+    with tempfile.TemporaryDirectory(prefix="spherenet-mutation-hashes-") as tmp:
+        workdir = Path(tmp)
+        prepare(root, module, workdir)
+        subprocess.run([sys.executable, "-c", _GENERATE], cwd=workdir, check=True, capture_output=True)
+        return _meta(workdir, module)["hash_by_function_name"]
+
+
+def _natural(name):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def run_module(root, module, max_mutants, jobs, keep, since=None):
+    """Mutate ``module``, run its tests against every mutant; a dict of counts and survivors.
+
+    ``since``: the stored result of an earlier run of the module, with the
+    mutmut hashes of its functions (``"function_hashes"``). Only its
+    survivors and the mutants of functions changed since are run again;
+    the others were killed by a test suite that has only grown since, and
+    are counted as killed ("carried over").
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="spherenet-mutation-"))
+    log = workdir / "mutmut.log"
+    start = time.monotonic()
+    try:
+        tests = prepare(root, module, workdir)
+        names = []
+        carried = []
+        if max_mutants is not None or since is not None:
+            # a pattern matching no mutant: generates the mutants and the stats, tests none
+            _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log)
+            names = _mutant_names(workdir, module)
+        sampled = None
+        if since is not None:
+            hashes = _meta(workdir, module)["hash_by_function_name"]
+            old = since["function_hashes"]
+            changed = {f for f, h in hashes.items() if old.get(f) != h}
+            # the earlier run's sample (all its mutants if it had none); changed functions in full
+            base = set(since.get("sampled") or names)
+            rerun = [n for n in names if _function_of(n) in changed or (n in base and n in since["survivors"])]
+            carried = [n for n in names if n in base and n not in rerun]
+            names = rerun
+            if since.get("sampled"):
+                sampled = sorted(set(rerun) | set(carried), key=_natural)
+        elif max_mutants is not None and max_mutants < len(names):
+            # evenly spread over the module, so that every function is represented
+            names = sampled = [names[(i * len(names)) // max_mutants] for i in range(max_mutants)]
+        code = _mutmut(workdir, ["run", *names], jobs, log) if names or (since is None and not sampled) else 0
+        meta = workdir / "mutants" / (module + ".meta")
+        if not meta.exists():
+            raise RuntimeError(f"mutmut produced no results for {module} (exit {code}); log: {log}")
+        exit_codes = _meta(workdir, module)["exit_code_by_key"]
+        if names or since is not None:
+            exit_codes = {k: v for k, v in exit_codes.items() if k in names}
+        if exit_codes and all(v is None for v in exit_codes.values()):
+            keep = True  # e.g. a test that fails on the unmutated code: see the log
+            raise RuntimeError(f"mutmut tested no mutant of {module} (exit {code}); log: {log}")
+        exit_codes.update({n: "carried" for n in carried})
+        counts = {}
+        survivors = {}
+        for name, exit_code in sorted(exit_codes.items(), key=lambda kv: _natural(kv[0])):
+            status = "killed" if exit_code == "carried" else STATUS.get(exit_code, "suspicious")
+            counts[status] = counts.get(status, 0) + 1
+            if status in ("survived", "no tests", "suspicious"):
+                survivors[name] = {"status": status}
+        diffs = _diffs(workdir, module, list(survivors))
+        for name in survivors:
+            survivors[name]["diff"] = _short_diff(diffs[name])
+        wall = time.monotonic() - start
+        return {"module": module, "tests": tests, "mutants": len(exit_codes), "counts": counts,
+                "survivors": survivors, "wall_s": round(wall, 1), "mutmut_exit": code,
+                "function_hashes": _meta(workdir, module)["hash_by_function_name"],
+                "carried_over": len(carried), "run": len(exit_codes) - len(carried),
+                "sampled": sampled, "generated": len(_mutant_names(workdir, module))}
+    finally:
+        if keep:
+            print(f"  kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+import mutmut.__main__  # noqa: F401  (sets up mutmut's state)
+path, names = sys.argv[1], json.loads(sys.stdin.read())
+print(json.dumps({n: get_diff_for_mutant(n, path=path) for n in names}))
+"""
+
+
+def _diffs(workdir, module, names):
+    """mutmut's diff of every mutant in ``names`` (one process for all)."""
+    if not names:
+        return {}
+    out = subprocess.run(
+        [sys.executable, "-c", _DIFFS, module], cwd=workdir, input=json.dumps(names),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def _short_diff(diff):
+    """The changed lines of a mutmut diff, '-old' / '+new', stripped."""
+    lines = [ln for ln in diff.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return [ln[0] + " " + ln[1:].strip() for ln in lines]
+
+
+def score(entry):
+    c = entry["counts"]
+    killed = c.get("killed", 0)
+    tried = killed + c.get("survived", 0) + c.get("timeout", 0) + c.get("suspicious", 0)
+    return 100.0 * killed / tried if tried else float("nan")
+
+
+def table(results):
+    """The per-module table, as Markdown lines."""
+    rows = [
+        "| module | mutants | killed | survived | timeout | no tests | score | wall time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for module in sorted(results, key=lambda m: list(TESTS).index(m) if m in TESTS else 99):
+        e = results[module]
+        c = e["counts"]
+        rows.append(
+            f"| `{module}` | {e['mutants']}{' of ' + str(e['generated']) if e.get('sampled') else ''} | {c.get('killed', 0)} | {c.get('survived', 0)} | "
+            f"{c.get('timeout', 0)} | {c.get('no tests', 0)} | {score(e):.1f} % | {e['wall_s'] / 60:.1f} min"
+            + (f" ({e['run']} run, {e['carried_over']} carried over)" if e.get("carried_over") else "") + " |"
+        )
+    return rows
+
+
+def read_notes(path):
+    notes = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "|" in line and not line.lstrip().startswith("#"):
+                name, note = line.split("|", 1)
+                notes[name.strip()] = note.strip()
+    return notes
+
+
+def survivor_lines(results, notes, later=None):
+    """The survivors of ``results`` by module, each with its note.
+
+    ``later``: the results of a later run (e.g. "after" for "before"); a
+    survivor that the later run of its module killed (matched by function
+    and change, since mutant numbers move when a function is edited) is
+    marked as killed by the tests added since.
+    """
+    lines = []
+    for module in sorted(results, key=lambda m: list(TESTS).index(m) if m in TESTS else 99):
+        surv = results[module]["survivors"]
+        if not surv:
+            continue
+        still = {}
+        if later and module in later:
+            still = {(_function_of(n), tuple(s["diff"])): n for n, s in later[module]["survivors"].items()}
+        lines.append(f"\n#### `{module}` ({len(surv)})\n")
+        for name, s in surv.items():
+            short = name.split(".")[-1]
+            change = " / ".join(f"`{d}`" for d in s["diff"]) or "(no diff)"
+            note = notes.get(name, "unclassified")
+            if later and module in later:
+                now = still.get((_function_of(name), tuple(s["diff"])))
+                note = notes.get(now, "unclassified") if now else "killed by the tests added since (see after)"
+            tag = "" if s["status"] == "survived" else f" [{s['status']}]"
+            lines.append(f"- `{short}`{tag}: {change} — {note}")
+    return lines
+
+
+def write_markdown(md_path, name, results, notes, later=None):
+    """Replace the table and survivor blocks of ``name`` in ``md_path`` (atomically)."""
+    text = md_path.read_text()
+    block = "\n".join(
+        table(results) + ["", f"Surviving mutants ({name}):"] + survivor_lines(results, notes, later)
+    )
+    start, end = f"<!-- mutation:{name}:start -->", f"<!-- mutation:{name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{md_path} has no {start} ... {end} markers for the table {name!r}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    _atomic_write(md_path, head + start + "\n" + block + "\n" + end + tail)
+
+
+def _atomic_write(path, text):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--module", action="append", help="module path (repeatable); default: the whole scope")
+    parser.add_argument(
+        "--max-mutants", type=int, default=None,
+        help="test at most N mutants per module, evenly spread over it (every k-th mutant)",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="mutmut workers (default 1)")
+    parser.add_argument("--write", action="store_true", help="update tests/MUTATION.md and the JSON results")
+    parser.add_argument("--table", default="after", help="which table of MUTATION.md to update (before/after)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="project tree to mutate (default: this one)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
+    parser.add_argument(
+        "--since", metavar="TABLE",
+        help="run again only the survivors of TABLE's stored results and the mutants of changed functions",
+    )
+    parser.add_argument(
+        "--since-root", type=Path, default=None,
+        help="the tree TABLE was measured on, to hash its functions when TABLE's results lack the hashes",
+    )
+    parser.add_argument("--show", action="store_true", help="only print the stored table of --table")
+    parser.add_argument(
+        "--render", action="store_true",
+        help="only rewrite the before/after blocks of tests/MUTATION.md from the stored results and notes",
+    )
+    args = parser.parse_args(argv)
+
+    modules = args.module or list(TESTS)
+    for m in modules:
+        if m not in TESTS:
+            reason = EXCLUDED.get(m, "not in the scope")
+            parser.error(f"--module expects one of {sorted(TESTS)}; got {m!r} ({reason})")
+    if args.max_mutants is not None and args.max_mutants < 1:
+        parser.error(f"--max-mutants expects a positive integer; got {args.max_mutants}")
+    if args.jobs < 1:
+        parser.error(f"--jobs expects a positive integer; got {args.jobs}")
+
+    json_path = ROOT / "tests" / f"mutation-{args.table}.json"
+    stored = json.loads(json_path.read_text()) if json_path.exists() else {}
+    notes = read_notes(ROOT / "tests" / "mutation-notes.txt")
+    if args.render:
+        md = ROOT / "tests" / "MUTATION.md"
+        done = {t: json.loads((ROOT / "tests" / f"mutation-{t}.json").read_text())
+                for t in ("before", "after") if (ROOT / "tests" / f"mutation-{t}.json").exists()}
+        for t, results in done.items():
+            write_markdown(md, t, results, notes, later=done.get("after") if t == "before" else None)
+        return 0
+    if args.show:
+        print("\n".join(table(stored) + survivor_lines(stored, notes)))
+        return 0
+
+    results = {}
+    for module in modules:
+        print(f"{module}: mutating ...", flush=True)
+        since = None
+        if args.since:
+            since = dict(json.loads((ROOT / "tests" / f"mutation-{args.since}.json").read_text())[module])
+            if since.get("counts", {}).get("timeout"):
+                print(f"  {module}: {args.since} has timeouts (not stored by name): running every mutant")
+                since = None
+            elif "function_hashes" not in since:
+                if args.since_root is None:
+                    parser.error(f"{args.since} stores no function hashes for {module}: give --since-root")
+                since["function_hashes"] = function_hashes(args.since_root.resolve(), module)
+        entry = run_module(args.root.resolve(), module, args.max_mutants, args.jobs, args.keep, since)
+        if args.max_mutants is not None:
+            entry["max_mutants"] = args.max_mutants
+        results[module] = entry
+        print("\n".join(table({module: entry})[2:]), flush=True)
+        if args.write:  # after each module, so that a long run keeps what it has done
+            stored[module] = entry
+            _atomic_write(json_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
+            write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes)
+            if args.since:  # the earlier table's survivors: which ones the new tests killed
+                earlier = json.loads((ROOT / "tests" / f"mutation-{args.since}.json").read_text())
+                write_markdown(ROOT / "tests" / "MUTATION.md", args.since, earlier, notes, later=stored)
+    print()
+    print("\n".join(table(results) + survivor_lines(results, notes)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
