@@ -60,10 +60,24 @@ MANIFOLD_TESTS = [
     "tests/test_validation.py",
     "tests/test_kernels.py",
     "tests/test_interop.py",
+    "tests/test_input_policy.py",
+    "tests/test_ref_kernels.py",
+    "tests/test_kernels_layouts.py",
 ]
-SOLVER_TESTS = ["tests/test_minimize.py", "tests/test_problems.py", "tests/test_telemetry.py"]
-RULE_TESTS = ["tests/test_rules.py", "tests/test_nn_fused_momentum.py", "tests/test_strategies.py"]
-NN_TESTS = ["tests/test_nn_parts.py", "tests/test_nn_model.py", "tests/test_nn_io.py"]
+SOLVER_TESTS = [
+    "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
+    "tests/test_ref_lbfgs.py", "tests/test_ref_bb.py", "tests/test_solver_overhead.py",
+    "tests/test_maxfev.py", "tests/test_minimize.py", "tests/test_problems.py",
+    "tests/test_telemetry.py",
+]
+RULE_TESTS = [
+    "tests/test_ref_rules.py", "tests/test_ref_strategies.py", "tests/test_rules.py",
+    "tests/test_nn_fused_momentum.py", "tests/test_strategies.py",
+]
+NN_TESTS = [
+    "tests/test_ref_nn_losses.py", "tests/test_ref_nn_training.py", "tests/test_nn_parts.py",
+    "tests/test_nn_model.py", "tests/test_nn_io.py", "tests/test_nn_safety.py",
+]
 
 #: Module -> the test files whose tests may kill its mutants, in the default
 #: order of a full run (small and central first). Missing files are skipped.
@@ -72,7 +86,8 @@ TESTS = {
     "spherenet/optim/line_search.py": SOLVER_TESTS,
     "spherenet/optim/trust_regions.py": SOLVER_TESTS,
     "spherenet/optim/rules.py": RULE_TESTS + ["tests/test_nn_model.py"],
-    "spherenet/strategies.py": ["tests/test_strategies.py", "tests/test_rules.py", "tests/test_nn_model.py"],
+    "spherenet/strategies.py": ["tests/test_ref_strategies.py", "tests/test_strategies.py",
+                                "tests/test_rules.py", "tests/test_nn_model.py"],
     "spherenet/nn/losses.py": NN_TESTS,
     "spherenet/manifolds/_reduce.py": MANIFOLD_TESTS,
     "spherenet/manifolds/euclidean.py": MANIFOLD_TESTS,
