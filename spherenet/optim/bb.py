@@ -25,8 +25,7 @@ def bb_step(rule, it, ss, sy, yy, step_min, step_max):
     return min(step_max, max(step_min, value))
 
 
-@budgeted
-def barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0=None,
+def _barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0=None,
                      step_min=1e-3, step_max=1e3, nonmonotone_memory=10,
                      sufficient_decrease=1e-4, contraction=0.5, max_trials=25):
     """Minimize by Riemannian Barzilai-Borwein steps with a nonmonotone line search.
@@ -169,3 +168,7 @@ def barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0=
         f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm = new_x, new_f, new_grad, new_grad_norm
         recorder.record(it, x, f, grad_norm, step, taken)
+
+
+# Wrapped here rather than decorated, so that mutation testing reaches the body.
+barzilai_borwein = budgeted(_barzilai_borwein)

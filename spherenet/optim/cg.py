@@ -30,8 +30,7 @@ def _beta(rule, geometry, new_x, grad_sq, new_grad, new_grad_sq, old_grad, direc
     return max(numerator / denominator, bound)
 
 
-@budgeted
-def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=None,
+def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=None,
                        line_search=None):
     """Minimize by nonlinear conjugate gradients on a manifold.
 
@@ -93,3 +92,7 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
         f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
         recorder.record(it, x, f, grad_norm, step, taken)
+
+
+# Wrapped here rather than decorated, so that mutation testing reaches the body.
+conjugate_gradient = budgeted(_conjugate_gradient)

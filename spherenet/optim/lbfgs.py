@@ -78,8 +78,7 @@ def two_loop(geometry, x, grad, pairs, scale):
     return _tangent.lincomb(-1.0, r)
 
 
-@budgeted
-def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cautious_alpha=1.0,
+def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cautious_alpha=1.0,
           line_search=None):
     """Minimize by Riemannian limited-memory BFGS with the cautious update.
 
@@ -212,3 +211,7 @@ def lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, caut
         f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm = new_x, new_f, new_grad, new_grad_norm
         recorder.record(it, x, f, grad_norm, step, taken)
+
+
+# Wrapped here rather than decorated, so that mutation testing reaches the body.
+lbfgs = budgeted(_lbfgs)

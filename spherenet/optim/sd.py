@@ -5,8 +5,7 @@ from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
 from .line_search import BacktrackingLineSearch
 
 
-@budgeted
-def steepest_descent(problem, x0, stopper, recorder, line_search=None):
+def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     """Minimize by steepest descent: x+ = R_x(-a grad f(x)), a from an Armijo search.
 
     Parameters
@@ -44,3 +43,7 @@ def steepest_descent(problem, x0, stopper, recorder, line_search=None):
         taken = step_taken(recorder, problem.geometry, x, direction, step)
         x, (f, _, rgrad, grad_norm) = new_x, new
         recorder.record(it, x, f, grad_norm, step, taken)
+
+
+# Wrapped here rather than decorated, so that mutation testing reaches the body.
+steepest_descent = budgeted(_steepest_descent)
