@@ -323,6 +323,9 @@ def _drift(manifold, dtype, via, seed=0):
     lengths = rng.uniform(0.1, 1.0, (N_STEPS, 1) + x.shape[1:]) / np.sqrt(m - 1)
     steps = (rng.standard_normal((N_STEPS,) + x.shape) * lengths).astype(dtype)
     trajectory = np.empty((N_STEPS,) + x.shape, dtype=dtype)
+    # The raw maps, as the optimizers run them (the public ones add an entry check
+    # per call, which would only slow this loop of 1e5 steps down).
+    manifold = manifold.unchecked
     if via == "retr":
         retr = manifold.retr
         for k in range(N_STEPS):
