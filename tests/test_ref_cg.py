@@ -302,3 +302,46 @@ def test_float32_run_stays_float32_and_near_the_float64_reference():
     # float32 rounding (6e-8) amplified by three line searches: 1e4 eps32
     for it, r in zip(iterates, ref):
         np.testing.assert_allclose(it, r["new_x"], rtol=0, atol=1e4 * np.finfo(np.float32).eps)
+
+
+# --- the exits of a run: no decrease, a non-finite gradient ----------------------------------
+
+
+def test_cg_without_decrease_stops_at_the_start_and_says_so():
+    """A gradient of the wrong sign: -grad is an ascent direction, no trial decreases f."""
+    D = np.diag([5.0, 4.0, 3.0, 2.0, 1.0])
+    S = Sphere(5)
+    x0 = S.random_point(rng=4)
+    res = minimize(lambda x: x @ D @ x, S, x0=x0, method="cg", grad=lambda x: -2 * D @ x,
+                   maxiter=50)
+    assert res.status == 4 and not res.success and "no decrease" in res.message
+    assert res.nit == 1 and res.history["cost"].shape == (2,)
+    np.testing.assert_array_equal(res.x, x0)
+    assert res.fun == x0 @ D @ x0
+    g = 2 * D @ x0
+    assert res.grad_norm == pytest.approx(np.linalg.norm(g - (x0 @ g) * x0), rel=1e-14)
+
+
+def test_cg_with_a_gradient_turning_nan_returns_the_last_finite_iterate():
+    """The cost stays finite, the gradient is NaN past x[0] = 0.95: the run ends at the
+    last point whose cost and gradient are known, with its values."""
+    D = np.diag([5.0, 4.0, 3.0, 2.0, 1.0])
+    S = Sphere(5)
+    seen = []
+
+    def grad(x):
+        g = -2 * D @ x
+        if x[0] > 0.95:
+            return np.full(5, np.nan)
+        seen.append((x.copy(), float(np.linalg.norm(g - (x @ g) * x))))
+        return g
+
+    x0 = np.array([0.6, 0.8, 0.0, 0.0, 0.0])
+    res = minimize(lambda x: -x @ D @ x, S, x0=x0, method="cg", grad=grad, maxiter=200)
+    assert res.status == -1 and not res.success and "NaN" in res.message
+    last_x, last_norm = seen[-1]
+    np.testing.assert_array_equal(res.x, last_x)
+    assert res.fun == -last_x @ D @ last_x
+    assert res.grad_norm == pytest.approx(last_norm, rel=1e-14)
+    assert res.history["cost"].shape == (res.nit + 1,)
+    assert f"iteration {res.nit}" in res.message
