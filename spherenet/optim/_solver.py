@@ -23,6 +23,8 @@ def budgeted(solver):
             x, f, grad_norm, it = recorder.last
             return recorder.result(x, f, grad_norm, it, 7, stopper.maxfev_message())
 
+    # The public name (the solvers are defined as _name and wrapped after).
+    run.__name__ = run.__qualname__ = solver.__name__.lstrip("_")
     return run
 
 
