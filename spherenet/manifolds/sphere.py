@@ -25,7 +25,13 @@ _SMALL = 2048
 
 
 def _sinc(t):
-    """sin(t)/t, exact near 0 (never divides by a tiny t); even in t."""
+    """sin(t)/t, exact near 0 (never divides by a tiny t); even in t.
+
+    Arrays elementwise; a Python float with Python floats (no array overhead).
+    """
+    if isinstance(t, float):
+        t2 = t * t
+        return 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0) if abs(t) < 1e-3 else math.sin(t) / t
     small = np.abs(t) < 1e-3
     safe = np.where(small, 1.0, t)
     t2 = t * t
@@ -387,8 +393,7 @@ class _Spheres(Manifold):
                 np.copyto(out, x)
             return out
         if use_exp:
-            sinc = 1.0 - t * t / 6.0 * (1.0 - t * t / 20.0) if t < 1e-3 else math.sin(t) / t
-            a, b = math.cos(t) / math.sqrt(xx), -lr * sinc
+            a, b = math.cos(t) / math.sqrt(xx), -lr * _sinc(t)
         else:
             scale = 1.0 / math.sqrt(xx + lr * lr * rr)
             a, b = scale, -lr * scale
