@@ -510,3 +510,29 @@ def test_unresolved_steps_are_measured_in_the_dtype():
     for it in range(3):
         assert stopper.check(it, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True) is None or it == 2
     assert stopper.check(3, 0.0, 1.0, 10.0, 10.0, 1.0, x32, unresolved=True)[0] == 6
+
+
+def test_line_search_solvers_count_a_step_toward_the_floor_only_if_the_gradient_did_not_drop():
+    """``stopped``: an unchanged cost is rounding only when the gradient norm did not go down."""
+    import math
+
+    from spherenet.optim._loop import Stopper
+    from spherenet.optim._solver import stopped
+
+    class Recorder:
+        def elapsed(self):
+            return 0.0
+
+        def result(self, x, f, grad_norm, it, status, message):
+            return status, message
+
+    x = np.ones(3)
+    stopper = Stopper(100, 0.0, 0.0, 0.0, math.inf, None)
+    rec = Recorder()
+    assert stopped(stopper, rec, 0, x, -1.0, None, 1.0, None, None) is None  # nothing to compare
+    for it in range(1, 6):  # the same cost, a smaller gradient norm each time: progress
+        assert stopped(stopper, rec, it, x, -1.0, -1.0, 1.0 / (it + 1), 1.0 / it, 0.1) is None
+    for it in range(6, 8):  # the same cost and gradient norm: unresolved, twice
+        assert stopped(stopper, rec, it, x, -1.0, -1.0, 0.5, 0.5, 0.1) is None
+    status, message = stopped(stopper, rec, 8, x, -1.0, -1.0, 0.5, 0.5, 0.1)
+    assert status == 6 and "precision floor" in message

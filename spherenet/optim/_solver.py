@@ -86,3 +86,33 @@ def step_taken(recorder, geometry, x, direction, step):
     if not recorder.telemetry:
         return None
     return _tangent.lincomb(step / geometry.norm(x, direction), direction)
+
+
+def stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step):
+    """The result when a line-search solver stops before iteration ``it + 1``, else None.
+
+    The precision-floor test (``Stopper.unresolved``) compares the last two
+    costs and asks whether the gradient norm went down; before the first step
+    there is nothing to compare.
+    """
+    unresolved = None if f_old is None else stopper.unresolved(
+        x, f_old, f, improved=grad_norm < grad_norm_old)
+    stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
+    return recorder.result(x, f, grad_norm, it, *stop) if stop else None
+
+
+def advance(problem, recorder, stopper, x, f, f_old, grad_norm, it, direction, step, new_x, new_f):
+    """What follows the line search of iteration ``it`` in every line-search solver.
+
+    Returns ``(None, taken, new)`` to go on, with the telemetry step and
+    ``(f, egrad, rgrad, measure)`` at ``new_x``; or ``(result, None, None)``
+    when the search found no decrease (``step == 0``) or the gradient at
+    ``new_x`` is not finite, the run then ending at ``x``.
+    """
+    if step == 0.0:
+        return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old), None, None
+    taken = step_taken(recorder, problem.geometry, x, direction, step)
+    new = evaluate(problem, new_x, new_f)
+    if new is None:
+        return failed(recorder, x, f, grad_norm, it), None, None
+    return None, taken, new

@@ -3,7 +3,7 @@
 import collections
 
 from .. import _tangent
-from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
+from ._solver import advance, budgeted, start, stopped
 from .lbfgs import HintLineSearch, _check_positive
 
 BB_RULES = ("alternate", "bb1", "bb2")
@@ -141,21 +141,17 @@ def _barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0
     lam = step0
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        unresolved = None if f_old is None else stopper.unresolved(
-            x, f_old, f, improved=grad_norm < grad_norm_old)
-        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
-        if stop:
-            return recorder.result(x, f, grad_norm, it, *stop)
+        done = stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        if done is not None:
+            return done
         direction = _tangent.lincomb(-lam, grad)
         slope = geometry.directional_derivative(x, grad, direction)
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope, max(recent))
         it += 1
-        if step == 0.0:
-            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
-        taken = step_taken(recorder, geometry, x, direction, step)
-        new = evaluate(problem, new_x, new_f)
-        if new is None:
-            return failed(recorder, x, f, grad_norm, it)
+        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                   direction, step, new_x, new_f)
+        if done is not None:
+            return done
         new_f, _, new_grad, new_grad_norm = new
         moved_grad = geometry.transp(x, new_x, grad)
         # The step actually taken was t * lam along -grad: s = -(t lam) T(grad).

@@ -4,7 +4,7 @@ import math
 import numbers
 
 from .. import _tangent
-from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
+from ._solver import advance, budgeted, start, stopped
 from .line_search import BacktrackingLineSearch
 
 
@@ -172,11 +172,9 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
     scale = 1.0 / norm if norm > 0.0 else 1.0  # Manopt's ls_initial_scale: a first step of 1
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        unresolved = None if f_old is None else stopper.unresolved(
-            x, f_old, f, improved=grad_norm < grad_norm_old)
-        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
-        if stop:
-            return recorder.result(x, f, grad_norm, it, *stop)
+        done = stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        if done is not None:
+            return done
         direction = two_loop(geometry, x, grad, pairs, scale)
         slope = geometry.directional_derivative(x, grad, direction)
         if not slope < 0.0 and pairs:
@@ -190,12 +188,10 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
             slope = geometry.directional_derivative(x, grad, direction)
             step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
-        if step == 0.0:
-            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
-        taken = step_taken(recorder, geometry, x, direction, step)
-        new = evaluate(problem, new_x, new_f)
-        if new is None:
-            return failed(recorder, x, f, grad_norm, it)
+        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                   direction, step, new_x, new_f)
+        if done is not None:
+            return done
         new_f, _, new_grad, new_grad_norm = new
         tangent_step = _tangent.lincomb(step / geometry.norm(x, direction), direction)
         s = geometry.transp(x, new_x, tangent_step)

@@ -1,7 +1,7 @@
 """Riemannian steepest descent with Armijo backtracking."""
 
 from .. import _tangent
-from ._solver import budgeted, evaluate, failed, no_decrease, start, step_taken
+from ._solver import advance, budgeted, start, stopped
 from .line_search import BacktrackingLineSearch
 
 
@@ -25,22 +25,18 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     f, _, rgrad, grad_norm = start(problem, recorder, x)
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        unresolved = None if f_old is None else stopper.unresolved(
-            x, f_old, f, improved=grad_norm < grad_norm_old)
-        stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
-        if stop:
-            return recorder.result(x, f, grad_norm, it, *stop)
+        done = stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        if done is not None:
+            return done
         direction = _tangent.lincomb(-1.0, rgrad)
         slope = problem.geometry.directional_derivative(x, rgrad, direction)
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
-        if step == 0.0:
-            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
-        new = evaluate(problem, new_x, new_f)
-        if new is None:
-            return failed(recorder, x, f, grad_norm, it)
+        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                   direction, step, new_x, new_f)
+        if done is not None:
+            return done
         f_old, grad_norm_old = f, grad_norm
-        taken = step_taken(recorder, problem.geometry, x, direction, step)
         x, (f, _, rgrad, grad_norm) = new_x, new
         recorder.record(it, x, f, grad_norm, step, taken)
 
