@@ -1,6 +1,6 @@
 """Atomic file writes: a unique temporary file next to the target, then ``os.replace``.
 
-Every file spherenet writes (CSV tables, run files, figures) goes through
+Every file spherenet writes (CSV tables, run files, figures, saved models) goes through
 :func:`atomic_write` or :func:`atomic_open`. A reader, a resumed grid or a
 second process writing the same folder sees the old file or the whole new
 one under the final name, never a partial one, and two writers never share a
@@ -51,17 +51,22 @@ def temporary_prefix(path):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w", *, newline=None):
+def atomic_open(path, mode="w", *, newline=None, tag="", suffix="", make_parents=True):
     """Open a unique temporary file next to ``path``; on success move it to ``path``.
 
     Parameters
     ----------
     path : path-like
-        The target. Its folder is created if needed.
+        The target. Its folder is created if needed (unless ``make_parents``
+        is False: then a missing folder is an error).
     mode : {"w", "wb"}
         Text or binary.
     newline : str, optional
         As for :func:`open` (text mode only).
+    tag, suffix : str, optional
+        Put in the temporary file's name, ``.<name>.tmp-<tag><random><suffix>``
+        (e.g. the writer's process id, so that its leftovers can be told
+        from a live writer's).
 
     Yields
     ------
@@ -83,8 +88,9 @@ def atomic_open(path, mode="w", *, newline=None):
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path) + tag, suffix=suffix)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": newline})) as handle:
             yield handle

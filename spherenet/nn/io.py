@@ -34,11 +34,11 @@ runs code.
 import json
 import os
 import re
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .._atomic import atomic_open
 from ..optim.rules import RAdam, RSGD
 from ..strategies import STRATEGIES
 from . import losses
@@ -278,27 +278,13 @@ def save_model(model, path):
     name = os.path.basename(path)
     _remove_orphans(directory, name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", suffix=".npz",
-                                   dir=directory)
-    except OSError as err:
-        raise type(err)(err.errno, f"cannot save the model: {err.strerror}", path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb", tag=f"{os.getpid()}-", suffix=".npz",
+                         make_parents=False) as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError) and err.errno is not None:
-            raise type(err)(err.errno, f"cannot save the model: {err.strerror}", path) from None
-        raise
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise type(err)(err.errno, f"cannot save the model: {err.strerror}", path) from None
 
 
 def _temp_pattern(name):
