@@ -32,7 +32,8 @@ OPTIONS = {  # the options each method takes
                       "rho_regularization"},
     "lbfgs": {"memory", "cautious_epsilon", "cautious_alpha", "line_search"},
     "bb": {"bb_rule", "step0", "step_min", "step_max", "nonmonotone_memory",
-           "sufficient_decrease", "contraction", "max_trials"},
+           "sufficient_decrease", "contraction", "max_trials", "nonmonotone_rule",
+           "nonmonotone_eta"},
     "rsgd": {"lr", "momentum", "nesterov", "weight_decay"},
     "radam": {"lr", "betas", "eps", "amsgrad", "adaptivity"},
 }

@@ -1,78 +1,23 @@
 """Reference tests of the Riemannian Barzilai-Borwein method (``minimize(method="bb")``).
 
-The reference is a plain NumPy transcription of Iannazzo & Porcelli, IMA J.
-Numer. Anal. 38(1) (2018), Algorithm 1, as in Manopt's ``barzilaiborwein``:
-d_k = -lambda_k grad f(x_k); backtracking t = 1, 1/2, ... until the max-type
-(Grippo-Lampariello-Lucidi) nonmonotone Armijo condition
-f(R(t d_k)) <= max(f_{k-M+1}, ..., f_k) + c t <grad f, d_k> holds; then, with
-s = -t lambda_k T(grad f(x_k)) and y = grad f(x_{k+1}) - T(grad f(x_k)),
-lambda_{k+1} = <s,s>/<s,y> (BB1) or <s,y>/<y,y> (BB2), BB1 after odd
-iterations and BB2 after even ones for "alternate", clipped to
-[lambda_min, lambda_max], lambda_max when <s,y> <= 0. The sphere's maps are
-written out.
+The reference, :func:`_qn_reference.ref_bb`, is a plain NumPy transcription
+of Iannazzo & Porcelli, IMA J. Numer. Anal. 38(1) (2018), Algorithm 1, as in
+Manopt's ``barzilaiborwein`` (max-type nonmonotone reference value), with
+Zhang & Hager's averaged reference value as the alternative. The end-to-end
+checks that L-BFGS shares are in ``test_ref_qn.py``.
 """
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from _qn_reference import (X8, euclidean_maps, projection_maps, rayleigh, rayleigh_egrad,
+                           ref_bb, sphere_maps, symmetric)
 
 import spherenet.optim.bb as bb_module
-from spherenet import Euclidean, Oblique, Product, Sphere, minimize
+from spherenet import Euclidean, Sphere, minimize
 from spherenet.optim.lbfgs import HintLineSearch
 
 EPS = np.finfo(np.float64).eps
-
-
-# --- the reference -----------------------------------------------------------------------
-
-
-def sphere_maps(retraction):
-    def proj(x, u):
-        return u - (x @ u) * x
-
-    def retr(x, u):
-        if retraction == "projection":
-            v = x + u
-            return v / np.linalg.norm(v)
-        t = np.linalg.norm(u)
-        return x if t == 0 else np.cos(t) * x + np.sin(t) * u / t
-
-    return proj, retr, (lambda x, y, v: proj(y, v))
-
-
-def euclidean_maps():
-    return (lambda x, u: u), (lambda x, u: x + u), (lambda x, y, v: v)
-
-
-def ref_bb(f, egrad, maps, x0, iterations, rule="alternate", memory=10, step_min=1e-3,
-           step_max=1e3, c=1e-4):
-    """``iterations`` steps of the RBB method; one dict per step."""
-    proj, retr, transp = maps
-    x = x0
-    g = proj(x, egrad(x))
-    lam, costs, out = 1.0 / np.linalg.norm(g), [f(x)], []
-    for k in range(1, iterations + 1):
-        d = -lam * g
-        f_ref = max(costs[-memory:])
-        t, trials = 1.0, 1
-        while not f(retr(x, t * d)) <= f_ref + c * t * (g @ d) and trials <= 25:
-            t, trials = t / 2, trials + 1
-        new_x = retr(x, t * d)
-        assert f(new_x) <= f_ref
-        new_g = proj(new_x, egrad(new_x))
-        moved = transp(x, new_x, g)
-        s, y = -t * lam * moved, new_g - moved
-        if not s @ y > 0:
-            new_lam = step_max
-        elif rule == "bb1" or (rule == "alternate" and k % 2 == 1):
-            new_lam = min(step_max, max(step_min, (s @ s) / (s @ y)))
-        else:
-            new_lam = min(step_max, max(step_min, (s @ y) / (y @ y)))
-        out.append(dict(x=x, d=d, lam=lam, t=t, f_ref=f_ref, step=t * np.linalg.norm(d),
-                        new_x=new_x, s=s, y=y))
-        costs.append(f(new_x))
-        x, g, lam = new_x, new_g, new_lam
-    return out
 
 
 class Recording(HintLineSearch):
@@ -98,36 +43,21 @@ def run(cost, manifold, x0, iterations, **options):
     return res, iterates
 
 
-def _symmetric(n, seed):
-    b = np.random.default_rng(seed).standard_normal((n, n))
-    return (b + b.T) / 2.0
-
-
-A8 = _symmetric(8, 0)
-X8 = Sphere(8).random_point(np.random.default_rng(1))
-
-
-def rayleigh(x):
-    return x @ A8 @ x
-
-
-def rayleigh_egrad(x):
-    return 2.0 * (A8 @ x)
-
-
 def assert_path(ref, res, iterates, calls, tol):
     """x_k, d_k, the reference value, x_{k+1} and the step agree to ``tol`` (directions
-    and steps on the scale of the first ones: they go to 0 with the gradient)."""
+    and steps on the scale of the first ones, or of their own when larger: they go to
+    0 with the gradient, and up with lambda_k)."""
     assert res.nit == len(ref) == len(iterates) == len(calls)
     d_scale = np.linalg.norm(ref[0]["d"])
     for k, r in enumerate(ref):
         np.testing.assert_allclose(calls[k]["x"], r["x"], rtol=0, atol=tol, err_msg=f"x_{k}")
-        np.testing.assert_allclose(calls[k]["d"], r["d"], rtol=0, atol=tol * d_scale,
+        np.testing.assert_allclose(calls[k]["d"], r["d"], rtol=0,
+                                   atol=tol * max(d_scale, np.linalg.norm(r["d"])),
                                    err_msg=f"d_{k}")
         assert calls[k]["f_ref"] == pytest.approx(r["f_ref"], rel=0, abs=tol), k
         np.testing.assert_allclose(iterates[k], r["new_x"], rtol=0, atol=tol, err_msg=f"x_{k+1}")
     steps = [r["step"] for r in ref]
-    np.testing.assert_allclose(res.history["step_size"][1:], steps, rtol=0, atol=tol * steps[0])
+    np.testing.assert_allclose(res.history["step_size"][1:], steps, rtol=tol, atol=tol * steps[0])
 
 
 # --- whole iterations against the reference -----------------------------------------------
@@ -205,96 +135,97 @@ def test_negative_curvature_takes_the_largest_step(recorded):
     assert_path(ref, res, iterates, recorded, 1e3 * EPS)
 
 
-# --- known answers ---------------------------------------------------------------------
 
 
-def test_rayleigh_quotient_converges_to_the_extreme_eigenvalue():
-    n = 200
-    A = _symmetric(n, 7)
-    w, V = np.linalg.eigh(A)
-    x0 = Sphere(n).random_point(np.random.default_rng(2))
-    res = minimize(lambda x: x @ A @ x, Sphere(n), x0=x0, method="bb",
-                   grad=lambda x: 2.0 * (A @ x), maxiter=2000)
-    assert res.success
-    assert res.fun == pytest.approx(w[0], abs=1e-11 * abs(w[0]) + 1e-12)
-    assert abs(res.x @ V[:, 0]) == pytest.approx(1.0, abs=1e-9)
-    # Measured: 66 iterations (sd: 246).
-    assert res.nit <= 100
+# --- Zhang and Hager's averaged reference value -------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam"])
-def test_unit_columns_closest_to_a_matrix_under_each_strategy(strategy):
-    C = np.random.default_rng(0).standard_normal((5, 7))
-
-    def cost(X):
-        return anp.sum((X - C) ** 2)
-
-    res = minimize(cost, Oblique(5, 7), method="bb", strategy=strategy, rng=1, maxiter=2000)
-    assert res.success and res.status == 0
-    np.testing.assert_allclose(res.x, C / np.linalg.norm(C, axis=0), atol=2e-6)
-
-
-@pytest.mark.parametrize("strategy", ["penalty", "none"])
-def test_flat_strategies_run_to_their_own_stationary_point(strategy):
-    C = np.random.default_rng(0).standard_normal((5, 7))
-
-    def cost(X):
-        return anp.sum((X - C) ** 2)
-
-    res = minimize(cost, Oblique(5, 7), method="bb", strategy=strategy, rng=1, maxiter=500)
-    assert res.status == 0
-    if strategy == "none":
-        np.testing.assert_allclose(res.x, C, atol=1e-6)
+def zhang_hager(costs, eta):
+    """C_0..C_{len-1} of Zhang & Hager (2004), from the accepted costs f_0, f_1, ...:
+    C_{k+1} is the weighted mean sum_j eta^(k+1-j) f_j / sum_j eta^(k+1-j) (their Q_k
+    recursion unrolled: an independent formula)."""
+    out = []
+    for k in range(len(costs)):
+        weights = eta ** np.arange(k, -1, -1.0)
+        out.append(float(weights @ costs[: k + 1] / weights.sum()))
+    return out
 
 
-def test_product_of_a_sphere_and_a_euclidean_block():
-    D = np.diag([1.0, 2.0, 3.0])
-
-    def cost(p):
-        return -p[0] @ D @ p[0] + anp.sum((p[1] - 2.0) ** 2)
-
-    res = minimize(cost, Product([Sphere(3), Euclidean(2)]), method="bb", rng=0)
-    assert res.success
-    assert abs(res.x[0][2]) == pytest.approx(1.0, abs=1e-12)
-    np.testing.assert_allclose(res.x[1], [2.0, 2.0], atol=1e-6)
+A30 = symmetric(30, 2)
+X30 = np.random.default_rng(5).standard_normal(30)
+X30 /= np.linalg.norm(X30)
 
 
-def test_float32_keeps_its_dtype_and_follows_the_float64_path():
-    x32 = X8.astype(np.float32)
-    x64 = x32.astype(np.float64)
-    res32, it32 = run(rayleigh, Sphere(8), x32, 4)
-    res64, it64 = run(rayleigh, Sphere(8), x64 / np.linalg.norm(x64), 4)
-    assert res32.x.dtype == np.float32 and all(x.dtype == np.float32 for x in it32)
-    for a, b in zip(it32, it64):  # four steps of float32 rounding: 1e3 eps32
-        np.testing.assert_allclose(a, b, atol=1e3 * np.finfo(np.float32).eps)
-    full = minimize(rayleigh, Sphere(8), x0=x32, method="bb", gtol=1e-3)
-    assert full.x.dtype == np.float32 and full.success
-    assert full.fun == pytest.approx(np.linalg.eigvalsh(A8)[0], rel=1e-5)
-
-
-# --- input -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("options, error, words", [
-    ({"bb_rule": "BB1"}, ValueError, "bb_rule must be one of"),
-    ({"step0": 0.0}, ValueError, "step0"),
-    ({"step_min": -1.0}, ValueError, "step_min"),
-    ({"step_min": 2.0, "step_max": 1.0}, ValueError, "step_min must be <= step_max"),
-    ({"step_max": float("inf")}, ValueError, "step_max"),
-    ({"nonmonotone_memory": 0}, ValueError, "nonmonotone_memory"),
-    ({"nonmonotone_memory": 2.0}, TypeError, "nonmonotone_memory must be an int"),
-    ({"contraction": 1.0}, ValueError, r"contraction must be in \(0, 1\)"),
-    ({"sufficient_decrease": 1.0}, ValueError, "sufficient_decrease"),
-    ({"max_trials": 0}, ValueError, "max_trials"),
-    ({"memory": 5}, TypeError, "unknown option"),
-])
-def test_bad_options_are_refused_before_any_evaluation(options, error, words):
-    calls = []
+@pytest.mark.parametrize("retraction", ["exp", "projection"])
+def test_average_reference_on_the_sphere_matches_the_reference(recorded, retraction):
+    eta = 0.3
 
     def cost(x):
-        calls.append(1)
-        return x @ A8 @ x
+        return x @ A30 @ x
 
-    with pytest.raises(error, match=words):
-        minimize(cost, Sphere(8), x0=X8, method="bb", **options)
-    assert not calls
+    def egrad(x):
+        return 2.0 * (A30 @ x)
+
+    maps = sphere_maps(retraction)
+    ref = ref_bb(cost, egrad, maps, X30, 12, reference="average", eta=eta)
+    # On this path the line search backtracks, and where it stops depends on the rule.
+    assert [r["t"] for r in ref] != [r["t"] for r in ref_bb(cost, egrad, maps, X30, 12)]
+    res, iterates = run(cost, Sphere(30, retraction=retraction), X30, 12,
+                        nonmonotone_rule="average", nonmonotone_eta=eta, grad=egrad)
+    assert_path(ref, res, iterates, recorded, 1e3 * EPS)
+    # C_k is the eta-weighted mean of the costs so far; steps went uphill at times (the
+    # rule is nonmonotone) while f_k <= C_k and C_{k+1} <= C_k (Zhang & Hager, Lemma 1.1).
+    costs = res.history["cost"]
+    expected = zhang_hager(costs, eta)
+    scale = 10 * EPS * np.max(np.abs(costs))
+    np.testing.assert_allclose([c["f_ref"] for c in recorded], expected[:12], rtol=0, atol=scale)
+    assert np.any(np.diff(costs) > 0)
+    assert all(costs[k] <= expected[k] + scale for k in range(13))
+    assert np.all(np.diff(expected) <= scale)
+
+
+def test_average_reference_on_a_euclidean_problem_matches_the_reference(recorded):
+    # f = sum(cos x) + 0.05 ||x||^2 from near the maximum 0 (negative curvature first).
+    def cost(x):
+        return anp.sum(anp.cos(x)) + 0.05 * anp.sum(x**2)
+
+    def egrad(x):
+        return -np.sin(x) + 0.1 * x
+
+    x0 = np.array([0.1, -0.2, 0.05, 0.3])
+    ref = ref_bb(cost, egrad, euclidean_maps(), x0, 12, reference="average", step_max=20.0)
+    res, iterates = run(cost, Euclidean(4), x0, 12, nonmonotone_rule="average", step_max=20.0)
+    assert_path(ref, res, iterates, recorded, 1e3 * EPS)
+    # The reference value differs from the max-type one on this path.
+    assert any(r["f_ref"] != m["f_ref"] for r, m in zip(
+        ref, ref_bb(cost, egrad, euclidean_maps(), x0, 12, step_max=20.0)))
+    np.testing.assert_allclose([c["f_ref"] for c in recorded],
+                               zhang_hager(res.history["cost"], 0.85)[:12], rtol=0,
+                               atol=10 * EPS * np.max(np.abs(res.history["cost"])))
+
+
+def test_eta_zero_is_the_monotone_armijo_search(recorded):
+    # eta = 0: C_k = f(x_k), the path of the max-type rule with M = 1.
+    res, iterates = run(rayleigh, Sphere(8), X8, 20, nonmonotone_rule="average",
+                        nonmonotone_eta=0.0)
+    assert [c["f_ref"] for c in recorded] == list(res.history["cost"][:-1])
+    mono, mono_iterates = run(rayleigh, Sphere(8), X8, 20, nonmonotone_memory=1)
+    np.testing.assert_array_equal(iterates, mono_iterates)
+
+
+# --- the projection strategy ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["alternate", "bb1"])
+def test_projection_strategy_matches_the_reference_with_the_displacement_as_s(recorded, rule):
+    # "Step, then normalize": s is x_{k+1} - x_k, not the step handed to the
+    # normalization (whose radial part it removes): only then do s and y describe
+    # the same move. With the step as s, lambda_1 and so d_1 already differ.
+    A = symmetric(20, 1)
+    x0 = np.random.default_rng(3).standard_normal(20)
+    x0 /= np.linalg.norm(x0)
+    ref = ref_bb(lambda x: x @ A @ x, lambda x: 2.0 * (A @ x), projection_maps(), x0, 12,
+                 rule=rule)
+    res, iterates = run(lambda x: x @ A @ x, Sphere(20), x0, 12, bb_rule=rule,
+                        strategy="projection")
+    assert_path(ref, res, iterates, recorded, 1e3 * EPS)

@@ -58,6 +58,23 @@ def _check_positive(name, value, integer=False, allow_zero=False):
     return int(value) if integer else float(value)
 
 
+def displaced(geometry):
+    """True when the step of a curvature pair must be the displacement ``new_x - x``.
+
+    In a Riemannian geometry the retraction is inverted by ``inverse_retr``:
+    the tangent step taken, moved by the transport, *is* the displacement,
+    as the secant pair (s, y) needs. The projection strategy's "step, then
+    normalize" geometry (``retraction == "normalize"``) is not: the step
+    handed to the retraction has a radial part that the normalization
+    removes, and the step's length is not the distance moved (a BB step of
+    lambda_max = 1e3 moves by at most 2). There s is ``inverse_retr(x, new_x)``,
+    the displacement in the ambient space (as in spectral projected gradient
+    methods: Birgin, Martinez & Raydan 2000), so that s and y = grad f(x_+) -
+    grad f(x) describe the same move.
+    """
+    return getattr(geometry, "retraction", None) == "normalize"
+
+
 def two_loop(geometry, x, grad, pairs, scale):
     """The L-BFGS direction -H grad by the two-loop recursion (Nocedal & Wright, Alg. 7.4).
 
@@ -136,13 +153,16 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
 
     Notes
     -----
-    Under the projection strategy the gradient is the ambient one and the
-    transport the identity, so the pairs measure the curvature of the cost
-    in the ambient space, without the curvature of the sphere: for a
-    Rayleigh quotient x'Ax it is that of 2A, indefinite. Pairs of negative
-    curvature fail the cautious test, and the method falls back to scaled
-    gradient steps (it converges, but slowly). The riemannian strategy is
-    the one for which the method is made.
+    Under the projection strategy the gradient is the ambient one, the
+    transport the identity, and s is the displacement x_{k+1} - x_k (the
+    step handed to "step, then normalize" is not: see :func:`displaced`).
+    The pairs then measure the curvature of the cost in the ambient space,
+    without the curvature of the sphere: for a Rayleigh quotient x'Ax it is
+    that of 2A, indefinite. Pairs of negative curvature fail the cautious
+    test, and the method falls back to scaled gradient steps: it converges,
+    in several times the iterations of the riemannian strategy. The
+    riemannian strategy is the one for which the method is made; reparam,
+    penalty and none run it in their flat space.
 
     References
     ----------
@@ -193,8 +213,11 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
         if done is not None:
             return done
         new_f, _, new_grad, new_grad_norm = new
-        tangent_step = _tangent.lincomb(step / geometry.norm(x, direction), direction)
-        s = geometry.transp(x, new_x, tangent_step)
+        if displaced(geometry):
+            s = geometry.inverse_retr(x, new_x)
+        else:
+            tangent_step = _tangent.lincomb(step / geometry.norm(x, direction), direction)
+            s = geometry.transp(x, new_x, tangent_step)
         y = _tangent.lincomb(1.0, new_grad, -1.0, geometry.transp(x, new_x, grad))
         pairs = [(geometry.transp(x, new_x, si), geometry.transp(x, new_x, yi), rho)
                  for si, yi, rho in pairs]
