@@ -874,6 +874,62 @@ def table2(problems):
 
 
 # --------------------------------------------------------------------------
+# Quasi-Newton table: L-BFGS and BB beside CG, trust regions and sd
+# --------------------------------------------------------------------------
+
+QN_METHODS = ("lbfgs", "bb", "cg", "trust-regions", "sd")
+QN_PROBLEMS = ("rayleigh1000", "maxcut", "thomson")
+
+
+def qn_rows(prob, closed, repeats):
+    """One run per method of QN_METHODS on ``prob`` (default geometry: exponential map),
+    the runs interleaved; wall times are medians, ratios to CG from this same run."""
+    kwargs = dict(x0=prob.x0, maxiter=prob.maxiter, gtol=GTOL, xtol=XTOL)
+    if closed:
+        kwargs.update(grad=prob.grad, hess=prob.hess)
+    funs = {method: (lambda method=method: minimize(prob.cost, prob.manifold, method=method,
+                                                    **kwargs))
+            for method in QN_METHODS}
+    for fun in funs.values():
+        fun()  # warm: autograd's tracing, numba kernels, caches
+    walls, results = _interleaved(funs, repeats)
+    rows = []
+    for method in QN_METHODS:
+        res = results[method]
+        row = Row(problem=prob.name, solver=method, library="closed" if closed else "autograd",
+                  it=res.nit, nfev=res.nfev, ngev=res.ngev, nhev=res.nhev, wall=walls[method],
+                  x=res.x, status=res.status)
+        rows.append(finish(prob, row))
+    return rows
+
+
+def qn_table(problems, repeats):
+    """Iterations, evaluations and time of L-BFGS and BB beside CG, trust regions and sd."""
+    out = []
+    for prob in problems:
+        if prob.name not in QN_PROBLEMS:
+            continue
+        for closed in ([True] if prob.grad is not None else []) + [False]:
+            rows = qn_rows(prob, closed, repeats)
+            cg = next(r for r in rows if r["solver"] == "cg")
+            for r in rows:
+                stop = {0: "", 1: " (maxiter)", 4: " (xtol)", 6: " (floor)"}.get(
+                    r["status"], f" ({r['status']})")
+                out.append([
+                    prob.name, r["library"], r["solver"], f"{r['it']}{stop}", str(r["nfev"]),
+                    str(r["ngev"]), str(r["nhev"]) if r["solver"] == "trust-regions" else "-",
+                    f"{1e3 * r['wall']:.1f}", f"{1e3 * r['wall'] / max(r['it'], 1):.3f}",
+                    f"{r['it'] / cg['it']:.2f}", f"{r['wall'] / cg['wall']:.2f}",
+                    f"{r['fun']:.12g}", f"{r['gnorm']:.1e}",
+                ])
+    print_table(["problem", "derivatives", "solver", "iters", "f evals", "g evals", "Hv evals",
+                 "wall ms", "ms/iter", "iters / cg", "time / cg", "final cost", "grad norm"],
+                out, "QUASI-NEWTON - L-BFGS (memory 30, cautious) and BB (alternate, max-type "
+                "nonmonotone search) beside CG (HS), trust regions and sd; exponential map; "
+                "runs interleaved, wall: median; ratios to CG of the same run")
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
@@ -918,6 +974,9 @@ def main(argv=None):
                         help="only the table of spherenet beside the bare NumPy loop")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of rayleigh100 trust-regions")
+    parser.add_argument("--qn-only", action="store_true",
+                        help="only the quasi-Newton table (L-BFGS and BB beside CG, trust "
+                             "regions and sd on rayleigh1000, maxcut, thomson; no pymanopt)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     global _MIN_TOTAL
@@ -926,6 +985,18 @@ def main(argv=None):
     unknown = [n for n in names if n not in PROBLEMS]
     if unknown:
         parser.error(f"unknown problem(s) {unknown}; choose from {list(PROBLEMS)}")
+    if args.qn_only:
+        if args.problems == parser.get_default("problems"):
+            names = list(QN_PROBLEMS)
+        print("spherenet quasi-Newton benchmark")
+        print(f"  python {platform.python_version()}, numpy {np.__version__}, spherenet "
+              f"{spherenet.__version__}; threads: 1 (set by this script)")
+        print(f"  timed repeats: {repeats} (median); gtol {GTOL:g}, xtol {XTOL:g}")
+        t_start = time.perf_counter()
+        warm_up()
+        qn_table([PROBLEMS[n]() for n in names], repeats)
+        print(f"total time {time.perf_counter() - t_start:.0f} s")
+        return
     if pymanopt is None:
         sys.exit("this benchmark needs pymanopt: pip install 'pymanopt==2.2.*'")
 
@@ -956,6 +1027,7 @@ def main(argv=None):
                 rows.append(finish(prob, run_spherenet(prob, method, variant, repeats)))
     table1(rows)
     check_targets(rows)
+    qn_table(problems, repeats)
     for prob in problems:
         overhead_table(prob, rows, eval_times(prob) if prob.name == "rayleigh1000" else None)
     if not args.skip_table2:
