@@ -196,6 +196,25 @@ def _check_finite(a, name, method):
     return max(high, -low)
 
 
+def _check_finite_fast(a, name, method):
+    """Raise ``ValueError`` counting the NaN/Inf entries of ``a``, in one pass when all are finite.
+
+    A sum of squares is finite exactly when every entry is (a NaN entry makes
+    it NaN, an infinite one +inf, and squares cannot cancel), unless it
+    overflowed: entries beyond ~1e154 in float64, ~1e19 in float32 (BLAS
+    accumulates in the array's dtype). Only a sum that is not finite sends the
+    array through :func:`_check_finite` (max and min, then the count of the
+    error message).
+    """
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        flat = a.ravel(order="K")  # a view: no copy
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.dot(flat, flat))
+        if math.isfinite(total):
+            return
+    _check_finite(a, name, method)
+
+
 def _check_atol(atol):
     if atol is None:
         return None
@@ -369,12 +388,18 @@ class Manifold(abc.ABC):
                 if not a.flags.writeable:
                     raise ValueError(f"{method}: {name} must be a writeable array, got a read-only one")
                 continue
-            largest = _check_finite(a, name, method)
             if role == _POINT:
-                self._check_on(a, name, method, atol, largest)
+                self._check_on(a, name, method, atol)
+            else:
+                _check_finite_fast(a, name, method)
 
-    def _check_on(self, x, name, method, atol, largest):
-        """Raise ``ValueError`` if the finite ``x`` (max |x| = largest) is off by more than atol."""
+    def _check_on(self, x, name, method, atol):
+        """Raise ``ValueError`` if ``x`` has NaN/Inf entries or is off by more than atol.
+
+        The finiteness check belongs here so that a manifold can fuse it with
+        its own pass over the point (the sphere's sums of squares).
+        """
+        _check_finite_fast(x, name, method)
 
     # --- properties -------------------------------------------------------
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from . import _kernels
 from ._reduce import FactorReducer, hypot
-from .base import _POINT_ATOL, Manifold, _check_choice, _check_shape, as_dtype, as_rng, point_atol
+from .base import (_POINT_ATOL, Manifold, _check_choice, _check_finite, _check_shape, as_dtype,
+                   as_rng, point_atol)
 
 __all__ = ["Sphere"]
 
@@ -429,21 +430,28 @@ class _Spheres(Manifold):
 
     # --- validation ------------------------------------------------------
 
-    def _check_on(self, x, name, method, atol, largest):
+    def _check_on(self, x, name, method, atol):
         tol = _POINT_ATOL[x.dtype] if atol is None else atol
-        if largest <= 1e100:
-            # Entries below 1e100: the float64 sums of squares cannot overflow,
-            # and no rescaling is needed to tell whether a norm is near 1.
+        # One pass: the per-factor sums of squares are all finite exactly when
+        # the entries are, unless they overflowed (entries beyond ~1e154); and
+        # without overflow they tell whether a norm is near 1 (an underflow
+        # only hides entries far below 1). NaN/Inf or overflow: the slow path,
+        # which counts the non-finite entries for the message, or rescales.
+        with np.errstate(over="ignore", invalid="ignore"):
             sq = self._red.dot(x, x)
-            if self._red.n_factors == 1:
-                worst = abs(math.sqrt(float(sq.flat[0])) - 1.0)
+        if self._red.n_factors == 1:
+            value = float(sq.flat[0])
+            if math.isfinite(value):
+                worst = abs(math.sqrt(value) - 1.0)
                 if worst <= tol:
                     return
                 err = np.array([worst])
             else:
-                err = np.abs(np.sqrt(sq) - 1.0)
+                err = self._slow_norm_error(x, name, method)
+        elif np.all(np.isfinite(sq)):
+            err = np.abs(np.sqrt(sq) - 1.0)
         else:
-            err = np.abs(self._red.norms(x) - 1.0)
+            err = self._slow_norm_error(x, name, method)
         worst = float(np.max(err))
         if worst > tol:
             bad = int(np.count_nonzero(err > tol))
@@ -452,6 +460,11 @@ class _Spheres(Manifold):
                 f"by up to {worst:.3g} (tolerance {tol:.3g}); M.project_point({name}) gives the "
                 "nearest point"
             )
+
+    def _slow_norm_error(self, x, name, method):
+        """| ||x_k|| - 1 | per factor when the sums of squares were not all finite."""
+        _check_finite(x, name, method)  # raises, counting the NaN/Inf entries
+        return np.abs(self._red.norms(x) - 1.0)  # finite entries whose squares overflowed
 
     def _check_tangency(self, x, u, atol):
         normal = np.abs(self._red.dot(x, u))
