@@ -4,7 +4,7 @@ import collections
 
 from .. import _tangent
 from ._solver import advance, budgeted, start, stopped
-from .lbfgs import HintLineSearch, _check_positive, displaced
+from .lbfgs import HintLineSearch, _check_positive, _displaced
 
 BB_RULES = ("alternate", "bb1", "bb2")
 NONMONOTONE_RULES = ("max", "average")
@@ -64,7 +64,7 @@ def _barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0
     eta = ``nonmonotone_eta`` (0: the monotone Armijo search; 1: the mean of
     all costs so far). With the step taken, s_k = -t lambda_k T(grad f(x_k))
     (under the projection strategy: the displacement x_{k+1} - x_k, see
-    :func:`~spherenet.optim.lbfgs.displaced`) and
+    ``_displaced`` in ``spherenet/optim/lbfgs.py``) and
     y_k = grad f(x_{k+1}) - T(grad f(x_k)) (T: the geometry's vector
     transport), the next step length is
 
@@ -206,7 +206,7 @@ def _barzilai_borwein(problem, x0, stopper, recorder, bb_rule="alternate", step0
         moved_grad = geometry.transp(x, new_x, grad)
         # The step actually taken was t * lam along -grad: s = -(t lam) T(grad).
         lam *= step / geometry.norm(x, direction)
-        if displaced(geometry):
+        if _displaced(geometry):
             s = geometry.inverse_retr(x, new_x)
         else:
             s = _tangent.lincomb(-lam, moved_grad)

@@ -58,7 +58,7 @@ def _check_positive(name, value, integer=False, allow_zero=False):
     return int(value) if integer else float(value)
 
 
-def displaced(geometry):
+def _displaced(geometry):
     """True when the step of a curvature pair must be the displacement ``new_x - x``.
 
     In a Riemannian geometry the retraction is inverted by ``inverse_retr``:
@@ -155,7 +155,7 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
     -----
     Under the projection strategy the gradient is the ambient one, the
     transport the identity, and s is the displacement x_{k+1} - x_k (the
-    step handed to "step, then normalize" is not: see :func:`displaced`).
+    step handed to "step, then normalize" is not: see ``_displaced``).
     The pairs then measure the curvature of the cost in the ambient space,
     without the curvature of the sphere: for a Rayleigh quotient x'Ax it is
     that of 2A, indefinite. Pairs of negative curvature fail the cautious
@@ -213,7 +213,7 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
         if done is not None:
             return done
         new_f, _, new_grad, new_grad_norm = new
-        if displaced(geometry):
+        if _displaced(geometry):
             s = geometry.inverse_retr(x, new_x)
         else:
             tangent_step = _tangent.lincomb(step / geometry.norm(x, direction), direction)
