@@ -8,12 +8,13 @@ import math
 
 import numpy as np
 
+from .rates import fit_rate
 from .results import write_csv
 
 __all__ = ["Summary", "STATS", "format_table", "number_text", "spread_text", "run_stats"]
 
 #: The statistics of a summary row, each as ``<stat>_median``, ``_min``, ``_max``.
-STATS = ("iterations", "time", "final_cost", "final_grad_norm", "final_distance", "final_gap",
+STATS = ("iterations", "time", "rate", "final_cost", "final_grad_norm", "final_distance", "final_gap",
          "final_violation", "final_accuracy")
 
 
@@ -27,13 +28,16 @@ def format_table(headers, rows):
 
 
 def run_stats(columns, measure, tol):
-    """One run's iterations and time to ``measure <= tol`` (inf if never) and final values."""
+    """One run's iterations and time to ``measure <= tol`` (inf if never), its fitted
+    asymptotic rate of ``measure`` (:func:`~spherenet.experiments.rates.fit_rate`) and
+    final values."""
     values = columns[measure]
     hit = np.flatnonzero(values <= tol)
     first = hit[0] if hit.size else None
     return {
         "iterations": math.inf if first is None else float(columns["iteration"][first]),
         "time": math.inf if first is None else float(columns["time"][first]),
+        "rate": fit_rate(values).rate,
         **{f"final_{name}": float(columns[name][-1])
            for name in ("cost", "grad_norm", "distance", "gap", "violation", "accuracy")},
     }
@@ -44,14 +48,27 @@ class Summary:
 
     Each row is a dict: ``problem, strategy, optimizer, measure, tol, runs,
     reached`` (runs that reached the tolerance) and, for each of
-    ``iterations, time`` (to tolerance; ``inf`` if not reached),
+    ``iterations, time`` (to tolerance; ``inf`` if not reached), ``rate``
+    (the asymptotic linear rate of the measure fitted by
+    :func:`~spherenet.experiments.rates.fit_rate`; NaN for too short a run),
     ``final_cost, final_grad_norm, final_distance, final_gap, final_violation,
     final_accuracy``, the keys ``<stat>_median``, ``<stat>_min``,
     ``<stat>_max`` over the seeds.
+
+    Attributes
+    ----------
+    rows : list of dict
+    comparisons : list of dict
+        Paired comparisons of each strategy with the baseline strategy, per
+        (problem, optimizer), over the seeds both ran: ``problem, optimizer,
+        strategy, baseline`` and the keys of
+        :func:`~spherenet.experiments.rates.paired_comparison` (``ratio`` is
+        strategy / baseline iterations to tolerance).
     """
 
-    def __init__(self, rows):
+    def __init__(self, rows, comparisons=()):
         self.rows = list(rows)
+        self.comparisons = list(comparisons)
 
     def __len__(self):
         return len(self.rows)
@@ -85,11 +102,12 @@ class Summary:
     def format(self, columns=("iterations", "time", "final_measure", "final_violation")):
         """Lines of a readable table; each statistic as ``median [min, max]`` over the seeds.
 
-        ``columns`` picks among ``iterations``, ``time`` (to tolerance),
+        ``columns`` picks among ``iterations``, ``time`` (to tolerance), ``rate``,
         ``final_measure`` (the final value of the tolerance measure),
         ``final_cost``, ``final_violation``, ``final_accuracy``.
         """
-        kinds = {"iterations": "int", "time": "ms", "final_accuracy": "f", "final_cost": "g"}
+        kinds = {"iterations": "int", "time": "ms", "final_accuracy": "f", "final_cost": "g",
+                 "rate": "f"}
         rows = []
         for row in self.rows:
             cells = [row["problem"], row["optimizer"], row["strategy"],
@@ -103,9 +121,32 @@ class Summary:
         tols = ", ".join(dict.fromkeys(number_text(row["tol"], "tol") for row in self.rows))
         names = {"iterations": "iterations to tol", "time": "ms to tol",
                  "final_measure": f"final {measures}", "final_cost": "final cost",
+                 "rate": f"rate of {measures}",
                  "final_violation": "final violation", "final_accuracy": "final accuracy"}
         headers = ["problem", "optimizer", "strategy", f"reached tol ({tols})"]
         return format_table(headers + [names.get(c, c) for c in columns], rows)
+
+    def format_comparisons(self):
+        """Lines of a table of :attr:`comparisons` (none without any).
+
+        Each row: the strategy against the baseline, the pairs of seeds
+        compared, the geometric-mean ratio of iterations to tolerance with its
+        bootstrap interval, the Wilcoxon p-value, and a note when a number is
+        missing or weak.
+        """
+        if not self.comparisons:
+            return []
+        rows = []
+        for c in self.comparisons:
+            ratio = number_text(c["ratio"], "f")
+            interval = ("-" if math.isnan(c["ci_low"])
+                        else f"[{number_text(c['ci_low'], 'f')}, {number_text(c['ci_high'], 'f')}]")
+            pvalue = "-" if math.isnan(c["pvalue"]) else f"{c['pvalue']:.2g}"
+            pairs = f"{c['pairs']}" + (f" (+{c['excluded']} excluded)" if c["excluded"] else "")
+            rows.append([c["problem"], c["optimizer"], f"{c['strategy']} / {c['baseline']}",
+                         pairs, ratio, interval, pvalue, c["note"]])
+        return format_table(["problem", "optimizer", "strategy / baseline", "seed pairs",
+                             "iterations ratio", "95% bootstrap CI", "Wilcoxon p", "note"], rows)
 
     def __str__(self):
         return "\n".join(self.format())
