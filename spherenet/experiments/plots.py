@@ -9,7 +9,6 @@ that stopped early (it converged) keeps its last value. Uses matplotlib's
 object API (no pyplot): no global state, safe in threads and scripts.
 """
 
-import math
 import warnings
 from pathlib import Path
 
@@ -93,10 +92,10 @@ def _predicted_line(ax, steps, median, rate, style):
     stop = fit.stop if fit.stop > fit.start else median.size
     start = fit.start if fit.stop > fit.start else 0
     k = steps[start:stop]
-    if k.size < 2 or not (math.isfinite(rate) and rate > 0):
-        return
+    if k.size < 2 or not 0 < rate < 1:
+        return  # a rate >= 1 predicts no convergence: nothing to draw over the curve
     ax.plot(k, median[start] * rate ** (k - k[0]), color=style["color"], linestyle=(0, (1, 1.5)),
-            linewidth=2.4, alpha=0.8, label=f"{style['label']}: predicted rate {rate:.4g}")
+            linewidth=2.4, alpha=0.8, label=f"predicted {rate:.3g}")
 
 
 def plot_problem(results, problem, measure=None, figure=None, predicted=None):
@@ -105,7 +104,8 @@ def plot_problem(results, problem, measure=None, figure=None, predicted=None):
     ``predicted`` maps a strategy label, or a pair (strategy, optimizer), to a
     predicted rate per iteration (:mod:`spherenet.theory`); each is drawn as
     a dotted line over the measured median, from the start of the window
-    where :func:`~spherenet.experiments.rates.fit_rate` fits the measured rate.
+    where :func:`~spherenet.experiments.rates.fit_rate` fits the measured rate
+    (a rate >= 1, no local convergence, is not drawn).
     """
     from matplotlib.figure import Figure
 

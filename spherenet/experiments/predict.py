@@ -12,7 +12,7 @@ projection; the solvers) get no prediction.
 import math
 
 from .. import theory
-from .problems import build_problem, resolve
+from .problems import PROBLEMS, build_problem, resolve
 from .runner import _as_list, _as_lrs, _sweep
 from .summary import format_table, number_text, spread_text
 
@@ -81,8 +81,9 @@ def predicted_rates(problems, strategies, optimizers, lrs=None):
         for strategy in strategies:
             for optimizer in optimizers:
                 spec, label, resolved, optimizer_label = resolve(problem, strategy, optimizer)
-                if model is None:
-                    model = _model(build_problem(spec)) or False
+                if model is None:  # networks: no known minimizer (and costly to build)
+                    model = (PROBLEMS[spec.name].kind == "problem"
+                             and _model(build_problem(spec))) or False
                 rate = _rate(model, strategy, resolved) if model else None
                 out.setdefault(label, {})
                 if rate is not None:
@@ -119,7 +120,7 @@ def predicted_limits(problem, strategies, momentum=0.0):
     from .problems import resolve_strategy
 
     spec, _, _, _ = resolve(problem, "riemannian", "rsgd")
-    model = _model(build_problem(spec))
+    model = PROBLEMS[spec.name].kind == "problem" and _model(build_problem(spec))
     limits = {}
     if not model:
         return limits
@@ -142,7 +143,8 @@ def rate_table(summary, predicted):
     summary : Summary
     predicted : dict
         As :func:`predicted_rates` returns. A cell whose measure is the cost
-        gap is compared with the square of the predicted rate.
+        gap is compared with the square of the predicted rate; a predicted
+        rate >= 1 is shown as unstable, without a difference.
 
     Returns
     -------
@@ -156,10 +158,13 @@ def rate_table(summary, predicted):
             continue
         expected = rate * rate if row["measure"] == "gap" else rate
         measured = row["rate_median"]
-        difference = (measured - expected) / expected if expected > 0 else math.nan
+        # At or above 1 the local model predicts no convergence, not a rate to compare with
+        # (on a sphere the distance is bounded: an unstable run wanders instead).
+        stable = 0 < expected < 1
+        difference = (measured - expected) / expected if stable else math.nan
         rows.append([row["problem"], row["optimizer"], row["strategy"], row["measure"],
                      spread_text(measured, row["rate_min"], row["rate_max"], "f"),
-                     number_text(expected, "f"),
+                     number_text(expected, "f") + ("" if stable else " (unstable)"),
                      "-" if math.isnan(difference) else f"{100 * difference:+.1f}%"])
     if not rows:
         return []

@@ -135,7 +135,9 @@ def paired_comparison(a, b, confidence=0.95, n_resamples=10000, rng=0):
     -------
     dict
         ``pairs`` (seeds where both reached the tolerance; only those are
-        compared), ``excluded`` (seeds left out), ``ratio`` (geometric mean
+        compared), ``excluded`` (seeds left out), ``a_only`` and ``b_only``
+        (seeds where only a, or only b, reached the tolerance: evidence the
+        ratio cannot hold, named in the note), ``ratio`` (geometric mean
         of a/b over the pairs), ``ci_low``, ``ci_high`` (percentile bootstrap
         interval of that geometric mean), ``statistic`` and ``pvalue`` of the
         two-sided Wilcoxon signed-rank test of a against b
@@ -191,32 +193,41 @@ def paired_comparison(a, b, confidence=0.95, n_resamples=10000, rng=0):
         raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}")
     # Iteration 0 reached (the start already within tolerance) has no ratio either.
     both = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    a_only = int(np.sum(np.isfinite(a) & ~np.isfinite(b)))
+    b_only = int(np.sum(np.isfinite(b) & ~np.isfinite(a)))
     a, b = a[both], b[both]
-    out = {"pairs": int(a.size), "excluded": int(both.size - a.size), "ratio": math.nan,
-           "ci_low": math.nan, "ci_high": math.nan, "statistic": math.nan, "pvalue": math.nan,
-           "note": ""}
-    if a.size == 0:
-        out["note"] = "no seed where both reached the tolerance"
+    out = {"pairs": int(a.size), "excluded": int(both.size - a.size), "a_only": a_only,
+           "b_only": b_only, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+           "statistic": math.nan, "pvalue": math.nan, "note": ""}
+    censored = []
+    if a_only:
+        censored.append(f"only a reached the tolerance on {a_only} seed(s)")
+    if b_only:
+        censored.append(f"only b reached the tolerance on {b_only} seed(s)")
+
+    def noted(text=""):
+        out["note"] = "; ".join([text] * bool(text) + censored)
         return out
+
+    if a.size == 0:
+        return noted("no seed where both reached the tolerance")
     log_ratio = np.log(a) - np.log(b)
     out["ratio"] = float(np.exp(np.mean(log_ratio)))
     if a.size < 2:
-        out["note"] = "one pair: no interval, no test"
-        return out
+        return noted("one pair: no interval, no test")
     if np.all(log_ratio == log_ratio[0]):
         out["ci_low"] = out["ci_high"] = out["ratio"]  # every resample has the same mean
     else:
         low, high = _bootstrap_interval(log_ratio, float(confidence), int(n_resamples), rng)
         out["ci_low"], out["ci_high"] = math.exp(low), math.exp(high)
     if np.all(a == b):
-        out["note"] = "all pairs tie: the signed-rank test is undefined"
-        return out
+        return noted("all pairs tie: the signed-rank test is undefined")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on ties and small samples; noted below
         test = wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
     out["statistic"], out["pvalue"] = float(test.statistic), float(test.pvalue)
     nonzero = int(np.count_nonzero(a != b))
     if nonzero < 6:
-        out["note"] = (f"{nonzero} untied pairs: the smallest possible p-value is "
-                       f"{2.0 ** (1 - nonzero):.3g}")
-    return out
+        return noted(f"{nonzero} untied pairs: the smallest possible p-value is "
+                     f"{2.0 ** (1 - nonzero):.3g}")
+    return noted()

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .plots import _colors
+from .rates import fit_rate
 from .summary import run_stats
 
 __all__ = ["stability", "plot_stability", "split_lr"]
@@ -44,11 +45,12 @@ def split_lr(label):
 
 
 def _diverged(columns, measure):
-    """A run diverged when its measure or cost went non-finite, or it ended above its start."""
+    """A run diverged when its measure or cost went non-finite, it ended above its start, or
+    its fitted rate is >= 1 (on a sphere the distance is bounded: an unstable run wanders)."""
     values, cost = columns[measure], columns["cost"]
     if not (np.all(np.isfinite(values)) and np.all(np.isfinite(cost))):
         return True
-    return bool(values[-1] > values[0])
+    return bool(values[-1] > values[0] or fit_rate(values).rate >= 1.0)
 
 
 def stability(results, problem=None, tol=None, measure=None):
@@ -70,8 +72,8 @@ def stability(results, problem=None, tol=None, measure=None):
         One per (strategy, optimizer without lr, lr), sorted by step size:
         ``strategy, optimizer, lr, runs, iterations_median, iterations_min,
         iterations_max`` (``inf`` for runs that never reached the
-        tolerance), ``diverged`` (runs whose measure or cost went non-finite
-        or ended above its start) and ``reached``.
+        tolerance), ``diverged`` (runs whose measure or cost went non-finite,
+        ended above its start, or has a fitted rate >= 1) and ``reached``.
 
     Raises
     ------
@@ -177,7 +179,7 @@ def plot_stability(results, problem=None, limits=None, tol=None, measure=None, f
             ax.axvline(limit, color=color, linestyle="--", linewidth=1.2,
                        label=f"{strategy}: predicted limit {limit:.3g}")
         else:
-            ax.plot([], [], color=color, linestyle="none",
+            ax.plot([], [], color=color, linestyle=":",
                     label=f"{strategy}: no predicted limit")
     ax.axhline(top, color="gray", linewidth=0.6)
     ax.set_xscale("log")

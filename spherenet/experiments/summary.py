@@ -99,20 +99,38 @@ class Summary:
         header = list(self.rows[0]) if self.rows else []
         return write_csv(path, header, [[row[k] for k in header] for row in self.rows])
 
-    def format(self, columns=("iterations", "time", "final_measure", "final_violation")):
+    def format(self, columns=("iterations", "time", "final_measure", "final_violation"),
+               predicted=None):
         """Lines of a readable table; each statistic as ``median [min, max]`` over the seeds.
 
-        ``columns`` picks among ``iterations``, ``time`` (to tolerance), ``rate``,
+        ``columns`` picks among ``iterations``, ``time`` (to tolerance), ``rate``
+        (the fitted asymptotic rate), ``predicted_rate`` (from ``predicted``),
+        ``vs_baseline`` (the paired comparison with the baseline strategy:
+        ratio of iterations to tolerance, its bootstrap interval and the
+        Wilcoxon p-value; see :attr:`comparisons` and :meth:`comparison_notes`),
         ``final_measure`` (the final value of the tolerance measure),
         ``final_cost``, ``final_violation``, ``final_accuracy``.
+
+        ``predicted`` maps a problem label to {(strategy, optimizer): rate}
+        (:func:`~spherenet.experiments.predicted_rates`); the rate of a cell
+        whose measure is the cost gap is squared, and a rate >= 1 is shown as
+        ``unstable``.
         """
         kinds = {"iterations": "int", "time": "ms", "final_accuracy": "f", "final_cost": "g",
                  "rate": "f"}
+        baseline = next((c["baseline"] for c in self.comparisons), None)
         rows = []
         for row in self.rows:
             cells = [row["problem"], row["optimizer"], row["strategy"],
                      f"{row['reached']}/{row['runs']}"]
             for column in columns:
+                if column == "predicted_rate":
+                    cells.append(_predicted_text(row, predicted))
+                    continue
+                if column == "vs_baseline":
+                    cells.append("baseline" if row["strategy"] == baseline
+                                 else self._comparison_text(row))
+                    continue
                 stat = f"final_{row['measure']}" if column == "final_measure" else column
                 cells.append(spread_text(row[f"{stat}_median"], row[f"{stat}_min"],
                                          row[f"{stat}_max"], kinds.get(stat, "e")))
@@ -121,10 +139,37 @@ class Summary:
         tols = ", ".join(dict.fromkeys(number_text(row["tol"], "tol") for row in self.rows))
         names = {"iterations": "iterations to tol", "time": "ms to tol",
                  "final_measure": f"final {measures}", "final_cost": "final cost",
-                 "rate": f"rate of {measures}",
+                 "rate": f"rate of {measures}", "predicted_rate": "predicted rate",
+                 "vs_baseline": "iterations / baseline's [95% CI], Wilcoxon p",
                  "final_violation": "final violation", "final_accuracy": "final accuracy"}
         headers = ["problem", "optimizer", "strategy", f"reached tol ({tols})"]
         return format_table(headers + [names.get(c, c) for c in columns], rows)
+
+    def _comparison_text(self, row):
+        for c in self.comparisons:
+            if (c["problem"], c["optimizer"], c["strategy"]) == (
+                    row["problem"], row["optimizer"], row["strategy"]):
+                if math.isnan(c["ratio"]):
+                    return "-"
+                text = number_text(c["ratio"], "f")
+                if not math.isnan(c["ci_low"]):
+                    text += f" [{number_text(c['ci_low'], 'f')}, {number_text(c['ci_high'], 'f')}]"
+                if not math.isnan(c["pvalue"]):
+                    text += f", p {c['pvalue']:.2g}"
+                return text + ("*" if c["note"] else "")
+        return "-"
+
+    def comparison_notes(self):
+        """Lines ``* strategy vs baseline (problem, optimizer): note`` for the comparisons
+        with a note (marked ``*`` in the ``vs_baseline`` column)."""
+        lines = []
+        for c in self.comparisons:
+            if c["note"]:
+                note = c["note"].replace("only a ", f"only {c['strategy']} ").replace(
+                    "only b ", f"only {c['baseline']} ")
+                lines.append(f"* {c['strategy']} vs {c['baseline']} ({c['problem']}, "
+                             f"{c['optimizer']}): {note}")
+        return lines
 
     def format_comparisons(self):
         """Lines of a table of :attr:`comparisons` (none without any).
@@ -143,13 +188,23 @@ class Summary:
                         else f"[{number_text(c['ci_low'], 'f')}, {number_text(c['ci_high'], 'f')}]")
             pvalue = "-" if math.isnan(c["pvalue"]) else f"{c['pvalue']:.2g}"
             pairs = f"{c['pairs']}" + (f" (+{c['excluded']} excluded)" if c["excluded"] else "")
-            rows.append([c["problem"], c["optimizer"], f"{c['strategy']} / {c['baseline']}",
-                         pairs, ratio, interval, pvalue, c["note"]])
-        return format_table(["problem", "optimizer", "strategy / baseline", "seed pairs",
+            note = c["note"].replace("only a ", f"only {c['strategy']} ").replace(
+                "only b ", f"only {c['baseline']} ")
+            rows.append([c["problem"], c["optimizer"], c["strategy"], c["baseline"],
+                         pairs, ratio, interval, pvalue, note])
+        return format_table(["problem", "optimizer", "strategy", "baseline", "seed pairs",
                              "iterations ratio", "95% bootstrap CI", "Wilcoxon p", "note"], rows)
 
     def __str__(self):
         return "\n".join(self.format())
+
+
+def _predicted_text(row, predicted):
+    rate = ((predicted or {}).get(row["problem"]) or {}).get((row["strategy"], row["optimizer"]))
+    if rate is None:
+        return "-"
+    rate = rate * rate if row["measure"] == "gap" else rate
+    return number_text(rate, "f") if 0 < rate < 1 else "unstable"
 
 
 def number_text(value, kind="e"):
