@@ -21,10 +21,11 @@ __all__ = ["predicted_rates", "predicted_limits", "rate_table"]
 
 def _model(problem):
     """The local model at the problem's minimizer, or None (no solution, degenerate minimum)."""
-    if not hasattr(problem, "solution"):
+    solution = problem.solution() if hasattr(problem, "solution") else None
+    if solution is None:
         return None
     try:
-        model = theory.local_model(problem.cost, problem.manifold, problem.solution(),
+        model = theory.local_model(problem.cost, problem.manifold, solution,
                                    grad=getattr(problem, "egrad", None),
                                    hess=getattr(problem, "ehess", None))
     except (ValueError, NotImplementedError):

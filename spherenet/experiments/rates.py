@@ -211,7 +211,7 @@ def paired_comparison(a, b, confidence=0.95, n_resamples=10000, rng=0):
 
     if a.size == 0:
         return noted("no seed where both reached the tolerance")
-    log_ratio = np.log(a) - np.log(b)
+    log_ratio = np.log(a / b)  # equal ratios give equal logs (log a - log b may not)
     out["ratio"] = float(np.exp(np.mean(log_ratio)))
     if a.size < 2:
         return noted("one pair: no interval, no test")

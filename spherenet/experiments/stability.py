@@ -15,7 +15,6 @@ import warnings
 import numpy as np
 
 from .plots import _colors
-from .rates import fit_rate
 from .summary import run_stats
 
 __all__ = ["stability", "plot_stability", "split_lr"]
@@ -45,12 +44,14 @@ def split_lr(label):
 
 
 def _diverged(columns, measure):
-    """A run diverged when its measure or cost went non-finite, it ended above its start, or
-    its fitted rate is >= 1 (on a sphere the distance is bounded: an unstable run wanders)."""
+    """Unstable: the measure or cost went non-finite, or the run did not even halve its
+    measure, the largest value of its last quarter against that of its first quarter (on a
+    sphere the distance is bounded: an unstable run wanders instead of growing)."""
     values, cost = columns[measure], columns["cost"]
     if not (np.all(np.isfinite(values)) and np.all(np.isfinite(cost))):
         return True
-    return bool(values[-1] > values[0] or fit_rate(values).rate >= 1.0)
+    quarter = max(values.size // 4, 1)
+    return bool(np.max(values[-quarter:]) >= 0.5 * np.max(values[:quarter]))
 
 
 def stability(results, problem=None, tol=None, measure=None):
@@ -72,8 +73,10 @@ def stability(results, problem=None, tol=None, measure=None):
         One per (strategy, optimizer without lr, lr), sorted by step size:
         ``strategy, optimizer, lr, runs, iterations_median, iterations_min,
         iterations_max`` (``inf`` for runs that never reached the
-        tolerance), ``diverged`` (runs whose measure or cost went non-finite,
-        ended above its start, or has a fitted rate >= 1) and ``reached``.
+        tolerance), ``diverged`` (runs that never reached it and are
+        unstable: the measure or cost went non-finite, or the largest value of
+        the last quarter of the run is at least half the largest of the first
+        quarter) and ``reached``.
 
     Raises
     ------
@@ -110,7 +113,8 @@ def stability(results, problem=None, tol=None, measure=None):
                      "iterations_min": float(np.min(iterations)),
                      "iterations_max": float(np.max(iterations)),
                      "reached": int(np.sum(np.isfinite(iterations))),
-                     "diverged": sum(_diverged(run["columns"], measure) for run in runs)})
+                     "diverged": sum(not math.isfinite(i) and _diverged(run["columns"], measure)
+                                     for i, run in zip(iterations, runs))})
     rows.sort(key=lambda row: (row["lr"],))
     return rows
 
