@@ -604,6 +604,17 @@ class LocalModel:
         ValueError
             An unknown strategy, a combination the theory here does not
             cover, a missing ``v_norm`` or ``radial``.
+
+        Examples
+        --------
+        >>> from spherenet.theory import LocalModel
+        >>> model = LocalModel(smallest=1.0, largest=4.0, radial=-2.0, grad_norm=0.0)
+        >>> round(model.rate("riemannian", lr=0.4), 9), round(model.rate("projection", lr=2.0), 9)
+        (0.6, 0.6)
+        >>> round(model.rate("riemannian", lr=4 / 9, momentum=1 / 9), 9)  # Polyak's optimum
+        0.333333333
+        >>> round(model.rate("reparam", lr=1.6, v_norm=2.0), 9)
+        0.6
         """
         if lr is None:
             raise ValueError("give the step size lr")

@@ -151,6 +151,17 @@ def rate_table(summary, predicted):
     -------
     list of str
         Empty when no cell has a prediction.
+
+    Examples
+    --------
+    >>> from spherenet.experiments import compare, predicted_rates, rate_table
+    >>> results = compare("rayleigh", "riemannian", "rsgd", seeds=2, budget=200,
+    ...                   executor="serial")
+    >>> lines = rate_table(results.summary(), predicted_rates("rayleigh", "riemannian", "rsgd"))
+    >>> [cell.strip() for cell in lines[2].split("|")][:4]
+    ['rayleigh', 'rsgd', 'riemannian', 'distance']
+    >>> lines[2].split("|")[5].strip()  # max |1 - 0.5 * 2 (1 - lambda_i)|, gap 0.2
+    '0.800'
     """
     rows = []
     for row in summary:

@@ -82,6 +82,15 @@ def stability(results, problem=None, tol=None, measure=None):
     ------
     ValueError
         No run with a step size in its label; several problems and no ``problem``.
+
+    Examples
+    --------
+    >>> from spherenet.experiments import compare, stability
+    >>> results = compare("rayleigh", ["riemannian", "projection"], "rsgd", seeds=2, budget=200,
+    ...                   executor="serial", lrs=[0.5, 3.0])
+    >>> [(row["strategy"], row["lr"], row["reached"], row["diverged"])
+    ...  for row in stability(results)]  # 3.0 is past riemannian's limit 2/L = 1.01
+    [('riemannian', 0.5, 2, 0), ('projection', 0.5, 2, 0), ('riemannian', 3.0, 0, 2), ('projection', 3.0, 2, 0)]
     """
     from .problems import default_tol
 
@@ -144,6 +153,16 @@ def plot_stability(results, problem=None, limits=None, tol=None, measure=None, f
         the worst seed; a step size where the median run never reached the
         tolerance is drawn on the top line of the plot, with an ``x`` when
         most runs diverged and a triangle when they ran out of iterations.
+
+    Examples
+    --------
+    >>> from spherenet.experiments import compare, plot_stability, predicted_limits
+    >>> strategies = ["riemannian", "projection"]
+    >>> results = compare("rayleigh", strategies, "rsgd", seeds=2, budget=100,
+    ...                   executor="serial", lrs=[0.5, 3.0])
+    >>> figure = plot_stability(results, limits=predicted_limits("rayleigh", strategies))
+    >>> figure.axes[0].get_xlabel()
+    'step size lr'
     """
     from matplotlib.figure import Figure
 
