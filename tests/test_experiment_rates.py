@@ -314,3 +314,59 @@ def test_cli_sweep_prints_rates_and_comparisons_and_writes_the_stability_plot(tm
     measured = float(rows["rsgd(lr=0.5)", "riemannian"][6].split()[0])  # "median [min, max]"
     assert float(rows["rsgd(lr=0.5)", "riemannian"][7]) == pytest.approx(measured, abs=0.01)
     assert (tmp_path / "plots" / "rayleigh_stability.png").stat().st_size > 10_000
+
+
+def test_predicted_line_over_the_measured_curves(sweep):
+    from matplotlib.figure import Figure
+
+    from spherenet.experiments import plot_problem
+
+    problem = "rayleigh(gap=0.3)"
+    predicted = {("riemannian", "rsgd(lr=0.6)"): 0.64, "projection": 0.9,
+                 ("riemannian", "rsgd(lr=2.5)"): 3.5}
+    figure = plot_problem(sweep, problem, predicted=predicted, figure=Figure())
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    assert "predicted 3.5" not in lines  # no convergence predicted: nothing drawn
+    line = lines["predicted 0.64"]
+    k, y = line.get_xdata(), line.get_ydata()
+    np.testing.assert_allclose(y[1:] / y[:-1], 0.64, rtol=1e-12)
+    # anchored on the measured median where the fit window starts
+    runs = sweep.select(strategy="riemannian", optimizer="rsgd(lr=0.6)").runs
+    length = max(len(run["columns"]["distance"]) for run in runs)
+    padded = np.array([np.r_[run["columns"]["distance"],
+                             np.full(length - len(run["columns"]["distance"]),
+                                     run["columns"]["distance"][-1])] for run in runs])
+    median = np.median(padded, axis=0)
+    fit = fit_rate(median)
+    assert (k[0], k[-1]) == (fit.start, fit.stop - 1)
+    assert y[0] == median[fit.start]
+    # a strategy label alone applies to every optimizer of that strategy
+    assert sum(label == "predicted 0.9" for label in lines) == 1
+    assert sum(line.get_label() == "predicted 0.9" for line in figure.axes[0].lines) == 3
+
+
+def test_predicted_rate_of_a_gap_measure_is_squared():
+    from spherenet.experiments import rate_table
+    from spherenet.experiments.summary import Summary
+
+    row = {"problem": "p", "strategy": "riemannian", "optimizer": "rsgd", "measure": "gap",
+           "tol": 1e-6, "runs": 1, "reached": 1}
+    for stat in ("iterations", "time", "rate", "final_gap", "final_violation"):
+        row.update({f"{stat}_median": 0.64, f"{stat}_min": 0.64, f"{stat}_max": 0.64})
+    summary = Summary([row])
+    predicted = {"p": {("riemannian", "rsgd"): 0.8}}
+    (line,) = summary.format(("rate", "predicted_rate"), predicted=predicted)[2:]
+    assert [c.strip() for c in line.split("|")][-2:] == ["0.640", "0.640"]
+    (line,) = rate_table(summary, predicted)[2:]
+    predicted_cell, difference = [c.strip() for c in line.split("|")][-2:]
+    assert predicted_cell == "0.640" and difference in ("+0.0%", "-0.0%")  # 0.8^2, not 0.8
+    (line,) = summary.format(("predicted_rate",), predicted={"p": {("riemannian", "rsgd"): 1.2}})[2:]
+    assert line.split("|")[-1].strip() == "unstable"
+
+
+def test_fit_rate_keeps_float32_curves():
+    values = (0.7 ** np.arange(40)).astype(np.float32)
+    fit = fit_rate(values)
+    # float32 rounding of each value: relative errors of eps32, over a window of 20 steps
+    assert fit.rate == pytest.approx(0.7, rel=float(np.finfo(np.float32).eps))
+    assert isinstance(fit.rate, float)
