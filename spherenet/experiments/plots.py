@@ -88,6 +88,9 @@ def _predicted_line(ax, steps, median, rate, style):
     """The line v_s rate^(k - s) from the start s of the median curve's fit window."""
     from .rates import fit_rate
 
+    # Runs that stopped are held at their last value: the flat tail is not convergence.
+    moving = np.flatnonzero(np.diff(median) != 0)
+    median = median[:moving[-1] + 2] if moving.size else median[:1]
     fit = fit_rate(median)
     stop = fit.stop if fit.stop > fit.start else median.size
     start = fit.start if fit.stop > fit.start else 0
