@@ -115,6 +115,7 @@ API_MODULES = [
     "spherenet.strategies",
     "spherenet.problems",
     "spherenet.diagnostics",
+    "spherenet.theory",
     "spherenet.interop",
     "spherenet.nn",
     "spherenet.experiments",

@@ -40,8 +40,8 @@ from ._atomic import atomic_write, probe_writable
 from .diagnostics import check_gradient, check_hessian, check_retraction
 from .experiments import EXECUTORS, OPTIMIZERS, PROBLEMS, STRATEGY_NAMES, compare
 from .experiments.summary import format_table
-from .experiments.specs import (Budget, OptimizerSpec, ProblemSpec, parse_assignment,
-                                parse_strategy)
+from .experiments.specs import (Budget, OptimizerSpec, ProblemSpec, StrategySpec,
+                                parse_assignment, parse_strategy)
 from .manifolds import Oblique, Sphere
 
 __all__ = ["main", "build_parser", "format_table"]
@@ -421,6 +421,13 @@ def _compare_arguments(parser):
                         metavar="KEY=VALUE",
                         help="an optimizer option, e.g. lr=0.1 or momentum=0.9 (repeatable; given "
                              "to the optimizers that take it)")
+    parser.add_argument("--lr", dest="lrs", type=_step_sizes, default=None, metavar="LRS",
+                        help="a step-size sweep: comma-separated step sizes, e.g. 0.01,0.1,1; "
+                             "every optimizer (rsgd, radam) runs at each; writes the stability "
+                             "plot plots/<problem>_stability.png")
+    parser.add_argument("--baseline", default=None, metavar="STRATEGY",
+                        help="the strategy label the others are compared with, seed by seed "
+                             "(Wilcoxon test, bootstrap interval); default the first")
     parser.add_argument("--tol", type=_positive_float, default=None,
                         help="summary tolerance on the distance to the optimum (or cost gap, or "
                              "loss); default per problem")
@@ -496,11 +503,15 @@ def _compare(args):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # compare below says what it skips
             runs, skipped = build_grid(problems, args.strategies, optimizers, args.seeds,
-                                       Budget(**budget))
+                                       Budget(**budget), lrs=args.lrs)
     except ValueError as err:
         args.parser.error(str(err).replace("\n", " "))
     if not runs:
         args.parser.error("nothing to run: " + "; ".join(skipped))
+    labels = [StrategySpec.coerce(spec).label for spec in args.strategies]
+    if args.baseline is not None and args.baseline not in labels:
+        args.parser.error(f"--baseline must be one of the strategies {labels}, got "
+                          f"{args.baseline!r}")
     out = _writable_folder(args, "--out", args.out)
     started = time.perf_counter()
     progress = False if args.no_progress else None  # None: a bar when stderr is a terminal
@@ -508,7 +519,8 @@ def _compare(args):
         warnings.simplefilter("always")
         try:
             results = compare(problems, args.strategies, optimizers, args.seeds, Budget(**budget),
-                              args.executor, out=out, progress=progress, workers=args.workers)
+                              args.executor, out=out, progress=progress, workers=args.workers,
+                              lrs=args.lrs)
         except ValueError as err:
             args.parser.error(str(err).replace("\n", " "))
     for warning in caught:
@@ -517,14 +529,24 @@ def _compare(args):
     if not results.runs:
         print("spherenet compare: no run finished; nothing written", file=sys.stderr)
         return 1
-    summary = results.summary(tol=args.tol)
+    baseline = args.baseline if args.baseline in results.strategies else None
+    summary = results.summary(tol=args.tol, baseline=baseline)
+    predicted = _predictions(problems, args.strategies, optimizers, args.lrs)
     _say([f"{len(results.runs)} runs ({results.executed} run now, {results.reused} read back "
           f"from {out / 'runs'}) in {time.perf_counter() - started:.1f} s; cells are "
-          "median [best, worst] over the seeds", "", *summary.format()])
+          "median [best, worst] over the seeds", "",
+          *summary.format(("iterations", "time", "rate", "predicted_rate", "vs_baseline",
+                           "final_measure", "final_violation"), predicted=predicted)])
+    notes = summary.comparison_notes()
+    _say(["", "rate: the fitted asymptotic rate per iteration; predicted: spherenet.theory at the "
+              "known minimizer. vs baseline: geometric mean over the seeds where both reached "
+              "tol, bootstrap interval, Wilcoxon signed-rank p."] + notes)
     written = [results.to_csv(out / "results.csv"), summary.to_csv(out / "summary.csv")]
     if not args.no_plots:
         try:
-            written += results.plot(out / "plots")
+            written += results.plot(out / "plots", predicted=predicted)
+            if args.lrs is not None:
+                written += _stability_plots(results, args, optimizers, out / "plots")
         except ImportError as err:
             print(f"spherenet compare: no plots: {err}", file=sys.stderr)
     _say(["", "wrote:", *(f"  {path}" for path in written)])
@@ -535,7 +557,69 @@ def _compare(args):
     return 0
 
 
+def _predictions(problems, strategies, optimizers, lrs):
+    """Predicted rates of the optimization problems of the grid (networks have none)."""
+    from .experiments import predicted_rates
+
+    chosen = [p for p in problems if PROBLEMS[p.name].kind == "problem"]
+    if not chosen:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return predicted_rates(chosen, strategies, optimizers, lrs=lrs)
+
+
+def _stability_plots(results, args, optimizers, directory):
+    """One stability plot per problem, with the predicted limits of rsgd where known."""
+    from .experiments import plot_stability, predicted_limits
+    from .experiments.results import slug
+
+    rsgd = [spec for spec in optimizers if spec.name == "rsgd"]
+    momenta = {float(spec.params.get("momentum", 0.0)) for spec in rsgd}
+    single = (len(rsgd) == len(optimizers) and len(momenta) == 1
+              and not any(spec.params.get("nesterov", False) for spec in rsgd))
+    written = []
+    for spec, problem in zip(_specs_in_grid(results, args), results.problems):
+        limits = {}
+        if single and PROBLEMS[spec.name].kind == "problem":
+            limits = predicted_limits(spec, args.strategies, momentum=next(iter(momenta)))
+        figure = plot_stability(results, problem, limits=limits, tol=args.tol)
+        path = directory / f"{slug(problem)}_stability.png"
+        atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+        written.append(path)
+    return written
+
+
+def _specs_in_grid(results, args):
+    """The problem specs of the grid, in the order of ``results.problems``."""
+    problems, _ = _specs(args)
+    by_label = {spec.label: spec for spec in problems}
+    return [by_label[label] for label in results.problems]
+
+
 # --- argument types ---------------------------------------------------------------------
+
+
+def _step_sizes(text):
+    """An argument type: comma-separated positive step sizes, e.g. ``0.01,0.1,1``."""
+    parts = [part.strip() for part in text.split(",")]
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated positive step sizes such as 0.01,0.1,1; "
+                f"{part!r} is not a number (in {text!r})") from None
+        if not (value > 0 and np.isfinite(value)):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated positive step sizes such as 0.01,0.1,1; "
+                f"got {part!r} (in {text!r})")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a step size is repeated in {text!r}")
+    return values
+
 
 
 def _positive_int(text):

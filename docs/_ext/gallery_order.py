@@ -7,6 +7,8 @@ that the configuration stays picklable.
 ORDER = (
     "plot_rayleigh_strategies.py",
     "plot_step_size_identity.py",
+    "plot_predicted_rates.py",
+    "plot_stability.py",
     "plot_distance_accuracy.py",
     "plot_check_gradient.py",
     "plot_maxcut_burer_monteiro.py",

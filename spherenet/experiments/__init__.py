@@ -34,6 +34,9 @@ from .results import COLUMNS, Results, RunStore
 from .summary import Summary
 from .runner import GridInterrupted, build_grid, compare, execute
 from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
+from .rates import RateFit, fit_rate, paired_comparison
+from .stability import plot_stability, stability
+from .predict import predicted_limits, predicted_rates, rate_table
 
 __all__ = [
     "compare",
@@ -57,4 +60,12 @@ __all__ = [
     "EXECUTORS",
     "plot_results",
     "plot_problem",
+    "fit_rate",
+    "RateFit",
+    "paired_comparison",
+    "stability",
+    "plot_stability",
+    "predicted_rates",
+    "predicted_limits",
+    "rate_table",
 ]

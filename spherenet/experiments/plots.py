@@ -84,8 +84,32 @@ def _band(ax, x, values, log, **style):
     return line
 
 
-def plot_problem(results, problem, measure=None, figure=None):
-    """Draw the three panels of ``problem`` on a matplotlib Figure (a new one by default)."""
+def _predicted_line(ax, steps, median, rate, style):
+    """The line v_s rate^(k - s) from the start s of the median curve's fit window."""
+    from .rates import fit_rate
+
+    # Runs that stopped are held at their last value: the flat tail is not convergence.
+    moving = np.flatnonzero(np.diff(median) != 0)
+    median = median[:moving[-1] + 2] if moving.size else median[:1]
+    fit = fit_rate(median)
+    stop = fit.stop if fit.stop > fit.start else median.size
+    start = fit.start if fit.stop > fit.start else 0
+    k = steps[start:stop]
+    if k.size < 2 or not 0 < rate < 1:
+        return  # a rate >= 1 predicts no convergence: nothing to draw over the curve
+    ax.plot(k, median[start] * rate ** (k - k[0]), color=style["color"], linestyle=(0, (1, 1.5)),
+            linewidth=2.4, alpha=0.8, label=f"predicted {rate:.3g}")
+
+
+def plot_problem(results, problem, measure=None, figure=None, predicted=None):
+    """Draw the three panels of ``problem`` on a matplotlib Figure (a new one by default).
+
+    ``predicted`` maps a strategy label, or a pair (strategy, optimizer), to a
+    predicted rate per iteration (:mod:`spherenet.theory`); each is drawn as
+    a dotted line over the measured median, from the start of the window
+    where :func:`~spherenet.experiments.rates.fit_rate` fits the measured rate
+    (a rate >= 1, no local convergence, is not drawn).
+    """
     from matplotlib.figure import Figure
 
     runs = [run for run in results.runs if run["problem"] == problem]
@@ -108,6 +132,12 @@ def plot_problem(results, problem, measure=None, figure=None):
                      label=label, linewidth=1.6)
         steps = np.arange(max(len(run["columns"]["iteration"]) for run in group))
         _band(ax_iter, steps, _padded(group, measure), log, **style)
+        rate = (predicted or {}).get((strategy, optimizer), (predicted or {}).get(strategy))
+        if rate is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                median = np.nanmedian(np.abs(_padded(group, measure)), axis=0)
+            _predicted_line(ax_iter, steps, median, rate, style)
         _band(ax_time, *_on_time_grid(group, measure), log, **style)
         # The largest violation so far: drift shows, rounding noise at 1e-16 does not flicker.
         worst = np.fmax.accumulate(_padded(group, "violation"), axis=1)
@@ -132,7 +162,7 @@ def plot_problem(results, problem, measure=None, figure=None):
     return figure
 
 
-def plot_results(results, directory, formats=("png", "svg"), measure=None):
+def plot_results(results, directory, formats=("png", "svg"), measure=None, predicted=None):
     """Save one figure per problem under ``directory`` as ``<problem>.<format>``.
 
     Parameters
@@ -144,6 +174,8 @@ def plot_results(results, directory, formats=("png", "svg"), measure=None):
     measure : str, optional
         ``"distance"``, ``"gap"``, ``"grad_norm"`` or ``"cost"``; default
         :meth:`Results.measure_for` each problem.
+    predicted : dict, optional
+        Problem label -> the ``predicted`` rates of :func:`plot_problem`.
 
     Returns
     -------
@@ -163,7 +195,7 @@ def plot_results(results, directory, formats=("png", "svg"), measure=None):
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for problem in results.problems:
-        figure = plot_problem(results, problem, measure)
+        figure = plot_problem(results, problem, measure, predicted=(predicted or {}).get(problem))
         for fmt in formats:
             path = directory / f"{slug(problem)}.{fmt}"
             # Never a half-written figure under the final name, even with two writers.

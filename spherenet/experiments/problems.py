@@ -131,8 +131,19 @@ def _thomson(n_points, instance):
     return _problems.thomson(n_points)
 
 
+def _data_rng(instance):
+    """The generator of an instance's data, a stream apart from the runs' starting points.
+
+    A run of seed s starts from ``x0(default_rng(s))``; data drawn from
+    ``default_rng(instance)`` would be the same draws when s == instance, and
+    where the first draws make the optimum (the Karcher pole, the dictionary's
+    atoms) the run of that seed would start at it.
+    """
+    return np.random.default_rng([instance, 1])
+
+
 def _karcher_mean(n, angle, instance):
-    points, pole = _problems.symmetric_points(n, angle, rng=instance)
+    points, pole = _problems.symmetric_points(n, angle, rng=_data_rng(instance))
     return _problems.karcher_mean(points, mean=pole)
 
 
@@ -143,7 +154,8 @@ def _spherical_kmeans(n_features, n_clusters, n_per_cluster, spread, temperature
 
 
 def _dictionary_learning(n_features, n_atoms, n_samples, noise, instance):
-    Y, _, _ = _problems.dictionary_data(n_features, n_atoms, n_samples, noise, rng=instance)
+    Y, _, _ = _problems.dictionary_data(n_features, n_atoms, n_samples, noise,
+                                        rng=_data_rng(instance))
     return _problems.dictionary_learning(Y, n_atoms)
 
 

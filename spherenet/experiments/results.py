@@ -300,7 +300,7 @@ class Results:
                 return name
         return "cost"
 
-    def summary(self, tol=None, measure=None):
+    def summary(self, tol=None, measure=None, baseline=None):
         """Per (problem, strategy, optimizer): iterations and time to tolerance, final values.
 
         Parameters
@@ -312,6 +312,9 @@ class Results:
         measure : str or dict, optional
             ``"distance"``, ``"gap"``, ``"grad_norm"`` or ``"cost"`` (or a dict per
             problem); default :meth:`measure_for` each problem.
+        baseline : str, optional
+            The strategy label every other strategy is compared with, seed by
+            seed (:attr:`Summary.comparisons`); default the first strategy.
 
         Returns
         -------
@@ -319,10 +322,27 @@ class Results:
             A run reaches the tolerance at its first iteration with
             ``measure <= tol``; a run that never does counts as ``inf``
             iterations and seconds. Each statistic is given as median, min and
-            max over the seeds.
+            max over the seeds; ``rate`` is the fitted asymptotic rate of the
+            measure (:func:`~spherenet.experiments.rates.fit_rate`). For each
+            (problem, optimizer) with the baseline and another strategy,
+            :attr:`Summary.comparisons` holds a Wilcoxon signed-rank test and
+            a bootstrap interval of the ratio of iterations to tolerance
+            (:func:`~spherenet.experiments.rates.paired_comparison`).
+
+        Raises
+        ------
+        ValueError
+            An unknown measure, or a ``baseline`` that is not a strategy of the results.
         """
         from .problems import default_tol
+        from .rates import paired_comparison
         from .summary import STATS, Summary, run_stats
+
+        if baseline is not None and baseline not in self.strategies:
+            raise ValueError(f"baseline must be one of the strategies {self.strategies}, "
+                             f"got {baseline!r}")
+        baseline = baseline if baseline is not None else next(iter(self.strategies), None)
+        iterations = {}
 
         groups = {}
         for run in self.runs:
@@ -336,6 +356,8 @@ class Results:
             level = tol.get(problem) if isinstance(tol, dict) else tol
             level = default_tol(problem) if level is None else float(level)
             per_run = [run_stats(run["columns"], name, level) for run in runs]
+            iterations[problem, strategy, optimizer] = {
+                run["seed"]: stats["iterations"] for run, stats in zip(runs, per_run)}
             row = {"problem": problem, "strategy": strategy, "optimizer": optimizer,
                    "measure": name, "tol": level, "runs": len(runs),
                    "reached": sum(math.isfinite(stats["iterations"]) for stats in per_run)}
@@ -347,14 +369,25 @@ class Results:
                     row[f"{stat}_min"] = float(np.min(values))
                     row[f"{stat}_max"] = float(np.max(values))
             rows.append(row)
-        return Summary(rows)
+        comparisons = []
+        for (problem, strategy, optimizer), by_seed in iterations.items():
+            base = iterations.get((problem, baseline, optimizer))
+            if strategy == baseline or base is None:
+                continue
+            seeds = sorted(set(by_seed) & set(base))
+            compared = paired_comparison([by_seed[s] for s in seeds], [base[s] for s in seeds])
+            comparisons.append({"problem": problem, "optimizer": optimizer, "strategy": strategy,
+                                "baseline": baseline, **compared})
+        return Summary(rows, comparisons)
 
-    def plot(self, directory, formats=("png", "svg"), measure=None):
+    def plot(self, directory, formats=("png", "svg"), measure=None, predicted=None):
         """One figure per problem, saved under ``directory``; see
-        :func:`~spherenet.experiments.plots.plot_results`."""
+        :func:`~spherenet.experiments.plots.plot_results` (``predicted``: rates
+        drawn over the measured curves)."""
         from .plots import plot_results
 
-        return plot_results(self, directory, formats=formats, measure=measure)
+        return plot_results(self, directory, formats=formats, measure=measure,
+                            predicted=predicted)
 
 
 class _CsvText:

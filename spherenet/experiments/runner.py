@@ -12,7 +12,8 @@ import numpy as np
 from .. import _tangent
 from ..strategies import ProjectionGeometry, get_strategy
 from .executors import SerialExecutor, make_executor, progress_bar, stop_executor
-from .problems import PROBLEMS, build_problem, resolve, resolve_strategy
+from .problems import (OPTIMIZERS, PROBLEMS, accepted_options, build_problem, resolve,
+                       resolve_strategy)
 from .results import Results, RunStore
 from .specs import Budget, OptimizerSpec, ProblemSpec, Run, StrategySpec
 
@@ -70,8 +71,51 @@ def _as_seeds(seeds):
     return [int(s) for s in seeds]
 
 
-def build_grid(problems, strategies, optimizers, seeds, budget=200):
+def _as_lrs(lrs):
+    """A checked list of step sizes: positive, finite, distinct numbers."""
+    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
+        raise TypeError(f"lrs must be a list of step sizes, got {lrs!r}")
+    lrs = list(lrs)
+    if not lrs:
+        raise ValueError("lrs must hold at least one step size, got []")
+    for lr in lrs:
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"lrs must be numbers, got {lr!r} in {lrs}")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lrs must be positive and finite, got {lr!r} in {lrs}")
+    lrs = [float(lr) for lr in lrs]
+    if len(set(lrs)) != len(lrs):
+        raise ValueError(f"lrs must be distinct, got {lrs}")
+    return lrs
+
+
+def _sweep(optimizers, lrs):
+    """Each optimizer once per step size, as OptimizerSpec(name, lr=lr, **its options)."""
+    swept = []
+    for optimizer in optimizers:
+        try:
+            spec = OptimizerSpec.coerce(optimizer)
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+        if spec.name not in OPTIMIZERS:
+            swept.append(spec)  # resolve() names the unknown optimizer
+            continue
+        if "lr" not in accepted_options(spec.name):
+            takes = [name for name in OPTIMIZERS if "lr" in accepted_options(name)]
+            raise ValueError(f"optimizer {spec.name!r} takes no step size lr, so lrs cannot "
+                             f"sweep it; the optimizers with one are {takes}")
+        if "lr" in spec.params:
+            raise ValueError(f"optimizer {spec.label} already sets lr; give the step sizes "
+                             "either in lrs or in the optimizer, not both")
+        swept.extend(spec.with_params(lr=lr) for lr in lrs)
+    return swept
+
+
+def build_grid(problems, strategies, optimizers, seeds, budget=200, lrs=None):
     """The runs of a grid, validated; and the cells left out, with why.
+
+    ``lrs`` (a list of step sizes) makes the step size a grid axis: every
+    optimizer runs once per value, labeled e.g. ``rsgd(lr=0.1)``.
 
     Returns
     -------
@@ -86,11 +130,17 @@ def build_grid(problems, strategies, optimizers, seeds, budget=200):
     ValueError
         An unknown problem, parameter, strategy, optimizer or option (the
         message names the accepted ones), bad seeds or budget, two problems,
-        strategies or optimizers with the same label.
+        strategies or optimizers with the same label; ``lrs`` not a list of
+        distinct positive numbers, or given with an optimizer that takes no
+        step size or already sets one.
+    TypeError
+        ``lrs`` not a list of numbers.
     """
     problems = _as_list(problems, "problem")
     strategies = _as_list(strategies, "strategy")
     optimizers = _as_list(optimizers, "optimizer")
+    if lrs is not None:
+        optimizers = _sweep(optimizers, _as_lrs(lrs))
     seeds = _as_seeds(seeds)
     budget = Budget.coerce(budget)
     cells = [[[resolve(p, s, o) for o in optimizers] for s in strategies] for p in problems]
@@ -233,7 +283,7 @@ def execute(run):
 
 
 def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, *, out=None,
-            progress=None, workers=None):
+            progress=None, workers=None, lrs=None):
     """Run every problem x strategy x optimizer x seed and gather the tidy results.
 
     Every run of a seed starts from the same point, whatever its strategy and
@@ -277,6 +327,11 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
         a terminal.
     workers : int, optional
         Size of the pool created for ``"processes"`` or ``"threads"``.
+    lrs : list of float, optional
+        A step-size sweep: every optimizer runs once per step size, labeled
+        ``rsgd(lr=0.1)`` and so on (the optimizers must take ``lr`` and not set
+        it themselves). :func:`~spherenet.experiments.plot_stability` draws
+        iterations to tolerance against the step size.
 
     Returns
     -------
@@ -308,8 +363,15 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
     ...                   executor="serial")
     >>> results.strategies
     ['riemannian', "riemannian(retraction='projection')", 'projection']
+
+    A step-size sweep:
+
+    >>> results = compare("rayleigh", "riemannian", "rsgd", seeds=1, budget=20,
+    ...                   executor="serial", lrs=[0.1, 1.0])
+    >>> results.optimizers
+    ['rsgd(lr=0.1)', 'rsgd(lr=1.0)']
     """
-    runs, skipped = build_grid(problems, strategies, optimizers, seeds, budget)
+    runs, skipped = build_grid(problems, strategies, optimizers, seeds, budget, lrs)
     for reason in skipped:
         warnings.warn(f"skipped {reason}", stacklevel=2)
     if not runs:
