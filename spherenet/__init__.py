@@ -9,6 +9,7 @@ from .manifolds import Euclidean, Manifold, Oblique, Product, Sphere
 from .interop import from_pymanopt, from_pymanopt_options, to_pymanopt
 from .minimize import OptimizeResult, minimize
 from .optim import hessian_spectrum
+from . import theory
 
 __version__ = "0.1.0"
 
@@ -24,5 +25,6 @@ __all__ = [
     "from_pymanopt",
     "from_pymanopt_options",
     "hessian_spectrum",
+    "theory",
     "__version__",
 ]
