@@ -13,12 +13,14 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 >>> model.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
 """
 
-from . import activations, callbacks, constraints, initializers, losses, metrics
+from . import activations, callbacks, constraints, initializers, losses, metrics, regularizers
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
+from .normalization import BatchNormalization, LayerNormalization
+from .regularizers import L1, L1L2, L2, HypersphericalEnergy
 
 __all__ = [
     "Sequential",
@@ -26,6 +28,12 @@ __all__ = [
     "Activation",
     "Dropout",
     "Flatten",
+    "BatchNormalization",
+    "LayerNormalization",
+    "L1",
+    "L2",
+    "L1L2",
+    "HypersphericalEnergy",
     "Layer",
     "UnitNorm",
     "unit_norm",
@@ -43,4 +51,5 @@ __all__ = [
     "initializers",
     "losses",
     "metrics",
+    "regularizers",
 ]

@@ -60,9 +60,14 @@ def summary_lines(model, strategy=None, line_length=None):
     for i, row in enumerate(rows):
         lines.append(fmt(row))
         lines.append("_" * width if i < len(rows) - 1 else "=" * width)
+    states = sum(math.prod(p.shape) for layer in model.layers for p in layer.states)
     lines += [
         f"Total params: {_count(total)}",
-        f"Trainable params: {_count(total)}",
+        f"Trainable params: {_count(total - states)}",
+    ]
+    if states:  # Keras's line; left out when zero, as the table always was
+        lines.append(f"Non-trainable params: {_count(states)}")
+    lines += [
         f"Params on spheres: {_count(constrained)}",
         f"dtype: {model.dtype.name}" + ("" if strategy is None else
                                         f"; constraints kept by strategy: {strategy if isinstance(strategy, str) else strategy.__name__}"),
