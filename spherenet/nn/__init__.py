@@ -16,11 +16,13 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 from . import activations, callbacks, constraints, initializers, losses, metrics, regularizers
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
+from .cosine import CosineDense
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
 from .normalization import BatchNormalization, LayerNormalization
 from .regularizers import L1, L1L2, L2, HypersphericalEnergy
+from .telemetry import AngularTelemetry, equilibrium_angular_update
 
 __all__ = [
     "Sequential",
@@ -29,6 +31,7 @@ __all__ = [
     "Dropout",
     "Flatten",
     "BatchNormalization",
+    "CosineDense",
     "LayerNormalization",
     "L1",
     "L2",
@@ -44,6 +47,8 @@ __all__ = [
     "ModelCheckpoint",
     "ProgressBar",
     "LambdaCallback",
+    "AngularTelemetry",
+    "equilibrium_angular_update",
     "NonFiniteLossWarning",
     "activations",
     "callbacks",

@@ -796,6 +796,7 @@ class Sequential:
         def objective(*zs):
             return cost(tuple(zs))
 
+        self._live = {"variable": z, "lr": None}
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
