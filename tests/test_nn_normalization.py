@@ -407,3 +407,18 @@ def test_model_call_in_training_mode_updates_the_moving_statistics_and_predict_d
     np.testing.assert_allclose(model.get_weights()[2], 0.01 * x.mean(0), rtol=0, atol=10 * EPS64)
     assert np.sum(out == 0) > 0  # dropout ran in training mode
     np.testing.assert_array_equal(model(x), model.predict(x))
+
+
+def test_a_model_adopts_weights_of_layers_called_alone_in_its_own_dtype():
+    x = np.random.default_rng(15).standard_normal((4, 3))
+    dense, act = Dense(3, kernel_constraint="unit_norm"), BatchNormalization()
+    dense(x, seed=0)  # float64 weights
+    act(dense(x), training=True)
+    model = Sequential([dense, act], dtype="float32")
+    kernel, bias, gamma, beta, mean, var = model.get_weights()
+    assert kernel.dtype == np.float32
+    np.testing.assert_allclose(kernel, dense._own_weights[0], rtol=EPS32)
+    np.testing.assert_allclose(np.linalg.norm(kernel.astype(np.float64), axis=0), 1.0,
+                               atol=2 * EPS32)
+    np.testing.assert_allclose(mean, act._own_weights[2], rtol=EPS32)
+    assert np.any(mean != 0)

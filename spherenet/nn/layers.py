@@ -197,7 +197,8 @@ class Layer:
         dtype = np.float64 if getattr(x, "dtype", None) == np.float64 else np.float32
         if self._own_weights is not None:
             dtype = self._own_weights[0].dtype if self._own_weights else self._own_dtype
-        x = as_inputs(x, self._built_for, dtype, f"the input of layer {self.name!r}")
+        x = as_inputs(x, self._built_for or self.input_shape, dtype,
+                      f"the input of layer {self.name!r}")
         rng = as_rng(seed)
         if self._built_for is None or self._own_weights is None:
             self.build(x.shape[1:])
@@ -216,8 +217,8 @@ class Layer:
         model = None if self._model is None else self._model()
         if model is None:
             raise ValueError(
-                f"layer {self.name!r} has no weights of its own: they live in the model; "
-                f"add the layer to a Sequential model before calling {what}"
+                f"layer {self.name!r} has no weights yet: call it on a batch (layer(x)) or add "
+                f"it to a Sequential model before calling {what}"
             )
         return model
 

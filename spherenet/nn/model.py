@@ -209,8 +209,13 @@ class Sequential:
     @property
     def input_shape(self):
         """Shape of one input sample, once known."""
-        if self._input_shape is None and self._layers and self._layers[0].input_shape is not None:
-            self._build_shapes(self._layers[0].input_shape)
+        if self._input_shape is None and self._layers:
+            first = self._layers[0]
+            # a first layer called on its own knows the shape it was built for
+            shape = first.input_shape or (first._built_for if first._own_weights is not None
+                                          else None)
+            if shape is not None:
+                self._build_shapes(shape)
         return self._input_shape
 
     @property
@@ -276,12 +281,15 @@ class Sequential:
             # a layer called on its own before joining the model brings its weights (as in Keras)
             weights, states = list(weights), list(states)
             for i, layer in enumerate(self._layers):
-                own = layer._own_weights
-                if own is not None and own[0].dtype == self.dtype and all(
-                        w.shape == p.shape for w, p in zip(own, layer.params + layer.states)):
+                own, specs = layer._own_weights, layer.params + layer.states
+                if own and len(own) == len(specs) and all(
+                        w.shape == p.shape for w, p in zip(own, specs)):
                     (a, b), (c, d) = self._slices[i], self._state_slices[i]
-                    weights[a:b] = [np.array(w) for w in own[:b - a]]
-                    states[c:d] = [np.array(w) for w in own[b - a:]]
+                    # in the model's dtype, back on the manifold at its precision
+                    own = [_as_weight(p, w, self.dtype, f"{layer.name}/{p.name}",
+                                      0.0 if k < b - a else None)
+                           for k, (p, w) in enumerate(zip(specs, own))]
+                    weights[a:b], states[c:d] = own[:b - a], own[b - a:]
             self._weights, self._states = tuple(weights), tuple(states)
         return self
 
