@@ -270,3 +270,79 @@ def test_margin_needs_logits_and_class_labels():
     model.compile(loss="mse")
     with pytest.raises(ValueError, match="acts on logits"):
         model.fit(x, y[:, None].astype(float), verbose=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosine_and_mhe_gradients_keep_the_dtype(dtype):
+    rng = np.random.default_rng(10)
+    x, W = rng.standard_normal((4, 3)).astype(dtype), rng.standard_normal((3, 5)).astype(dtype)
+    layer = CosineDense(5)
+    layer.build((3,))
+    value, grads = value_and_grads(lambda x, W: anp.sum(layer.pre_activation((W,), x) ** 2),
+                                   [x, W])
+    assert value.dtype == dtype and all(g.dtype == dtype for g in grads)
+    for power in (0.0, 1.0, 2.0):
+        value, (g,) = value_and_grads(HypersphericalEnergy(0.1, power=power), [W])
+        assert value.dtype == dtype and g.dtype == dtype
+
+
+def test_l2_normalize_gradient_matches_finite_differences_also_for_a_zero_row():
+    from spherenet.nn._normalize import l2_normalize
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4))
+    x[1] = 0.0  # clipped: x / 1e-6, a linear map there
+    dy = rng.standard_normal(x.shape)
+
+    def f(x):
+        return anp.sum(l2_normalize(x, 1) * dy)
+
+    _, (g,) = value_and_grads(f, [x])
+    np.testing.assert_allclose(g[1], dy[1] / 1e-6, rtol=1e-12)
+    v = rng.standard_normal(x.shape)
+    v[1] = 0.0  # finite differences across the clip would not see the linear branch alone
+    np.testing.assert_allclose(np.sum(g * v), fd_directional(f, x, v), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.sum(g[[0, 2]] * x[[0, 2]], axis=1), 0.0, atol=1e-14)
+
+
+# --- decoupled weight decay (Keras's optimizers' weight_decay) ----------------------
+
+
+def test_decoupled_weight_decay_shrinks_before_a_momentum_step_unlike_the_coupled_one():
+    from spherenet.optim import DecoupledWeightDecay
+
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 1))
+    lr, mu, wd = 0.1, 0.9, 0.3
+    model = Sequential([Dense(1, input_dim=3)], dtype="float64", seed=0)
+    model.compile(optimizer=DecoupledWeightDecay(RSGD(lr=lr, momentum=mu), wd), loss="mse")
+    w, b = model.get_weights()
+    buf_w, buf_b = np.zeros_like(w), np.zeros_like(b)
+    for _ in range(2):  # Keras 3 SGD: w <- w - lr wd w; m <- mu m - lr g(w_old); w <- w + m
+        r = x @ w + b - y
+        gw, gb = 2 / r.size * x.T @ r, 2 / r.size * r.sum(0)
+        buf_w, buf_b = mu * buf_w + gw, mu * buf_b + gb
+        w, b = (1 - lr * wd) * w - lr * buf_w, (1 - lr * wd) * b - lr * buf_b
+        model.fit(x, y, epochs=1, batch_size=5, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.get_weights()[0], w, rtol=0, atol=20 * EPS64)
+    np.testing.assert_allclose(model.get_weights()[1], b, rtol=0, atol=20 * EPS64)
+    coupled = Sequential([Dense(1, input_dim=3)], dtype="float64", seed=0)
+    coupled.compile(optimizer=RSGD(lr=lr, momentum=mu, weight_decay=wd), loss="mse")
+    coupled.fit(x, y, epochs=2, batch_size=5, shuffle=False, verbose=0)
+    assert np.max(np.abs(coupled.get_weights()[0] - w)) > 1e-3  # through momentum: different
+
+
+def test_decoupled_weight_decay_leaves_sphere_kernels_on_their_sphere():
+    from spherenet.optim import DecoupledWeightDecay
+
+    rng = np.random.default_rng(13)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    model = Sequential([Dense(2, input_dim=3, kernel_constraint="unit_norm")], dtype="float64",
+                       seed=0)
+    model.compile(optimizer=DecoupledWeightDecay(RSGD(lr=0.1), 0.5), loss="mse")
+    model.fit(x, y, epochs=3, batch_size=4, verbose=0, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(model.get_weights()[0], axis=0), 1.0, atol=4 * EPS64)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        DecoupledWeightDecay(RSGD(), -1.0)
+    with pytest.raises(TypeError, match="rule must be a step rule"):
+        DecoupledWeightDecay("sgd", 0.1)

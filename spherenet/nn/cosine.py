@@ -10,19 +10,13 @@ strategy like any ``unit_norm`` kernel.
 
 import numbers
 
-import autograd.numpy as anp
 import numpy as np
 
+from ._normalize import l2_normalize
 from .constraints import unit_norm
 from .layers import LAYERS, Dense, _activation_name, _initializer_config, affine
 
 __all__ = ["CosineDense"]
-
-
-def _l2_normalize(x, axis):
-    """Keras's ``l2_normalize``: x / sqrt(max(sum x^2, 1e-12)), finite for a zero vector."""
-    sq = anp.sum(x * x, axis=axis, keepdims=True)
-    return x / anp.sqrt(anp.maximum(sq, x.dtype.type(1e-12)))
 
 
 class CosineDense(Dense):
@@ -99,8 +93,8 @@ class CosineDense(Dense):
 
     def pre_activation(self, params, x):
         """``scale * cos(theta)``: the logits without the margin."""
-        kernel = _l2_normalize(params[0], 0)
-        return affine(_l2_normalize(x, 1), kernel, None) * x.dtype.type(self.scale)
+        kernel = l2_normalize(params[0], 0)
+        return affine(l2_normalize(x, 1), kernel, None) * x.dtype.type(self.scale)
 
     def training_logits(self, logits, y, target):
         """``logits`` with ``scale * margin`` taken off the true class's (CosFace).

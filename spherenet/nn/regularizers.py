@@ -7,8 +7,8 @@ as Keras does). That is the *coupled* form of weight decay: its gradient
 all -- the same as ``RSGD(weight_decay=2 * lambda)``, which adds
 :math:`\text{weight\_decay}\cdot w` to the gradient of every weight (PyTorch's
 ``SGD(weight_decay=...)``). Keras's optimizers' own ``weight_decay=`` is the
-*decoupled* form (AdamW: :math:`w \leftarrow w - \eta\lambda w` beside the
-step), which spherenet's step rules do not have. On a kernel that lives on a
+*decoupled* form (AdamW: :math:`w \leftarrow w - \eta\lambda w` before the
+step): :class:`spherenet.optim.DecoupledWeightDecay`. On a kernel that lives on a
 sphere, an L2 term is constant and does nothing; :class:`HypersphericalEnergy`
 is the regularizer made for such kernels: it spreads their columns over the
 sphere.
@@ -20,6 +20,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from ..problems.thomson import riesz_energy
+from ._normalize import l2_normalize
 from ._registry import from_config
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "HypersphericalEnergy", "get"]
@@ -193,9 +194,7 @@ class HypersphericalEnergy(Regularizer):
     def __call__(self, w):
         cols = self._columns(w)
         dtype = w.dtype.type
-        # Keras's l2_normalize: x / sqrt(max(|x|^2, 1e-12)), finite for a zero column
-        sq = anp.sum(cols * cols, axis=0, keepdims=True)
-        unit = cols / anp.sqrt(anp.maximum(sq, dtype(1e-12)))
+        unit = l2_normalize(cols, 0)  # Keras's: finite for a zero column
         if self.power == 0.0:
             n = unit.shape[1]
             diff = unit[:, :, None] - unit[:, None, :]
