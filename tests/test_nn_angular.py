@@ -98,6 +98,18 @@ def test_telemetry_follows_every_kernel_by_default_and_refuses_unknown_layers():
         model.fit(x, y, verbose=0, callbacks=[AngularTelemetry(layers=["nonesuch"])])
     with pytest.raises(TypeError, match="list of layer names"):
         AngularTelemetry(layers="dense")
+    with pytest.raises(TypeError, match="axis must be an int or a tuple of ints"):
+        AngularTelemetry(axis="columns")
+
+
+def test_rows_as_factors_with_axis_1():
+    model = bn_net()
+    model.compile(optimizer=RSGD(lr=0.2), loss="sparse_categorical_crossentropy")
+    telemetry = AngularTelemetry(layers=["dense"], axis=1)
+    kernels = stepwise(model, telemetry, 2)
+    assert telemetry.angles["dense/kernel"].shape == (2, 4)  # one angle per row
+    np.testing.assert_allclose(telemetry.angles["dense/kernel"][1],
+                               arccos_angles(kernels[1].T, kernels[2].T), rtol=0, atol=1e-7)
 
 
 def test_equilibrium_formula_and_its_input_checks():

@@ -217,8 +217,8 @@ class Layer:
         model = None if self._model is None else self._model()
         if model is None:
             raise ValueError(
-                f"layer {self.name!r} has no weights yet: call it on a batch (layer(x)) or add "
-                f"it to a Sequential model before calling {what}"
+                f"layer {self.name!r} has no weights yet: they live in the model; add the layer "
+                f"to a Sequential model, or call it on a batch (layer(x)), before calling {what}"
             )
         return model
 

@@ -152,7 +152,11 @@ class AngularTelemetry(Callback):
                 raise TypeError(f"layers must be a list of layer names, got {layers!r}")
             layers = list(layers)
         self.layers = layers
-        self.axis = axis
+        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        if not axes or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool)
+                               for a in axes):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+        self.axis = axes if isinstance(axis, (tuple, list)) else int(axis)
         self._angles, self._norms, self._lr = {}, {}, []
         self._tracked, self._previous = [], None
 
