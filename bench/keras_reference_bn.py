@@ -19,7 +19,11 @@ not the identity), and records in ``tests/data/keras_bn_reference.npz``:
 * ``step<s>_<k>``: the weights after each of the 8 SGD steps (lr 0.1, no
   momentum, mse loss, batch size 8, two epochs, ``shuffle=False``) of
   ``fit`` from the initial weights;
-* ``loss``: the loss logged after each epoch.
+* ``loss``: the loss logged after each epoch;
+* ``wd_step<s>_<k>``, ``wd_loss``: the same fit with the first Dense given
+  ``kernel_regularizer=L2(0.01)`` and the optimizer
+  ``SGD(learning_rate=0.1, momentum=0.9, weight_decay=0.05)``: both kinds of
+  weight decay, coupled (in the loss) and decoupled (in the optimizer).
 
 ``tests/test_nn_keras_parity.py`` reproduces all of it with spherenet.nn in
 float32. To regenerate the data (needs Keras 3 with the torch backend)::
@@ -66,10 +70,10 @@ def main():
     init = initial_weights(rng)
     x, y = data(rng)
 
-    def build():
+    def build(regularizer=None):
         model = keras.Sequential([
             keras.Input((3,)),
-            keras.layers.Dense(5),
+            keras.layers.Dense(5, kernel_regularizer=regularizer),
             keras.layers.BatchNormalization(),
             keras.layers.Activation("relu"),
             keras.layers.Dense(4),
@@ -86,19 +90,24 @@ def main():
     record["out_training"] = np.asarray(model(x, training=True).detach().cpu().numpy())
     record.update({f"called_{k}": w for k, w in enumerate(model.get_weights())})
 
-    model = build()
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
-    steps = []
+    def fit(model, optimizer, prefix):
+        model.compile(optimizer=optimizer, loss="mse")
+        steps = []
 
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            steps.append([np.array(w) for w in self.model.get_weights()])
+        class Record(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                steps.append([np.array(w) for w in self.model.get_weights()])
 
-    history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
-                        callbacks=[Record()])
-    for s, weights in enumerate(steps):
-        record.update({f"step{s}_{k}": w for k, w in enumerate(weights)})
-    record["loss"] = np.array(history.history["loss"], dtype=np.float64)
+        history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+                            callbacks=[Record()])
+        for s, weights in enumerate(steps):
+            record.update({f"{prefix}step{s}_{k}": w for k, w in enumerate(weights)})
+        record[f"{prefix}loss"] = np.array(history.history["loss"], dtype=np.float64)
+        return steps
+
+    steps = fit(build(), keras.optimizers.SGD(learning_rate=0.1), "")
+    fit(build(keras.regularizers.L2(0.01)),
+        keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, weight_decay=0.05), "wd_")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     np.savez(OUT, **record)
     print(f"wrote {os.path.normpath(OUT)}: {len(steps)} steps, keras {keras.__version__}, "

@@ -74,3 +74,26 @@ def test_sgd_steps_match_keras_weights_and_moving_statistics(ref):
         assert_weights_close(model.get_weights(), ref, f"step{step}", 4)
     np.testing.assert_allclose([np.mean(losses[:4]), np.mean(losses[4:])], ref["loss"],
                                rtol=20 * EPS32)
+
+
+def test_both_kinds_of_weight_decay_match_keras(ref):
+    # Keras: Dense(5, kernel_regularizer=L2(0.01)) (coupled, in the loss) and
+    # SGD(0.1, momentum=0.9, weight_decay=0.05) (decoupled, every trainable weight)
+    from spherenet.nn import L2
+    from spherenet.optim import DecoupledWeightDecay
+
+    model = Sequential([Dense(5, input_dim=3, kernel_regularizer=L2(0.01)), BatchNormalization(),
+                        Activation("relu"), Dense(4), LayerNormalization(), Dense(1)])
+    model.set_weights([ref[f"init_{k}"] for k in range(12)])
+    model.compile(optimizer=DecoupledWeightDecay(RSGD(lr=0.1, momentum=0.9), 0.05), loss="mse")
+    x, y = ref["x"], ref["y"]
+    losses = []
+    for step in range(8):
+        lo = (step % 4) * 8
+        history = model.fit(x[lo:lo + 8], y[lo:lo + 8], epochs=1, batch_size=8, shuffle=False,
+                            verbose=0)
+        losses.append(history.history["loss"][0])
+        assert_weights_close(model.get_weights(), ref, f"wd_step{step}", 8)
+    # the regularization term is part of the logged loss, as in Keras
+    np.testing.assert_allclose([np.mean(losses[:4]), np.mean(losses[4:])], ref["wd_loss"],
+                               rtol=20 * EPS32)
