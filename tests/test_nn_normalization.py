@@ -299,6 +299,8 @@ def test_count_params_counts_moving_statistics_as_keras():
     text = "\n".join(lines)
     assert "Total params: 42" in text and "Trainable params: 34" in text
     assert "Non-trainable params: 8" in text
+    bn_row = next(line for line in lines if line.startswith("batchnormalization"))
+    assert bn_row.split()[-1] == "16"  # no kernel manifold for gamma and beta
 
 
 def test_fit_updates_moving_statistics_from_the_batch_at_the_weights_before_the_step():

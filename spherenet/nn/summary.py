@@ -37,7 +37,8 @@ def summary_lines(model, strategy=None, line_length=None):
     """The lines of the summary table of ``model``."""
     rows = []
     for layer in model.layers:
-        kernel = layer.params[0].manifold if layer.params else None
+        # the kernel's manifold; a layer without a kernel (BatchNormalization's gamma) shows none
+        kernel = next((p.manifold for p in layer.params if p.name == "kernel"), None)
         rows.append((
             f"{layer.name} ({type(layer).__name__})",
             str((None, *layer.output_shape)),
