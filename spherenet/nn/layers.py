@@ -121,6 +121,7 @@ class Layer:
         self._model = None  # a weak reference to the model holding the weights
         self._built_for = None  # the sample shape of the last build
         self._own_weights = None  # params then states, of a layer called on its own
+        self._own_dtype = None
 
     @property
     def kind(self):
@@ -196,7 +197,7 @@ class Layer:
             return model._call_layer(self, x, bool(training), seed)
         dtype = np.float64 if getattr(x, "dtype", None) == np.float64 else np.float32
         if self._own_weights is not None:
-            dtype = self._own_weights[0].dtype if self._own_weights else self._own_dtype
+            dtype = self._own_dtype
         x = as_inputs(x, self._built_for or self.input_shape, dtype,
                       f"the input of layer {self.name!r}")
         rng = as_rng(seed)

@@ -250,7 +250,8 @@ class Sequential:
     @property
     def weight_names(self):
         """``layer/weight`` for every array of :meth:`get_weights`, in its order."""
-        self.input_shape  # noqa: B018 -- builds the shapes when the first layer knows its input
+        if self.input_shape is None:  # (the property builds the shapes when it can)
+            return []
         return [f"{layer.name}/{p.name}" for layer, p in self._all_params()]
 
     @property
