@@ -15,6 +15,8 @@ ORDER = (
     "plot_thomson.py",
     "plot_seed_network.py",
     "plot_digits.py",
+    "plot_bn_three_ways.py",
+    "plot_cosface_circle.py",
     # examples not listed here come next, by file name
     "plot_grid_on_dask.py",
 )

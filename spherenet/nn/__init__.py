@@ -13,12 +13,16 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 >>> model.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
 """
 
-from . import activations, callbacks, constraints, initializers, losses, metrics
+from . import activations, callbacks, constraints, initializers, losses, metrics, regularizers
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
+from .cosine import CosineDense
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
+from .normalization import BatchNormalization, LayerNormalization
+from .regularizers import L1, L1L2, L2, HypersphericalEnergy
+from .telemetry import AngularTelemetry, equilibrium_angular_update
 
 __all__ = [
     "Sequential",
@@ -26,6 +30,13 @@ __all__ = [
     "Activation",
     "Dropout",
     "Flatten",
+    "BatchNormalization",
+    "CosineDense",
+    "LayerNormalization",
+    "L1",
+    "L2",
+    "L1L2",
+    "HypersphericalEnergy",
     "Layer",
     "UnitNorm",
     "unit_norm",
@@ -36,6 +47,8 @@ __all__ = [
     "ModelCheckpoint",
     "ProgressBar",
     "LambdaCallback",
+    "AngularTelemetry",
+    "equilibrium_angular_update",
     "NonFiniteLossWarning",
     "activations",
     "callbacks",
@@ -43,4 +56,5 @@ __all__ = [
     "initializers",
     "losses",
     "metrics",
+    "regularizers",
 ]

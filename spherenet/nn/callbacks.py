@@ -53,9 +53,10 @@ class History(Callback):
     Attributes
     ----------
     history : dict of str to list
-        ``loss`` (the data loss, averaged over the epoch's batches; under
-        ``strategy="penalty"`` without the penalty term, so that strategies
-        compare on one number), each metric, ``val_loss`` and ``val_<metric>`` with
+        ``loss`` (the data loss, averaged over the epoch's batches, plus the
+        terms of the layers' ``kernel_regularizer``/``bias_regularizer`` as
+        in Keras; under ``strategy="penalty"`` without the penalty term, so
+        that strategies compare on one number), each metric, ``val_loss`` and ``val_<metric>`` with
         validation data, and ``<layer>/kernel_violation``: the largest
         | ||w_k|| - 1 | over the factors (columns) of each constrained kernel
         at the end of the epoch. Every key is present from the start of

@@ -445,7 +445,7 @@ def _json_options(options):
 
 
 def _set(model, weights, config, path, rebuilt=False):
-    ours = [(n, tuple(p.shape)) for n, (_, p) in zip(model.weight_names, model._params)]
+    ours = [(n, tuple(p.shape)) for n, (_, p) in zip(model.weight_names, model._all_params())]
     theirs = [(w["name"], tuple(w["shape"])) for w in config["weights"]]
     if [s for _, s in ours] != [s for _, s in theirs]:
         raise ValueError(

@@ -16,7 +16,10 @@ import numpy as np
 from autograd.extend import defvjp_argnum, primitive
 
 from ..manifolds import Euclidean, Manifold, Oblique, Sphere
-from . import activations, constraints, initializers
+from ..manifolds.base import as_rng
+from . import activations, constraints, initializers, regularizers
+from ._data import as_inputs
+from ._init import as_weight as _as_weight, initial_weights
 
 __all__ = ["Param", "Layer", "Dense", "Activation", "Dropout", "Flatten", "affine"]
 
@@ -55,12 +58,17 @@ defvjp_argnum(affine, _affine_vjp)
 
 
 class Param:
-    """A parameter's description: name, shape, manifold and initializer."""
+    """A parameter's description: name, shape, manifold, initializer and regularizer.
 
-    __slots__ = ("name", "shape", "manifold", "initializer")
+    Also describes a layer's non-trainable states (``Layer.states``: the
+    moving statistics of batch normalization), whose manifold is Euclidean.
+    """
 
-    def __init__(self, name, shape, manifold, initializer):
+    __slots__ = ("name", "shape", "manifold", "initializer", "regularizer")
+
+    def __init__(self, name, shape, manifold, initializer, regularizer=None):
         self.name, self.shape, self.manifold, self.initializer = name, shape, manifold, initializer
+        self.regularizer = regularizer
 
     @property
     def constrained(self):
@@ -108,8 +116,12 @@ class Layer:
         self.name = name
         self.input_shape = _as_shape(input_shape)
         self.params = ()
+        self.states = ()  # non-trainable arrays the layer updates itself (moving statistics)
         self.output_shape = None
         self._model = None  # a weak reference to the model holding the weights
+        self._built_for = None  # the sample shape of the last build
+        self._own_weights = None  # params then states, of a layer called on its own
+        self._own_dtype = None
 
     @property
     def kind(self):
@@ -125,22 +137,103 @@ class Layer:
         """The layer's output for a batch ``x`` (pure, autograd-traceable)."""
         raise NotImplementedError
 
+    def apply_with_state(self, params, states, x, training=False, rng=None):
+        """``(output, new_states)``: :meth:`apply` for a layer with non-trainable states.
+
+        ``new_states`` are the values of ``states`` after this call (the
+        moving statistics after a training batch); a stateless layer returns
+        ``states`` unchanged.
+        """
+        return self.apply(params, x, training, rng), states
+
     def count_params(self):
-        return sum(math.prod(p.shape) for p in self.params)
+        """The number of weights, trainable and not (as Keras's ``count_params``)."""
+        return sum(math.prod(p.shape) for p in self.params + self.states)
+
+    def __call__(self, x, training=False, seed=None):
+        """The layer's output for a batch ``x``, as a NumPy array (Keras's ``layer(x)``).
+
+        In a model, the layer runs with the model's weights (created on first
+        use). On its own, the first call builds the layer for the shape of
+        ``x`` and creates its initial weights (float64 for float64 input,
+        float32 otherwise), seeded by ``seed``; those weights are the
+        layer's until it joins a model, which then starts from them. With
+        ``training=True`` the layer runs as in training and updates its
+        non-trainable states (moving statistics), as in Keras.
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, ...)
+        training : bool, default False
+        seed : int or numpy.random.Generator, optional
+            Seeds the initial weights (first call only) and, while training,
+            dropout masks.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            If ``x`` does not have the shape the layer was built for.
+        TypeError
+            If ``training`` is not a bool.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spherenet.nn import Dense
+        >>> layer = Dense(2, kernel_initializer="ones", bias_initializer="ones")
+        >>> layer(np.array([[1.0, 2.0]]))
+        array([[4., 4.]])
+        >>> [w.shape for w in layer.get_weights()]
+        [(2, 2), (2,)]
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        model = None if self._model is None else self._model()
+        if model is not None:
+            return model._call_layer(self, x, bool(training), seed)
+        dtype = np.float64 if getattr(x, "dtype", None) == np.float64 else np.float32
+        if self._own_weights is not None:
+            dtype = self._own_dtype
+        x = as_inputs(x, self._built_for or self.input_shape, dtype,
+                      f"the input of layer {self.name!r}")
+        rng = as_rng(seed)
+        if self._built_for is None or self._own_weights is None:
+            self.build(x.shape[1:])
+            self._built_for = tuple(x.shape[1:])
+            pairs = [(self, p) for p in self.params + self.states]
+            self._own_weights = initial_weights(pairs, np.dtype(dtype), rng)
+            self._own_dtype = np.dtype(dtype)
+        k = len(self.params)
+        params, states = self._own_weights[:k], self._own_weights[k:]
+        out, new = self.apply_with_state(params, states, x, bool(training), rng)
+        if training and self.states:
+            self._own_weights = tuple(params) + tuple(np.asarray(s) for s in new)
+        return np.asarray(out)
 
     def _owner(self, what):
         model = None if self._model is None else self._model()
         if model is None:
             raise ValueError(
-                f"layer {self.name!r} has no weights of its own: they live in the model; "
-                f"add the layer to a Sequential model before calling {what}"
+                f"layer {self.name!r} has no weights yet: they live in the model; add the layer "
+                f"to a Sequential model, or call it on a batch (layer(x)), before calling {what}"
             )
         return model
 
     def _weight_range(self, model):
         model._require_shapes("get_weights")
         i = next(k for k, layer in enumerate(model.layers) if layer is self)
-        return model._slices[i]
+        return model._full_slices[i]
+
+    def _own(self):
+        """The model holding this layer, or None for a layer on its own (built by a call)."""
+        model = None if self._model is None else self._model()
+        if model is None and self._own_weights is not None:
+            return None
+        return self._owner("get_weights")
 
     def get_weights(self):
         """Copies of this layer's weights, in Keras's order: ``[kernel, bias]``.
@@ -164,7 +257,9 @@ class Layer:
         """
         if not self._has_weights:
             return []
-        model = self._owner("get_weights")
+        model = self._own()
+        if model is None:
+            return [np.array(w, copy=True) for w in self._own_weights]
         a, b = self._weight_range(model)
         return model.get_weights()[a:b]
 
@@ -201,9 +296,12 @@ class Layer:
             if len(weights):
                 raise ValueError(f"layer {self.name!r} has no weights, got {len(weights)} arrays")
             return
-        model = self._owner("set_weights")
+        model = self._own()
+        if model is None:
+            self._set_own_weights(weights)
+            return
         a, b = self._weight_range(model)
-        names = [p.name for p in self.params]
+        names = [p.name for p in self.params + self.states]
         if len(weights) != b - a:
             raise ValueError(
                 f"layer {self.name!r} has {b - a} weight arrays ({', '.join(names)}), "
@@ -212,6 +310,18 @@ class Layer:
         full = model.get_weights()
         full[a:b] = list(weights)
         model.set_weights(full)
+
+    def _set_own_weights(self, weights):
+        """set_weights of a layer on its own, validated as a model's."""
+        specs = self.params + self.states
+        if len(weights) != len(specs):
+            names = ", ".join(p.name for p in specs)
+            raise ValueError(f"layer {self.name!r} has {len(specs)} weight arrays ({names}), "
+                             f"got {len(weights)}")
+        dtype = self._own_dtype
+        new = [_as_weight(p, w, dtype, f"{self.name}/{p.name}", 0.0 if k < len(self.params)
+                          else None) for k, (p, w) in enumerate(zip(specs, weights))]
+        self._own_weights = tuple(new)
 
     def get_config(self):
         config = {"class_name": type(self).__name__, "name": self.name}
@@ -254,6 +364,9 @@ class Dense(Layer):
     kernel_manifold : Manifold, optional
         Any manifold of the kernel's shape instead, e.g. ``Sphere(input_dim,
         units)`` for unit Frobenius norm. Not together with a constraint.
+    kernel_regularizer, bias_regularizer : str, dict or Regularizer, optional
+        A term added to the loss, e.g. ``L2(1e-4)`` or
+        ``HypersphericalEnergy(0.01)`` (see :mod:`spherenet.nn.regularizers`).
     name, input_shape
         As for :class:`Layer`.
 
@@ -271,7 +384,8 @@ class Dense(Layer):
 
     def __init__(self, units, input_dim=None, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_constraint=None, kernel_manifold=None, name=None, input_shape=None):
+                 kernel_constraint=None, kernel_manifold=None, kernel_regularizer=None,
+                 bias_regularizer=None, name=None, input_shape=None):
         if input_dim is not None:
             if input_shape is not None:
                 raise ValueError("give input_dim or input_shape, not both")
@@ -291,6 +405,8 @@ class Dense(Layer):
                     f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}"
                 )
         self.kernel_manifold = kernel_manifold
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -310,9 +426,11 @@ class Dense(Layer):
             manifold = self.kernel_constraint.manifold(shape)
         else:
             manifold = Euclidean(*shape)
-        params = [Param("kernel", shape, manifold, self.kernel_initializer)]
+        params = [Param("kernel", shape, manifold, self.kernel_initializer,
+                        self.kernel_regularizer)]
         if self.use_bias:
-            params.append(Param("bias", (self.units,), Euclidean(self.units), self.bias_initializer))
+            params.append(Param("bias", (self.units,), Euclidean(self.units), self.bias_initializer,
+                                self.bias_regularizer))
         self.params = tuple(params)
         self.output_shape = (self.units,)
         return self.output_shape
@@ -337,6 +455,9 @@ class Dense(Layer):
             kernel_manifold=(None if self.kernel_manifold is None
                              else manifold_config(self.kernel_manifold)),
         )
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            if getattr(self, key) is not None:  # files without regularizers stay as they were
+                config[key] = getattr(self, key).get_config()
         return config
 
     @classmethod

@@ -24,14 +24,14 @@ import numpy as np
 from autograd.tracer import getval
 
 from .. import _tangent
-from ..manifolds import Euclidean, Product
-from ..manifolds.base import as_dtype, as_rng, point_atol
-from ..manifolds.sphere import _Spheres
+from ..manifolds import Product
+from ..manifolds.base import as_dtype, as_rng
 from ..optim.rules import RAdam, RSGD, StepRule
 from ..strategies import STRATEGIES, NoConstraint, Penalty, Projection, Strategy, get_strategy
 from . import activations, losses
 from . import metrics as metrics_module
 from ._autodiff import value_and_grads
+from ._init import as_weight as _as_weight, initial_weights
 from ._data import as_inputs, as_targets, check_int, split_validation
 from .callbacks import CallbackList, History, ProgressBar
 from .layers import Activation, Dense, Dropout, Layer
@@ -55,76 +55,6 @@ def _get_optimizer(optimizer):
         f"unknown optimizer {optimizer!r}; choose one of {sorted(_OPTIMIZERS)} or pass a "
         "step rule from spherenet.optim, e.g. RSGD(lr=0.05, momentum=0.9)"
     )
-
-
-def _onto(param, w, rng, where):
-    """Put an initialized weight on its manifold: normalize every sphere factor."""
-    manifold = param.manifold
-    if isinstance(manifold, Euclidean):
-        return w
-    if isinstance(manifold, _Spheres):
-        norms = manifold._red.norms(w)
-        if np.any(norms == 0):
-            raise ValueError(
-                f"{where}: its initializer gives a zero factor (column), which has no direction "
-                "to normalize; use a random initializer"
-            )
-        return (w / norms).astype(w.dtype)
-    try:
-        return manifold.check_point(w)
-    except (TypeError, ValueError):
-        return manifold.random_point(rng, w.dtype)
-
-
-def _as_weight(param, w, dtype, where, slack=0.0):
-    """``w`` as a new array of ``dtype`` for ``param``, or a ValueError/TypeError.
-
-    ``slack``: extra tolerance on the constraint, or None not to check it.
-    """
-    try:
-        src = np.asarray(w)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{where} must be a numeric array, got {type(w).__name__}: {err}") from None
-    if src.dtype == np.bool_ or not (np.issubdtype(src.dtype, np.floating)
-                                     or np.issubdtype(src.dtype, np.integer)):
-        raise TypeError(f"{where} must be an array of floats (the model's dtype is {dtype.name}), "
-                        f"got dtype {src.dtype}")
-    if src.shape != param.shape:
-        raise ValueError(f"{where} has shape {param.shape}, got {src.shape}")
-    if np.issubdtype(src.dtype, np.floating) and not np.all(np.isfinite(src)):
-        raise ValueError(f"{where} has {int(np.sum(~np.isfinite(src)))} NaN or infinite value(s)")
-    with np.errstate(over="ignore"):
-        out = np.array(src, dtype=dtype, copy=True)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(
-            f"{where} has {int(np.sum(~np.isfinite(out)))} value(s) beyond the range of the "
-            f"model's dtype {dtype.name} (|value| > {float(np.finfo(dtype).max):.4g})"
-        )
-    if not param.constrained or slack is None:
-        return out
-    manifold = param.manifold
-    other = np.issubdtype(src.dtype, np.floating) and src.dtype != dtype
-    # Checked at the coarser of the two precisions (a float32 kernel is on the sphere to
-    # ~1e-7, far off at float64's tolerance; float64 weights off by 1e-9 are on the sphere
-    # as far as float32 can tell), then, if they came in another float dtype, normalized
-    # factor by factor in the model's dtype: the cast alone leaves the old rounding.
-    ref = src if other else out
-    coarse = max(float(np.finfo(src.dtype).eps) if other else 0.0, float(np.finfo(dtype).eps))
-    atol = max(min(1e3 * coarse, 1e-2), slack)
-    if ref.dtype not in (np.float32, np.float64):  # float16, longdouble: checked in float64
-        ref = ref.astype(np.float64)
-    try:
-        manifold.check_point(ref, atol=atol)
-    except ValueError as err:
-        raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
-    if other and isinstance(manifold, _Spheres):
-        out = out / manifold._red.norms(out).astype(dtype)
-    elif other:
-        try:
-            manifold.check_point(out, atol=max(point_atol(dtype), slack))
-        except ValueError as err:
-            raise ValueError(f"{where} must lie on {manifold!r}: {err}") from None
-    return out
 
 
 @contextlib.contextmanager
@@ -230,14 +160,19 @@ class Sequential:
             raise ValueError(str(err)) from None
         self.seed = seed
         self._layers = []
-        self._params = []  # (layer, Param), in weight order
+        self._params = []  # (layer, Param), in weight order: what the optimizer trains
         self._slices = []
+        self._state_params = []  # (layer, Param) of non-trainable states (moving statistics)
+        self._state_slices = []
+        self._full_slices = []  # each layer's range in get_weights() (its params, then states)
+        self._states = ()
         self._input_shape = None
         self._weights = None
         self._compiled = None
         self._resume = None
         self._pending = None  # a loaded optimizer state waiting for a matching compile
         self._steps_this_fit = 0
+        self._live = None
         self.history = None
         self.stop_training = False
         self.stop_reason = None
@@ -274,8 +209,13 @@ class Sequential:
     @property
     def input_shape(self):
         """Shape of one input sample, once known."""
-        if self._input_shape is None and self._layers and self._layers[0].input_shape is not None:
-            self._build_shapes(self._layers[0].input_shape)
+        if self._input_shape is None and self._layers:
+            first = self._layers[0]
+            # a first layer called on its own knows the shape it was built for
+            shape = first.input_shape or (first._built_for if first._own_weights is not None
+                                          else None)
+            if shape is not None:
+                self._build_shapes(shape)
         return self._input_shape
 
     @property
@@ -286,17 +226,33 @@ class Sequential:
         if not self._layers:
             raise ValueError("the model has no layers")
         shape = tuple(input_shape)
-        params, slices = [], []
+        params, slices, states, state_slices, full = [], [], [], [], []
         for layer in self._layers:
+            layer._built_for = shape
             shape = layer.build(shape)
             slices.append((len(params), len(params) + len(layer.params)))
             params.extend((layer, p) for p in layer.params)
+            state_slices.append((len(states), len(states) + len(layer.states)))
+            states.extend((layer, p) for p in layer.states)
+            start = len(params) + len(states) - len(layer.params) - len(layer.states)
+            full.append((start, len(params) + len(states)))
         self._params, self._slices = params, slices
+        self._state_params, self._state_slices, self._full_slices = states, state_slices, full
         self._input_shape = tuple(input_shape)
+
+    def _all_params(self):
+        """Every (layer, Param) in the order of :meth:`get_weights`: per layer, params then states."""
+        out = []
+        for (a, b), (c, d) in zip(self._slices, self._state_slices):
+            out += self._params[a:b] + self._state_params[c:d]
+        return out
 
     @property
     def weight_names(self):
-        return [f"{layer.name}/{p.name}" for layer, p in self._params]
+        """``layer/weight`` for every array of :meth:`get_weights`, in its order."""
+        if self.input_shape is None:  # (the property builds the shapes when it can)
+            return []
+        return [f"{layer.name}/{p.name}" for layer, p in self._all_params()]
 
     @property
     def manifold(self):
@@ -321,14 +277,21 @@ class Sequential:
         self._require_shapes("build")
         if self._weights is None:
             rng = as_rng(seed if seed is not None else self.seed)
-            weights = []
-            for layer, p in self._params:
-                w = np.asarray(p.initializer(p.shape, self.dtype, rng), dtype=self.dtype)
-                if w.shape != p.shape:
-                    raise ValueError(f"{layer.name}/{p.name}: the initializer gave shape {w.shape}, "
-                                     f"expected {p.shape}")
-                weights.append(_onto(p, w, rng, f"{layer.name}/{p.name}"))
-            self._weights = tuple(weights)
+            weights = initial_weights(self._params, self.dtype, rng)
+            states = initial_weights(self._state_params, self.dtype, rng)
+            # a layer called on its own before joining the model brings its weights (as in Keras)
+            weights, states = list(weights), list(states)
+            for i, layer in enumerate(self._layers):
+                own, specs = layer._own_weights, layer.params + layer.states
+                if own and len(own) == len(specs) and all(
+                        w.shape == p.shape for w, p in zip(own, specs)):
+                    (a, b), (c, d) = self._slices[i], self._state_slices[i]
+                    # in the model's dtype, back on the manifold at its precision
+                    own = [_as_weight(p, w, self.dtype, f"{layer.name}/{p.name}",
+                                      0.0 if k < b - a else None)
+                           for k, (p, w) in enumerate(zip(specs, own))]
+                    weights[a:b], states[c:d] = own[:b - a], own[b - a:]
+            self._weights, self._states = tuple(weights), tuple(states)
         return self
 
     @property
@@ -341,10 +304,22 @@ class Sequential:
 
     # --- weights ----------------------------------------------------------------
 
+    def _merge(self, weights, states):
+        """Trainable weights and states in the order of :meth:`get_weights`."""
+        out = []
+        for (a, b), (c, d) in zip(self._slices, self._state_slices):
+            out += list(weights[a:b]) + list(states[c:d])
+        return out
+
     def get_weights(self):
-        """Copies of the weights, in layer order (kernel, bias, kernel, ...)."""
+        """Copies of the weights, in layer order (kernel, bias, kernel, ...).
+
+        A layer's non-trainable states follow its trainable weights, as in
+        Keras: ``gamma, beta, moving_mean, moving_variance`` for a
+        :class:`~spherenet.nn.BatchNormalization`.
+        """
         self.build()
-        return [np.array(w, copy=True) for w in self._weights]
+        return [np.array(w, copy=True) for w in self._merge(self._weights, self._states)]
 
     def set_weights(self, weights):
         """Replace the weights, all or nothing.
@@ -398,13 +373,17 @@ class Sequential:
         """set_weights with a given tolerance on the constraint (None: not checked)."""
         self._require_shapes()
         weights = _weight_list(weights)
-        if len(weights) != len(self._params):
-            raise ValueError(f"the model has {len(self._params)} weight arrays, got {len(weights)}")
+        specs = self._all_params()
+        if len(weights) != len(specs):
+            raise ValueError(f"the model has {len(specs)} weight arrays, got {len(weights)}")
+        trainable = {id(p) for _, p in self._params}
         new = [
-            _as_weight(p, w, self.dtype, f"{layer.name}/{p.name}", slack)
-            for (layer, p), w in zip(self._params, weights)
+            _as_weight(p, w, self.dtype, f"{layer.name}/{p.name}",
+                       slack if id(p) in trainable else None)
+            for (layer, p), w in zip(specs, weights)
         ]
-        self._weights = tuple(new)
+        self._weights = tuple(w for (_, p), w in zip(specs, new) if id(p) in trainable)
+        self._states = tuple(w for (_, p), w in zip(specs, new) if id(p) not in trainable)
         self._resume = self._pending = None
 
     def _optimizer_signature(self):
@@ -556,30 +535,110 @@ class Sequential:
 
     # --- forward ------------------------------------------------------------------
 
-    def _forward(self, w, x, training=False, rngs=None, logits=False):
+    def _forward(self, w, x, training=False, rngs=None, logits=False, states=None, updates=None):
+        """The output for a batch; a stateful layer's new states are appended to ``updates``."""
         h, last = x, len(self._layers) - 1
+        states = self._states if states is None else states
         for i, (layer, (a, b)) in enumerate(zip(self._layers, self._slices)):
-            params = w[a:b]
+            params, rng = w[a:b], None if rngs is None else rngs[i]
+            c, d = self._state_slices[i]
             if logits and i == last:
                 if isinstance(layer, Dense):
                     h = layer.pre_activation(params, h)
+            elif d > c:
+                h, new = layer.apply_with_state(params, states[c:d], h, training, rng)
+                if updates is not None:
+                    updates.extend(getval(s) for s in new)
             else:
-                h = layer.apply(params, h, training, None if rngs is None else rngs[i])
+                h = layer.apply(params, h, training, rng)
         return h
 
-    def _batch_loss(self, w, xb, yb, mode, training=False, rngs=None):
-        """(loss, probabilities) of one batch."""
+    def _regularization(self, w):
+        """The sum of the weights' regularization terms (``kernel_regularizer=`` ...), or 0."""
+        total = 0.0
+        for (_, p), wi in zip(self._params, w):
+            if p.regularizer is not None:
+                total = total + p.regularizer(wi)
+        return total
+
+    def _batch_loss(self, w, xb, yb, mode, training=False, rngs=None, updates=None):
+        """(loss, probabilities) of one batch; the loss includes the regularization terms."""
         loss = self._compiled["loss"]
-        out = self._forward(w, xb, training, rngs, logits=(mode == "fused"))
+        out = self._forward(w, xb, training, rngs, logits=(mode == "fused"), updates=updates)
+        # a margin classifier (CosFace) lowers the true class's logit while training
+        adjust = getattr(self._layers[-1], "training_logits", None) if training else None
+        if adjust is not None and mode == "probs" and self._layers[-1].margin:
+            raise ValueError(
+                f"layer {self._layers[-1].name!r} has a margin, which acts on logits: give it "
+                "activation='softmax' with a cross-entropy loss, or use a loss with "
+                "from_logits=True")
         if mode == "fused":
-            value = loss.logits_loss(yb, out)
+            value = loss.logits_loss(yb, out if adjust is None else adjust(out, yb, loss.target))
             probs = self._layers[-1].activation(getval(out))
         else:
-            value = loss(yb, out)
+            value = loss(yb, out if adjust is None or mode != "logits"
+                         else adjust(out, yb, loss.target))
             probs = getval(out)
             if mode == "logits" and loss.output_activation is not None:
                 probs = activations.get(loss.output_activation)(probs)
+        if any(p.regularizer is not None for _, p in self._params):
+            value = value + self._regularization(w)
         return value, probs
+
+    def _call_layer(self, layer, x, training, seed):
+        """``layer(x)`` for a layer of this model, with the model's weights (see Layer.__call__)."""
+        i = next(k for k, lay in enumerate(self._layers) if lay is layer)
+        if i == 0 and self.input_shape is None:
+            x = as_inputs(x, None, self.dtype)
+            self._build_shapes(x.shape[1:])
+        self._require_shapes(f"calling layer {layer.name!r}")
+        x = as_inputs(x, layer._built_for, self.dtype, f"the input of layer {layer.name!r}")
+        self.build()
+        (a, b), (c, d) = self._slices[i], self._state_slices[i]
+        rng = np.random.default_rng(seed if seed is not None else getattr(layer, "seed", None))
+        out, new = layer.apply_with_state(self._weights[a:b], self._states[c:d], x, training, rng)
+        if training and d > c:
+            states = list(self._states)
+            states[c:d] = [np.asarray(s) for s in new]
+            self._states = tuple(states)
+        return np.asarray(out)
+
+    def __call__(self, x, training=False):
+        """The model's output for a batch ``x``, as a NumPy array (Keras's ``model(x)``).
+
+        Creates the weights on first use, like :meth:`predict` (from the shape
+        of ``x`` if the model has no input shape yet). With ``training=True``
+        the layers run as in training: Dropout draws masks (from each layer's
+        ``seed``, else unseeded) and BatchNormalization normalizes with the
+        batch's statistics and updates its moving statistics, as a training
+        call does in Keras.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spherenet.nn import Sequential, Dense
+        >>> model = Sequential([Dense(2, input_dim=3)], seed=0)
+        >>> x = np.ones((4, 3), dtype=np.float32)
+        >>> out = model(x)
+        >>> type(out).__name__, out.shape, bool(np.array_equal(out, model.predict(x)))
+        ('ndarray', (4, 2), True)
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        if self.input_shape is None:
+            x = as_inputs(x, None, self.dtype)
+            self._build_shapes(x.shape[1:])
+        else:
+            x = self._prepare_x(x)
+        self.build()
+        rngs, updates = None, None
+        if training:
+            rngs = [np.random.default_rng(getattr(layer, "seed", None)) for layer in self._layers]
+            updates = []
+        out = self._forward(self._weights, x, bool(training), rngs, updates=updates)
+        if updates:
+            self._states = tuple(updates)
+        return np.asarray(out)
 
     def _prepare_x(self, x, what="x"):
         self._require_shapes()
@@ -736,8 +795,9 @@ class Sequential:
         batch = {}
 
         def data_loss(w):
-            value, probs = self._batch_loss(w, batch["x"], batch["y"], mode, True, rngs)
-            batch["loss"], batch["probs"] = getval(value), probs
+            updates = [] if self._state_params else None
+            value, probs = self._batch_loss(w, batch["x"], batch["y"], mode, True, rngs, updates)
+            batch["loss"], batch["probs"], batch["states"] = getval(value), probs, updates
             return value
 
         cost = strategy.cost(data_loss)
@@ -745,6 +805,7 @@ class Sequential:
         def objective(*zs):
             return cost(tuple(zs))
 
+        self._live = {"variable": z, "lr": None}
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
@@ -804,8 +865,12 @@ class Sequential:
                 self._stop_nonfinite(float(value), epoch, step, batch["x"])
                 return good, None, seen, sums
             good = z
+            lr = rule.lr_at(state["step"]) if isinstance(state, dict) and "step" in state else None
             z, state = rule.step(geometry, z, grads, state)
             self._steps_this_fit += 1
+            if batch.get("states"):
+                self._states = tuple(batch["states"])  # the moving statistics, as Keras's step
+            self._live = {"variable": z, "lr": lr}  # what AngularTelemetry reads per step
             m = hi - lo
             seen += m
             sums[0] += float(batch["loss"]) * m

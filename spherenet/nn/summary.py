@@ -37,7 +37,8 @@ def summary_lines(model, strategy=None, line_length=None):
     """The lines of the summary table of ``model``."""
     rows = []
     for layer in model.layers:
-        kernel = layer.params[0].manifold if layer.params else None
+        # the kernel's manifold; a layer without a kernel (BatchNormalization's gamma) shows none
+        kernel = next((p.manifold for p in layer.params if p.name == "kernel"), None)
         rows.append((
             f"{layer.name} ({type(layer).__name__})",
             str((None, *layer.output_shape)),
@@ -60,9 +61,14 @@ def summary_lines(model, strategy=None, line_length=None):
     for i, row in enumerate(rows):
         lines.append(fmt(row))
         lines.append("_" * width if i < len(rows) - 1 else "=" * width)
+    states = sum(math.prod(p.shape) for layer in model.layers for p in layer.states)
     lines += [
         f"Total params: {_count(total)}",
-        f"Trainable params: {_count(total)}",
+        f"Trainable params: {_count(total - states)}",
+    ]
+    if states:  # Keras's line; left out when zero, as the table always was
+        lines.append(f"Non-trainable params: {_count(states)}")
+    lines += [
         f"Params on spheres: {_count(constrained)}",
         f"dtype: {model.dtype.name}" + ("" if strategy is None else
                                         f"; constraints kept by strategy: {strategy if isinstance(strategy, str) else strategy.__name__}"),

@@ -11,6 +11,7 @@ from . import schedules
 from ._loop import History, OptimizeResult, telemetry
 from .bb import barzilai_borwein
 from .cg import conjugate_gradient
+from .decoupled import DecoupledWeightDecay
 from .lbfgs import HintLineSearch, lbfgs
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
 from .rules import RAdam, RSGD, Running, StepRule
@@ -21,6 +22,7 @@ from .trust_regions import trust_regions, truncated_cg
 __all__ = [
     "RSGD",
     "RAdam",
+    "DecoupledWeightDecay",
     "StepRule",
     "Running",
     "schedules",

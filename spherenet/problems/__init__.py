@@ -34,7 +34,7 @@ from .kmeans import SphericalKMeans, matched_distance, spherical_clusters, spher
 from .maxcut import (MaxCut, complete_graph, cut_value, cycle_graph, laplacian, maxcut,
                      maxcut_certificate, petersen_graph)
 from .rayleigh import BlockRayleigh, Rayleigh, block_rayleigh, rayleigh
-from .thomson import THOMSON_ENERGIES, Thomson, thomson
+from .thomson import THOMSON_ENERGIES, Thomson, riesz_energy, thomson
 
 __all__ = [
     "Problem",
@@ -52,6 +52,7 @@ __all__ = [
     "cut_value",
     "Thomson",
     "thomson",
+    "riesz_energy",
     "THOMSON_ENERGIES",
     "KarcherMean",
     "karcher_mean",

@@ -6,7 +6,7 @@ import numpy as np
 from ..manifolds import Oblique
 from ._base import Problem
 
-__all__ = ["Thomson", "thomson", "THOMSON_ENERGIES"]
+__all__ = ["Thomson", "thomson", "riesz_energy", "THOMSON_ENERGIES"]
 
 #: Minimal energies :math:`\sum_{i<j} 1/\|x_i - x_j\|` of N points on the unit
 #: sphere, as tabulated to 9 decimals (Wikipedia, "Thomson problem"). N = 2, 3,
@@ -27,6 +27,51 @@ THOMSON_ENERGIES = {
     10: 32.716949460,
     12: 49.165253058,
 }
+
+
+def riesz_energy(X, s=1.0):
+    r"""The Riesz s-energy :math:`\sum_{i<j} \|x_i - x_j\|^{-s}` of the columns of X.
+
+    With s = 1 it is the Coulomb energy of the Thomson problem (the cost of
+    :class:`Thomson`, for points of any dimension); it is also the
+    hyperspherical energy of the columns of a unit-norm kernel (Liu et al.
+    2018). Written with autograd primitives, so it can be differentiated.
+
+    Parameters
+    ----------
+    X : ndarray, shape (d, N)
+        N points of R^d as columns (on the unit sphere for the Thomson problem).
+    s : float, default 1
+        Positive exponent.
+
+    Returns
+    -------
+    scalar of X's dtype
+
+    Notes
+    -----
+    The pairwise differences are formed explicitly (d * N^2 numbers), not
+    from the Gram matrix: :math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i^T x_j` loses
+    all accuracy for nearby points, whose terms dominate the energy.
+
+    Examples
+    --------
+    Two antipodal points are 2 apart:
+
+    >>> import numpy as np
+    >>> float(riesz_energy(np.array([[1.0, -1.0], [0.0, 0.0]])))
+    0.5
+    """
+    n = X.shape[1]
+    dtype = X.dtype
+    diff = X[:, :, None] - X[:, None, :]
+    # + I keeps the (masked-out) diagonal away from sqrt(0), whose
+    # derivative autograd would turn into NaN.
+    r2 = anp.sum(diff * diff, axis=0) + np.eye(n, dtype=dtype)
+    upper = np.triu(np.ones((n, n), dtype=dtype), k=1)
+    if s == 1.0:
+        return anp.sum(upper / anp.sqrt(r2))
+    return anp.sum(upper * r2 ** dtype.type(-0.5 * s))
 
 
 class Thomson(Problem):
@@ -67,11 +112,7 @@ class Thomson(Problem):
         self._eye = np.eye(n_points)
 
     def cost(self, X):
-        diff = X[:, :, None] - X[:, None, :]
-        # + I keeps the (masked-out) diagonal away from sqrt(0), whose
-        # derivative autograd would turn into NaN.
-        r = anp.sqrt(anp.sum(diff * diff, axis=0) + self._eye)
-        return anp.sum(self._upper / r)
+        return riesz_energy(X)
 
     def _weights(self, X):
         diff = X[:, :, None] - X[:, None, :]
