@@ -303,7 +303,8 @@ def test_rsvrg_epochs_match_the_algorithm(geometry, snapshot):
 def test_rsrg_epochs_match_the_algorithm(geometry):
     options, retr, transp = TRANSPORTS[geometry]
     X, x0 = data(n=10)
-    lr, b, seed, epochs, inner = 0.2, 2, 9, 2, 3
+    b, seed, epochs, inner = 2, 9, 2, 3
+    lr = schedules.inverse_time_decay(0.3, 0.2)  # called with the iteration count
     iterates = [x0]
     res = minimize(pca_cost, Sphere(4, **options), x0=x0, method="rsrg", lr=lr, inner=inner,
                    data=X, batch_size=b, epochs=epochs, gtol=0, rng=seed,
@@ -313,13 +314,13 @@ def test_rsrg_epochs_match_the_algorithm(geometry):
     for _ in range(epochs):
         v = rgrad(x, X)
         norms.append(np.linalg.norm(v))
-        x_prev, x = x, retr(x, -lr * v)
+        x_prev, x = x, retr(x, -lr(len(ref) - 1) * v)
         ref.append(x.copy())
         for _ in range(inner):
             B = X[next(idx)]
             v = rgrad(x, B) - transp(x_prev, x, rgrad(x_prev, B) - v)
             norms.append(np.linalg.norm(v))
-            x_prev, x = x, retr(x, -lr * v)
+            x_prev, x = x, retr(x, -lr(len(ref) - 1) * v)
             ref.append(x.copy())
     assert res.nit == epochs * (1 + inner) and res.nepoch == epochs
     np.testing.assert_allclose(np.array(iterates), np.array(ref), rtol=0, atol=TOL)
