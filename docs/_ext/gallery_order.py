@@ -11,6 +11,7 @@ ORDER = (
     "plot_check_gradient.py",
     "plot_maxcut_burer_monteiro.py",
     "plot_thomson.py",
+    "plot_streaming_pca.py",
     "plot_seed_network.py",
     "plot_digits.py",
     # examples not listed here come next, by file name
