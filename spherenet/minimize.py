@@ -4,6 +4,8 @@ import inspect
 import math
 import numbers
 
+import numpy as np
+
 from . import _tangent
 from .manifolds import Manifold, Product
 from .manifolds.base import as_rng
@@ -83,9 +85,9 @@ def _check_finite_sum(method, solver, hess, maxfev, data, batch_size, epochs, re
             raise ValueError(f"epochs must be an int >= 0 or None, got {epochs!r}")
         epochs = int(epochs)
     for name, value in (("replace", replace), ("full_cost", full_cost)):
-        if not isinstance(value, bool):
+        if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
-    return data, batch_size, epochs
+    return data, batch_size, epochs, bool(replace), bool(full_cost)
 
 
 @budgeted
@@ -339,8 +341,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         maxiter = 1000 if maxiter is None else maxiter
         _check_full_batch(rule, batch_size, epochs, replace, full_cost)
     else:
-        data, batch_size, epochs = _check_finite_sum(method, solver, hess, maxfev, data,
-                                                     batch_size, epochs, replace, full_cost)
+        data, batch_size, epochs, replace, full_cost = _check_finite_sum(
+            method, solver, hess, maxfev, data, batch_size, epochs, replace, full_cost)
         if maxiter is None:
             maxiter = math.inf if epochs is not None else 1000
     strat = get_strategy(strategy, manifold)
