@@ -138,8 +138,10 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         of the manifold's shape, finite, on the manifold; a tuple of them,
         or a list, on a :class:`~spherenet.Product`); random from ``rng`` if
         None. Its dtype is kept; it is never modified.
-    method : {"cg", "sd", "trust-regions", "lbfgs", "bb", "rsgd", "radam", "rsvrg", "rsrg"} or StepRule
-        Conjugate gradients, steepest descent, Riemannian trust regions,
+    method : str or StepRule
+        One of "cg", "sd", "trust-regions", "lbfgs", "bb", "rsgd", "radam",
+        "rsvrg", "rsrg" (default "cg"):
+        conjugate gradients, steepest descent, Riemannian trust regions,
         limited-memory BFGS (:func:`~spherenet.optim.lbfgs`: ``memory=``,
         cautious update), Barzilai-Borwein steps with a nonmonotone line
         search (:func:`~spherenet.optim.barzilai_borwein`: ``bb_rule=``), or
@@ -270,8 +272,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         Unknown method or strategy; a negative or NaN maxiter, tolerance or
         maxfev; bad ``data`` (no samples, NaN, arrays with different numbers
         of samples), ``batch_size`` outside [1, n], a method or option that
-        does not apply with ``data`` (or needs it); x0 of the wrong shape, not finite or off the manifold; a
-        cost that is not a real scalar (an array, even of shape (1,); a
+        does not apply with ``data`` (or needs it); x0 of the wrong shape,
+        not finite or off the manifold; a cost that is not a real scalar (an array, even of shape (1,); a
         complex number; a string) or is not finite at x0; a gradient of the
         wrong shape or not real. All before the first iteration.
     TypeError

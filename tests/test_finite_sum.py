@@ -255,7 +255,7 @@ def test_nan_in_a_batch_returns_the_last_finite_point():
 
 
 @pytest.mark.parametrize("method", ["rsgd", "radam", "rsvrg", "rsrg"])
-@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam", "penalty"])
+@pytest.mark.parametrize("strategy", ["riemannian", "projection", "reparam", "penalty", "none"])
 def test_every_method_runs_under_every_strategy_in_float32(method, strategy):
     X, x0 = setup(n=8)
     res = minimize(pca_cost, Sphere(4), x0=x0.astype(np.float32), data=X, batch_size=4,
