@@ -41,9 +41,9 @@ the known optimum (``numpy.linalg.eigh`` gives the answer,
 # %%
 # Samples of a spiked covariance
 # ------------------------------
-# :math:`\\Sigma = I + 2 u_1 u_1^\\top + 1.8 u_2 u_2^\\top`: a population eigengap
+# :math:`\Sigma = I + 2 u_1 u_1^\top + 1.8 u_2 u_2^\top`: a population eigengap
 # of 0.2. The finite-sum minimizer is the top eigenvector of the *sample* second
-# moment :math:`X^\\top X / n`, which the problem gets from ``eigh``.
+# moment :math:`X^\top X / n`, which the problem gets from ``eigh``.
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -63,11 +63,11 @@ print(f"population angle of the sample answer: "
 # %%
 # Curvatures and gradient noise at the optimum
 # --------------------------------------------
-# ``hessian_spectrum`` gives the eigenvalues :math:`\\mu_j` of the Riemannian
-# Hessian at :math:`w^*` (here :math:`\\lambda_1 - \\lambda_j` of the second
+# ``hessian_spectrum`` gives the eigenvalues :math:`\mu_j` of the Riemannian
+# Hessian at :math:`w^*` (here :math:`\lambda_1 - \lambda_j` of the second
 # moment, whose eigenvectors are the Hessian's); the per-sample Riemannian
-# gradients :math:`-(x_i^\\top w^*)(x_i - (x_i^\\top w^*) w^*)` have mean zero
-# there, and their variance along each eigenvector is :math:`\\sigma_j^2`.
+# gradients :math:`-(x_i^\top w^*)(x_i - (x_i^\top w^*) w^*)` have mean zero
+# there, and their variance along each eigenvector is :math:`\sigma_j^2`.
 
 spectrum = hessian_spectrum(problem.cost, problem.manifold, w_star, k=d - 1, which="both")
 mu = np.sort(spectrum.smallest)
@@ -84,7 +84,7 @@ print("lambda_1 - lambda_j (eigh):            ", np.round(np.sort(mu_of_vectors)
 # Oja's rule and Riemannian SGD on the same samples
 # -------------------------------------------------
 # Both draw the same samples (the same seed), with replacement, and the step
-# :math:`a/(t + t_0)` with :math:`a = 2/\\mu_{\\min}`
+# :math:`a/(t + t_0)` with :math:`a = 2/\mu_{\min}`
 # (:func:`~spherenet.optim.schedules.inverse_time_decay`). The prediction is
 # for the mean of :math:`d^2` over runs: we average ten seeds of the
 # Riemannian run (the slow direction decorrelates slowly: a few runs
@@ -121,7 +121,7 @@ print(f"mean d^2 * (t + t0) over the second half: {np.mean(mean_sq[late] * (t[la
 # Full-gradient descent is ``rsgd`` with ``batch_size=n`` (every batch is all
 # the data); R-SVRG takes batches of 20, one pass per epoch, and evaluates
 # about three passes of sample gradients per epoch (``epoch_history``
-# counts them). Both take the step :math:`\\eta = 0.1`.
+# counts them). Both take the step :math:`\eta = 0.1`.
 
 eta = 0.1
 rho = np.max(np.abs(1.0 - eta * mu))
@@ -176,15 +176,15 @@ plt.show()
 # %%
 # What it shows: Oja's rule and the Riemannian step, fed the same samples,
 # trace nearly the same path (the projection's effective step differs by a
-# factor :math:`1/(1 - \\eta \\langle w, g\\rangle)`, which tends to 1 with
-# :math:`\\eta`); both approach the optimum like :math:`1/\\sqrt t`, with the
+# factor :math:`1/(1 - \eta \langle w, g\rangle)`, which tends to 1 with
+# :math:`\eta`); both approach the optimum like :math:`1/\sqrt t`, with the
 # constant of the linearized recursion. A fixed step with the full gradient
-# contracts by :math:`\\rho` per pass, exactly as the Hessian's eigenvalues
+# contracts by :math:`\rho` per pass, exactly as the Hessian's eigenvalues
 # predict; R-SVRG with the same step converges linearly too, to the rounding
 # of float64, and much faster per pass: its mini-batch steps see the
 # curvature many times per pass. (Full-gradient descent with its best fixed
-# step, :math:`\\rho^* = (\\kappa - 1)/(\\kappa + 1)` with
-# :math:`\\kappa = \\mu_{\\max}/\\mu_{\\min}`, is printed above: on
+# step, :math:`\rho^* = (\kappa - 1)/(\kappa + 1)` with
+# :math:`\kappa = \mu_{\max}/\mu_{\min}`, is printed above: on
 # a problem this well conditioned it is a match for R-SVRG; the advantage
 # of variance reduction grows with the condition number.) SGD with a fixed
 # step would stall at its noise floor.
