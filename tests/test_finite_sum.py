@@ -394,3 +394,15 @@ def test_gtol_is_inclusive_and_convergence_outranks_the_callback():
     res = run(X, x0, method="rsvrg", lr=0.1, batch_size=2, epochs=5, gtol=norms[2],
               callback=lambda w: calls.append(1) or len(calls) == 10)
     assert res.status == 0 and res.nit == 10 and res.grad_norm == norms[2]
+
+
+def test_xtol_is_inclusive_on_the_distance_moved_over_an_epoch():
+    X, x0 = setup(n=10)
+    iterates = [x0]
+    run(X, x0, method="rsvrg", lr=0.1, batch_size=2, epochs=6, gtol=0, xtol=0,
+        callback=lambda w: iterates.append(w.copy()))
+    # the run's own distance (the boundary is the point): epoch ends every 5 iterates
+    moved = [Sphere(4).dist(iterates[5 * k], iterates[5 * k + 5]) for k in range(6)]
+    k = next(k for k in range(1, 6) if moved[k] < min(moved[:k]))
+    res = run(X, x0, method="rsvrg", lr=0.1, batch_size=2, epochs=6, gtol=0, xtol=moved[k])
+    assert res.status == 4 and res.nepoch == k + 1 and res.nit == 5 * (k + 1)
