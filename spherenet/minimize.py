@@ -4,6 +4,8 @@ import inspect
 import math
 import numbers
 
+import numpy as np
+
 from . import _tangent
 from .manifolds import Manifold, Product
 from .manifolds.base import as_rng
@@ -15,15 +17,20 @@ from .optim.cg import conjugate_gradient
 from .optim.lbfgs import lbfgs
 from .optim.rules import RAdam, RSGD, StepRule
 from .optim.sd import steepest_descent
+from .optim.finite_sum import as_data, check_batch_size, num_samples
+from .optim.stochastic import RSRG, RSVRG, VarianceReduced, run_finite_sum
 from .optim.trust_regions import trust_regions
 from .strategies import Strategy, get_strategy
 
-__all__ = ["minimize", "OptimizeResult", "METHODS"]
+__all__ = ["minimize", "OptimizeResult", "METHODS", "STOCHASTIC_METHODS"]
 
 _SOLVERS = {"sd": steepest_descent, "cg": conjugate_gradient, "trust-regions": trust_regions,
             "lbfgs": lbfgs, "bb": barzilai_borwein}
 _RULES = {"rsgd": RSGD, "radam": RAdam}
 METHODS = tuple(_SOLVERS) + tuple(_RULES)
+_STOCHASTIC = {"rsvrg": RSVRG, "rsrg": RSRG}
+#: Methods for finite-sum costs only (``data=``), besides the step rules of METHODS.
+STOCHASTIC_METHODS = tuple(_STOCHASTIC)
 
 
 def _check_options(method, target, options, skip):
@@ -42,6 +49,45 @@ def _check_rng(rng):
     if isinstance(rng, bool):
         raise TypeError("rng must be None, an int >= 0 or a numpy.random.Generator, got bool")
     return as_rng(rng)
+
+
+def _check_full_batch(rule, batch_size, epochs, replace, full_cost):
+    """Without data: refuse the finite-sum methods and options."""
+    if isinstance(rule, VarianceReduced):
+        name = type(rule).__name__.lower()
+        raise ValueError(f"method {name!r} minimizes a finite sum: give the samples as data= "
+                         "(and cost(x, batch))")
+    given = [name for name, value, default in (("batch_size", batch_size, None),
+                                               ("epochs", epochs, None),
+                                               ("replace", replace, False),
+                                               ("full_cost", full_cost, True))
+             if value is not default]
+    if given:
+        raise ValueError(f"{', '.join(given)} only apply to a finite-sum cost: give data= too, "
+                         "or leave them out")
+
+
+def _check_finite_sum(method, solver, hess, maxfev, data, batch_size, epochs, replace, full_cost):
+    """With data: the method and options that make sense, and the data checked."""
+    if solver is not None:
+        raise ValueError(
+            f"method {method!r} needs the full cost at every step (line search or model); "
+            f"with data= use one of {list(_RULES) + list(STOCHASTIC_METHODS)} or a StepRule")
+    if hess is not None:
+        raise ValueError("hess is not used with data=: the stochastic methods use gradients only")
+    if maxfev is not None:
+        raise ValueError("maxfev is not supported with data=: bound the run with epochs= or "
+                         "maxiter= (mini-batch steps)")
+    data = as_data(data)
+    batch_size = check_batch_size(batch_size, num_samples(data))
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0 or None, got {epochs!r}")
+        epochs = int(epochs)
+    for name, value in (("replace", replace), ("full_cost", full_cost)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return data, batch_size, epochs, bool(replace), bool(full_cost)
 
 
 @budgeted
@@ -71,8 +117,9 @@ def _run_rule(problem, x0, stopper, recorder, rule):
 
 
 def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=None, hess=None,
-             maxiter=1000, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
-             verbose=0, rng=None, telemetry=False, ctol=None, maxfev=None, **method_options):
+             maxiter=None, gtol=1e-6, ftol=0.0, xtol=1e-10, maxtime=math.inf, callback=None,
+             verbose=0, rng=None, telemetry=False, ctol=None, maxfev=None, data=None,
+             batch_size=None, epochs=None, replace=False, full_cost=True, **method_options):
     """Minimize ``cost`` over ``manifold``, in the manner of ``scipy.optimize.minimize``.
 
     Parameters
@@ -80,7 +127,10 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     cost : callable
         ``cost(x) -> float``; x is an array (a tuple of arrays on a
         :class:`~spherenet.Product`). Written with ``autograd.numpy`` when
-        gradients are left to autograd.
+        gradients are left to autograd. With ``data``: ``cost(x, batch) ->
+        float``, the *mean* over the samples of ``batch`` of a per-sample
+        cost, so that ``cost(x, data)`` is the full cost (see "Finite sums"
+        below).
     manifold : Manifold
         The constraint set.
     x0 : array or tuple, optional
@@ -88,22 +138,32 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         of the manifold's shape, finite, on the manifold; a tuple of them,
         or a list, on a :class:`~spherenet.Product`); random from ``rng`` if
         None. Its dtype is kept; it is never modified.
-    method : {"cg", "sd", "trust-regions", "lbfgs", "bb", "rsgd", "radam"} or StepRule
-        Conjugate gradients, steepest descent, Riemannian trust regions,
+    method : str or StepRule
+        One of "cg", "sd", "trust-regions", "lbfgs", "bb", "rsgd", "radam",
+        "rsvrg", "rsrg" (default "cg"):
+        conjugate gradients, steepest descent, Riemannian trust regions,
         limited-memory BFGS (:func:`~spherenet.optim.lbfgs`: ``memory=``,
         cautious update), Barzilai-Borwein steps with a nonmonotone line
         search (:func:`~spherenet.optim.barzilai_borwein`: ``bb_rule=``), or
         full-batch iterations of a step rule (``lr=`` and the rule's other
-        options go in ``method_options``), or a step rule instance.
+        options go in ``method_options``), or a step rule instance. With
+        ``data``: mini-batch iterations of a step rule ("rsgd", "radam", or
+        an instance), Riemannian SVRG ("rsvrg", options ``lr``, ``inner``,
+        ``snapshot``: :class:`~spherenet.optim.RSVRG`) or R-SRG ("rsrg",
+        options ``lr``, ``inner``: :class:`~spherenet.optim.RSRG`), or an
+        instance of these two.
     strategy : str or Strategy, default "riemannian"
         How the constraint is kept: "riemannian", "projection", "reparam",
         "penalty", "none" (see :mod:`spherenet.strategies`), or an instance
         such as ``Penalty(manifold, mu=100)``.
     grad : callable, optional
-        Euclidean gradient ``grad(x)``; autograd when None.
+        Euclidean gradient ``grad(x)`` (with ``data``: ``grad(x, batch)``);
+        autograd when None.
     hess : callable, optional
         Euclidean Hessian-vector product ``hess(x, u)``; autograd when None.
-    maxiter : int, default 1000
+    maxiter : int, optional
+        Most iterations (with ``data``: mini-batch steps). Default 1000; with
+        ``data`` and ``epochs``, no bound other than the epochs.
     gtol : float, default 1e-6
         Stop when the gradient norm (in the strategy's geometry) is <= gtol.
         Below some level the dtype's rounding of the cost hides all progress
@@ -148,6 +208,22 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         :func:`spherenet.optim.telemetry`: tangency residual of the step,
         norm drift, chordal step length, retraction-versus-exp gap and
         transport isometry defect. Off, they cost nothing.
+    data : array or tuple of arrays, optional
+        The samples of a finite-sum cost, on the leading axis of every array
+        (e.g. ``(X, y)``); numeric, finite, at least one sample. Selects the
+        stochastic methods.
+    batch_size : int, optional
+        Samples per mini-batch, in [1, n]; default 1. Only with ``data``.
+    epochs : int, optional
+        Most epochs (see "Finite sums"); None: bounded by ``maxiter`` only.
+    replace : bool, default False
+        Draw mini-batches with replacement (see
+        :class:`~spherenet.optim.finite_sum.BatchSampler`).
+    full_cost : bool, default True
+        Evaluate the full cost and gradient at the end of every epoch (one
+        pass over the data), for ``epoch_history`` and the gtol and ftol
+        tests; False leaves both tests out for rsgd and radam (rsvrg and
+        rsrg compute the full gradient of each epoch anyway).
     **method_options
         Passed to the solver (e.g. ``beta_rule="PR+"`` for cg, ``radius=`` for
         trust regions, ``memory=`` for lbfgs, ``bb_rule=`` for bb) or to the step rule (``lr=``, ``momentum=``, ...).
@@ -158,14 +234,46 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         ``x, fun, nit, nfev, ngev, nhev, grad_norm, violation, success,
         status, message, history``. If the cost or gradient becomes NaN or
         Inf the result is unsuccessful, says where, and holds the last finite
-        point.
+        point. With ``data`` also ``epoch_history``, ``nepoch`` (epochs
+        completed) and ``nsamples`` (sample gradients evaluated: n for a
+        full gradient, the batch's size for a mini-batch one); ``fun`` and
+        ``grad_norm`` are the full cost and gradient norm at ``x``.
+
+    Notes
+    -----
+    **Finite sums.** With ``data``, one iteration is one step from one
+    mini-batch drawn by a seeded
+    :class:`~spherenet.optim.finite_sum.BatchSampler` (``rng`` draws x0
+    first, when it is not given, then the batches). An epoch is
+    ``ceil(n / batch_size)`` iterations for rsgd and radam (one pass over the
+    data without replacement, as many samples with it) and one outer
+    iteration for rsvrg and rsrg (see :mod:`spherenet.optim.stochastic`).
+    A step-size schedule ``lr(k)`` is called with the iteration count k.
+    Gradients come from autograd on ``cost(x, batch)`` (with respect to x),
+    or from ``grad(x, batch)``, through the strategy as for full batches.
+    ``history`` has a row per iteration: row k holds the mini-batch cost
+    and gradient norm that step k was computed from (at the iterate before
+    it; for rsvrg and rsrg the norm of the variance-reduced estimate), with
+    the violation, step size and angle of the iterate it reached; row 0 the
+    full cost and gradient norm at x0. ``epoch_history`` has a row per
+    epoch (and one for x0): ``epoch``, ``iteration``, the full ``cost`` and
+    ``grad_norm`` at the epoch's end (NaN with ``full_cost=False``), the
+    cumulated ``samples`` and ``time``. Stopping: gtol (on the full gradient
+    norm), ftol (on the full cost between epochs) and xtol (on the distance
+    moved over the epoch: a mini-batch step's length says nothing of
+    stationarity) at the end of an epoch; epochs; maxiter, maxtime and the
+    callback after every iteration.
+    ``hess`` and ``maxfev`` do not apply, nor do the solvers that need the
+    full cost at every step (sd, cg, trust-regions, lbfgs, bb).
 
     Raises
     ------
     ValueError
         Unknown method or strategy; a negative or NaN maxiter, tolerance or
-        maxfev; x0 of the wrong shape, not finite or off the manifold; a
-        cost that is not a real scalar (an array, even of shape (1,); a
+        maxfev; bad ``data`` (no samples, NaN, arrays with different numbers
+        of samples), ``batch_size`` outside [1, n], a method or option that
+        does not apply with ``data`` (or needs it); x0 of the wrong shape,
+        not finite or off the manifold; a cost that is not a real scalar (an array, even of shape (1,); a
         complex number; a string) or is not finite at x0; a gradient of the
         wrong shape or not real. All before the first iteration.
     TypeError
@@ -192,6 +300,17 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     (0, False, 0.8708)
     >>> print(res.message)  # doctest: +ELLIPSIS
     gradient norm ... <= gtol 1.0e-06; but the weights are off the sphere by up to 0.871 ...raise mu...
+
+    A finite sum: Oja's rule for the leading principal direction of samples
+    is ``rsgd`` under the projection strategy, one sample at a time:
+
+    >>> import autograd.numpy as anp
+    >>> X = np.random.default_rng(0).standard_normal((500, 3)) * [2.0, 1.0, 0.5]
+    >>> cost = lambda w, batch: -0.5 * anp.mean(anp.dot(batch, w) ** 2)
+    >>> res = minimize(cost, Sphere(3), method="rsgd", strategy="projection", lr=0.01,
+    ...                data=X, batch_size=1, epochs=3, rng=0)
+    >>> res.nit, res.nepoch, bool(abs(res.x[0]) > 0.99)
+    (1500, 3, True)
     """
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")
@@ -209,8 +328,25 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     elif isinstance(method, str) and method in _SOLVERS:
         _check_options(method, _SOLVERS[method], method_options, skip=4)
         rule, solver = None, _SOLVERS[method]
+    elif isinstance(method, VarianceReduced):
+        rule, solver = method, None
+        if method_options:
+            raise TypeError(f"method options cannot be given with a {type(method).__name__} "
+                            "instance")
+    elif isinstance(method, str) and method in _STOCHASTIC:
+        _check_options(method, _STOCHASTIC[method], method_options, skip=0)
+        rule, solver = _STOCHASTIC[method](**method_options), None
     else:
-        raise ValueError(f"method must be one of {list(METHODS)} or a StepRule, got {method!r}")
+        raise ValueError(f"method must be one of {list(METHODS + STOCHASTIC_METHODS)} or a "
+                         f"StepRule, got {method!r}")
+    if data is None:
+        maxiter = 1000 if maxiter is None else maxiter
+        _check_full_batch(rule, batch_size, epochs, replace, full_cost)
+    else:
+        data, batch_size, epochs, replace, full_cost = _check_finite_sum(
+            method, solver, hess, maxfev, data, batch_size, epochs, replace, full_cost)
+        if maxiter is None:
+            maxiter = math.inf if epochs is not None else 1000
     strat = get_strategy(strategy, manifold)
     rng = _check_rng(rng)
     if x0 is None:
@@ -222,6 +358,10 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     stopper = Stopper(maxiter, gtol, ftol, xtol, maxtime,
                       None if callback is None else (lambda z: callback(strat.to_weights(z))),
                       maxfev=maxfev)
+    if data is not None:
+        return run_finite_sum(cost, grad, strat, data, strat.to_variable(x0), stopper, rule, rng,
+                              batch_size, replace, epochs, full_cost, verbose, telemetry,
+                              default_ctol(x0) if ctol is None else ctol)
     egrad = None if grad is None else (lambda z: strat.egrad(grad, z))
     ehess = None
     if hess is not None and strat.supports_user_hessian():

@@ -144,7 +144,7 @@ def _unknown_option(data, case):
 
 _MINIMIZE_ARGS = {"cost", "manifold", "x0", "method", "strategy", "grad", "hess", "maxiter",
                   "gtol", "ftol", "xtol", "maxtime", "callback", "verbose", "rng", "telemetry",
-                  "ctol", "maxfev"}
+                  "ctol", "maxfev", "data", "batch_size", "epochs", "replace", "full_cost"}
 
 
 def _not_callable(data, case):

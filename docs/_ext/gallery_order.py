@@ -13,6 +13,7 @@ ORDER = (
     "plot_check_gradient.py",
     "plot_maxcut_burer_monteiro.py",
     "plot_thomson.py",
+    "plot_streaming_pca.py",
     "plot_seed_network.py",
     "plot_digits.py",
     "plot_bn_three_ways.py",

@@ -4,10 +4,13 @@ Step rules (:class:`RSGD`, :class:`RAdam`) are configuration plus two pure
 functions, ``init`` and ``step``; solvers (:func:`steepest_descent`,
 :func:`conjugate_gradient`, :func:`trust_regions`, :func:`lbfgs`,
 :func:`barzilai_borwein`) run a whole minimization
-and are normally reached through :func:`spherenet.minimize`.
+and are normally reached through :func:`spherenet.minimize`. For finite-sum
+costs (``minimize(..., data=...)``) the step rules run on mini-batches, beside
+the variance-reduced :class:`RSVRG` and :class:`RSRG`
+(:mod:`~spherenet.optim.stochastic`, :mod:`~spherenet.optim.finite_sum`).
 """
 
-from . import schedules
+from . import finite_sum, schedules, stochastic
 from ._loop import History, OptimizeResult, telemetry
 from .bb import barzilai_borwein
 from .cg import conjugate_gradient
@@ -15,7 +18,9 @@ from .decoupled import DecoupledWeightDecay
 from .lbfgs import HintLineSearch, lbfgs
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch
 from .rules import RAdam, RSGD, Running, StepRule
+from .finite_sum import BatchSampler
 from .sd import steepest_descent
+from .stochastic import RSRG, RSVRG
 from .spectrum import HessianSpectrum, hessian_spectrum
 from .trust_regions import trust_regions, truncated_cg
 
@@ -25,7 +30,12 @@ __all__ = [
     "DecoupledWeightDecay",
     "StepRule",
     "Running",
+    "RSVRG",
+    "RSRG",
+    "BatchSampler",
     "schedules",
+    "finite_sum",
+    "stochastic",
     "telemetry",
     "History",
     "OptimizeResult",

@@ -2,7 +2,8 @@
 
 import math
 
-__all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay", "resolve_lr"]
+__all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay", "inverse_time_decay",
+           "resolve_lr"]
 
 
 def constant(lr):
@@ -57,6 +58,23 @@ def cosine_decay(lr, total_steps, lr_min=0.0):
         return lr_min + 0.5 * (float(lr) - lr_min) * (1.0 + math.cos(math.pi * frac))
 
     return schedule
+
+
+def inverse_time_decay(lr, decay):
+    """lr / (1 + decay * step): the O(1/t) steps of stochastic approximation.
+
+    With decay = lr * mu, the step is 1 / (mu (t + 1/lr)), the schedule of the
+    O(1/t) rate of SGD on a mu-strongly convex cost (Robbins & Monro 1951;
+    the ``decay`` step size of Kasai's RSOpt).
+
+    Examples
+    --------
+    >>> inverse_time_decay(1.0, decay=0.5)(2)
+    0.5
+    """
+    if not decay >= 0:
+        raise ValueError(f"decay must be >= 0, got {decay}")
+    return lambda step: float(lr) / (1.0 + decay * step)
 
 
 def resolve_lr(lr):

@@ -15,7 +15,11 @@ tests with independent references and as benchmarks.
 * :func:`spherical_kmeans` on ``Oblique(d, k)``: the normalized means of
   known, well-separated clusters;
 * :func:`dictionary_learning` on ``Product([Oblique(m, k), Euclidean(k, N)])``:
-  the Eckart-Young optimum.
+  the Eckart-Young optimum;
+* finite sums, for the stochastic methods (``data=``): :func:`streaming_pca`
+  of :func:`spiked_samples` on ``Sphere(d)`` (``eigh`` of the sample second
+  moment; Oja's rule is ``rsgd`` under the projection strategy), and
+  :func:`finite_sum_karcher` of :func:`paired_points` (their pole).
 
 Examples
 --------
@@ -29,6 +33,8 @@ True
 
 from ._base import Problem
 from .dictionary import DictionaryLearning, dictionary_data, dictionary_learning
+from .finite_sum import (FiniteSumKarcher, FiniteSumProblem, StreamingPCA,
+                         finite_sum_karcher, paired_points, spiked_samples, streaming_pca)
 from .karcher import KarcherMean, karcher_mean, symmetric_points
 from .kmeans import SphericalKMeans, matched_distance, spherical_clusters, spherical_kmeans
 from .maxcut import (MaxCut, complete_graph, cut_value, cycle_graph, laplacian, maxcut,
@@ -64,4 +70,11 @@ __all__ = [
     "DictionaryLearning",
     "dictionary_learning",
     "dictionary_data",
+    "FiniteSumProblem",
+    "StreamingPCA",
+    "streaming_pca",
+    "spiked_samples",
+    "FiniteSumKarcher",
+    "finite_sum_karcher",
+    "paired_points",
 ]
