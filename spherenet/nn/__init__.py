@@ -16,9 +16,11 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 from . import activations, callbacks, constraints, initializers, losses, metrics
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
+from .conv import Conv1D, Conv2D
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D, Reshape
 
 __all__ = [
     "Sequential",
@@ -26,6 +28,12 @@ __all__ = [
     "Activation",
     "Dropout",
     "Flatten",
+    "Conv1D",
+    "Conv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "Reshape",
     "Layer",
     "UnitNorm",
     "unit_norm",
