@@ -57,12 +57,13 @@ _PADDINGS = ("valid", "same")
 
 def _int_tuple(name, value, rank):
     """``value`` (an int or ``rank`` ints) as a tuple of ``rank`` positive ints."""
+    given = value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,) * rank
     if not isinstance(value, (tuple, list)) or len(value) != rank or any(
             isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value):
         raise ValueError(f"{name} must be a positive integer or a tuple of {rank} positive "
-                         f"integers, got {value!r}")
+                         f"integers, got {given!r}")
     return tuple(int(v) for v in value)
 
 
