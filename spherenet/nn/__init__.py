@@ -13,7 +13,7 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 >>> model.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
 """
 
-from . import activations, callbacks, constraints, initializers, losses, metrics
+from . import activations, callbacks, constraints, conv, initializers, losses, metrics, pooling
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
 from .conv import Conv1D, Conv2D
@@ -48,7 +48,9 @@ __all__ = [
     "activations",
     "callbacks",
     "constraints",
+    "conv",
     "initializers",
     "losses",
     "metrics",
+    "pooling",
 ]
