@@ -194,6 +194,29 @@ def test_conv2d_gradients_equal_autograd_of_the_naive_convolution(hw, ksize, str
                                    rtol=0, atol=500 * EPS64)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 5000])
+def test_blocks_of_images_give_the_whole_batch_result(monkeypatch, block_bytes):
+    # one image per block, or two (7 images: a shorter last block): as the naive convolution
+    from spherenet.nn import conv
+
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((7, 6, 5, 3))
+    k = rng.standard_normal((3, 2, 3, 4))
+    b = rng.standard_normal(4)
+    strides, padding, dilation = (2, 1), "same", (1, 2)
+    out = conv2d(x, k, b, strides, padding, dilation)
+    np.testing.assert_allclose(out, naive_conv2d(x, k, b, strides, padding, dilation),
+                               rtol=0, atol=200 * EPS64)
+    weights = rng.standard_normal(out.shape)
+    for argnum in range(3):
+        got = grad(lambda *a: anp.sum(conv2d(*a, strides, padding, dilation) * weights),
+                   argnum)(x, k, b)
+        want = grad(lambda x, k, b: anp.sum(
+            (traced_conv2d(x, k, strides, padding, dilation) + b) * weights), argnum)(x, k, b)
+        np.testing.assert_allclose(got, want, rtol=0, atol=500 * EPS64)
+
+
 def central_difference(fun, a, direction, step=1e-5):
     return (fun(a + step * direction) - fun(a - step * direction)) / (2 * step)
 
