@@ -41,7 +41,6 @@ import numbers
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnum, primitive
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..manifolds import Euclidean, Manifold
 from . import activations, constraints, initializers
@@ -136,21 +135,26 @@ def _im2col(x, window, strides, dilation, pads):
 
     Row (n, p, q) holds the window of output (p, q) in the kernel's order
     (i, j, c), so that the convolution is ``patches @ kernel.reshape(-1, F)``.
-    One copy of a strided view (``sliding_window_view``): its inner axes
-    (j, c) are contiguous in memory when the dilation is 1, which keeps the
-    copy near memory speed.
+    One copy of a strided view of the padded input: its inner axes (j, c)
+    are contiguous in memory when the dilation is 1, which keeps the copy
+    near memory speed.
     """
     (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
     n, c = x.shape[0], x.shape[3]
     if (kh, kw) == (1, 1) and not any(pads[0] + pads[1]):
         view = x[:, ::sh, ::sw, :]
         return np.ascontiguousarray(view).reshape(-1, c)
-    xp = _pad(x, pads, 0)
-    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    view = sliding_window_view(xp, span, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-    ho, wo = view.shape[1], view.shape[2]
+    xp = np.ascontiguousarray(_pad(x, pads, 0))
+    ho = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    wo = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    # the windows as a read-only strided view of xp (what sliding_window_view gives, without
+    # its per-call overhead, which counts at one call per block): every index stays inside xp
+    s0, s1, s2, s3 = xp.strides
+    view = np.ndarray((n, ho, wo, kh, kw, c), dtype=xp.dtype, buffer=xp,
+                      strides=(s0, sh * s1, sw * s2, dh * s1, dw * s2, s3))
+    view.flags.writeable = False
     cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
-    np.copyto(cols, view.transpose(0, 1, 2, 4, 5, 3))
+    np.copyto(cols, view)
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
