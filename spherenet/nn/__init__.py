@@ -13,14 +13,17 @@ trained by a step rule of :mod:`spherenet.optim` under a strategy of
 >>> model.compile(optimizer="rsgd", loss="binary_crossentropy", metrics=["accuracy"])
 """
 
-from . import activations, callbacks, constraints, initializers, losses, metrics, regularizers
+from . import (activations, callbacks, constraints, conv, initializers, losses, metrics, pooling,
+               regularizers)
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ProgressBar
 from .constraints import UnitNorm, unit_norm
+from .conv import Conv1D, Conv2D
 from .cosine import CosineDense
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
 from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D, Reshape
 from .regularizers import L1, L1L2, L2, HypersphericalEnergy
 from .telemetry import AngularTelemetry, equilibrium_angular_update
 
@@ -37,6 +40,12 @@ __all__ = [
     "L2",
     "L1L2",
     "HypersphericalEnergy",
+    "Conv1D",
+    "Conv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "Reshape",
     "Layer",
     "UnitNorm",
     "unit_norm",
@@ -53,8 +62,10 @@ __all__ = [
     "activations",
     "callbacks",
     "constraints",
+    "conv",
     "initializers",
     "losses",
     "metrics",
+    "pooling",
     "regularizers",
 ]

@@ -1,0 +1,586 @@
+r"""Convolution layers (``Conv1D``, ``Conv2D``), channels last, as GEMMs on autograd.
+
+A 2-D convolution of a batch ``x`` of shape (N, H, W, C) with a kernel of
+shape (kh, kw, C, F) is, as in Keras (cross-correlation, no kernel flip),
+
+.. math::
+
+    y_{n,p,q,f} = b_f + \sum_{i,j,c} x_{n,\; p s_h + i d_h - t,\; q s_w + j d_w - l,\; c}
+                  \, K_{i,j,c,f},
+
+with strides :math:`s`, dilation :math:`d` and the padding :math:`t, l`
+added on top and left (zeros outside the image). It runs as one matrix
+product: the patches of ``x`` are gathered into a matrix of shape
+(N * Ho * Wo, kh * kw * C) -- the *im2col* matrix, one copy of a strided
+view, no Python loop over the data -- and multiplied by the kernel viewed as
+(kh * kw * C, F). The convolution is one autograd primitive with
+hand-written vector-Jacobian products: the kernel's gradient is
+``patches.T @ g``, the bias's the sum of ``g``, and the input's a transposed
+convolution, again one im2col and one GEMM (see :func:`_input_grad`); all in
+the data's dtype. The batch is processed in blocks of images whose patches
+fit in the cache (about 1 MB), gathered again for the backward pass rather
+than kept.
+
+Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
+gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
+``"same"`` gives ``ceil(n / s)`` outputs and pads
+``max((out - 1) s + k_eff - n, 0)`` zeros, the odd one at the bottom/right;
+``"causal"`` (``Conv1D`` only) pads ``k_eff - 1`` zeros on the left.
+
+The kernel is stored in Keras's shape, (kh, kw, C, F) for ``Conv2D`` and
+(k, C, F) for ``Conv1D``, so weights move between Keras and spherenet as
+they are. ``kernel_constraint=unit_norm(axis=[0, 1, 2])`` (``[0, 1]`` for
+``Conv1D``) puts every output filter on its own unit sphere: the kernel is a
+point of ``Oblique(shape=(kh, kw, C, F), axis=(0, 1, 2))``, a product of F
+spheres of dimension kh * kw * C - 1. As in Keras, ``unit_norm()`` alone
+means ``axis=0``, which normalizes along the kernel's first axis only.
+"""
+
+import numbers
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp_argnum, primitive
+
+from ..manifolds import Euclidean, Manifold
+from . import activations, constraints, initializers
+from .layers import (LAYERS, Layer, Param, _activation_name, _initializer_config,
+                     manifold_config, manifold_from_config)
+
+__all__ = ["Conv1D", "Conv2D", "conv1d", "conv2d"]
+
+_PADDINGS = ("valid", "same")
+
+
+# --- geometry of a sliding window ---------------------------------------------------------
+
+
+def _int_tuple(name, value, rank):
+    """``value`` (an int or ``rank`` ints) as a tuple of ``rank`` positive ints."""
+    given = value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,) * rank
+    if not isinstance(value, (tuple, list)) or len(value) != rank or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value):
+        raise ValueError(f"{name} must be a positive integer or a tuple of {rank} positive "
+                         f"integers, got {given!r}")
+    return tuple(int(v) for v in value)
+
+
+def _check_padding(padding, allowed=_PADDINGS):
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        raise ValueError(f"padding must be one of {', '.join(map(repr, allowed))}, got {padding!r}")
+    return padding.lower()
+
+
+def _window(size, kernel, stride, dilation, padding, what="input"):
+    """``(outputs, pad_before, pad_after)`` along one axis, by Keras's rules.
+
+    Raises
+    ------
+    ValueError
+        With ``padding="valid"``, if the (dilated) kernel is larger than the input.
+
+    Examples
+    --------
+    >>> _window(8, 3, 2, 1, "same"), _window(8, 3, 2, 1, "valid"), _window(5, 3, 1, 1, "causal")
+    ((4, 0, 1), (3, 0, 0), (5, 2, 0))
+    """
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        if size < span:
+            raise ValueError(
+                f"the {what} has size {size}, smaller than the kernel's span {span} (kernel size "
+                f"{kernel}, dilation {dilation}) with padding='valid'; use padding='same' or a "
+                "smaller kernel")
+        return (size - span) // stride + 1, 0, 0
+    if padding == "causal":
+        return (size - 1) // stride + 1, span - 1, 0
+    out = -(-size // stride)
+    total = max((out - 1) * stride + span - size, 0)
+    return out, total // 2, total - total // 2
+
+
+# --- im2col, and the convolution as one autograd primitive -------------------------------
+
+
+def _pad(x, pads, value):
+    """``x`` (N, H, W, C) with ``pads = ((top, bottom), (left, right))`` of ``value`` around."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return x
+    n, h, w, c = x.shape
+    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    out[:, :top] = value
+    out[:, top + h:] = value
+    out[:, top:top + h, :left] = value
+    out[:, top:top + h, left + w:] = value
+    out[:, top:top + h, left:left + w] = x
+    return out
+
+
+def _slices(padded_shape, window, strides, dilation):
+    """The output size and, per window position (i, j), the slices of the padded input it reads."""
+    (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
+    ho = (padded_shape[1] - (kh - 1) * dh - 1) // sh + 1
+    wo = (padded_shape[2] - (kw - 1) * dw - 1) // sw + 1
+    cuts = [(i, j, (slice(None), slice(i * dh, i * dh + (ho - 1) * sh + 1, sh),
+                    slice(j * dw, j * dw + (wo - 1) * sw + 1, sw)))
+            for i in range(kh) for j in range(kw)]
+    return ho, wo, cuts
+
+
+def _im2col(x, window, strides, dilation, pads):
+    """The patches of ``x`` (N, H, W, C), zero-padded, as a matrix (N * Ho * Wo, kh * kw * C).
+
+    Row (n, p, q) holds the window of output (p, q) in the kernel's order
+    (i, j, c), so that the convolution is ``patches @ kernel.reshape(-1, F)``.
+    One copy of a strided view of the padded input: its inner axes (j, c)
+    are contiguous in memory when the dilation is 1, which keeps the copy
+    near memory speed.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
+    n, c = x.shape[0], x.shape[3]
+    if (kh, kw) == (1, 1) and not any(pads[0] + pads[1]):
+        view = x[:, ::sh, ::sw, :]
+        return np.ascontiguousarray(view).reshape(-1, c)
+    xp = np.ascontiguousarray(_pad(x, pads, 0))
+    ho = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    wo = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    # the windows as a read-only strided view of xp (what sliding_window_view gives, without
+    # its per-call overhead, which counts at one call per block): every index stays inside xp
+    s0, s1, s2, s3 = xp.strides
+    view = np.ndarray((n, ho, wo, kh, kw, c), dtype=xp.dtype, buffer=xp,
+                      strides=(s0, sh * s1, sw * s2, dh * s1, dw * s2, s3))
+    view.flags.writeable = False
+    cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
+    np.copyto(cols, view)
+    return cols.reshape(n * ho * wo, kh * kw * c)
+
+
+def _input_grad(g, kernel, x_shape, strides, dilation, pads):
+    r"""The gradient of the convolution with respect to its input: a transposed convolution.
+
+    With ``g`` (N, Ho, Wo, F) the output's gradient, the padded input's
+    gradient is :math:`\sum_{i,j} g_{n, p, q} K_{i,j}^T` added at
+    :math:`(p s_h + i d_h, q s_w + j d_w)`. Spreading ``g`` out with
+    :math:`s - 1` zeros between entries (``gd``) makes it the correlation of
+    ``gd``, zero-padded by the kernel's span less the forward padding, with
+    the kernel flipped in space and its channel axes swapped -- again one
+    im2col and one GEMM, rather than a scatter (col2im) of
+    kh * kw strided additions, which runs at a fraction of memory speed for
+    few channels.
+    """
+    kh, kw, c, f = kernel.shape
+    n, h, w, _ = x_shape
+    (sh, sw), (dh, dw) = strides, dilation
+    (top, bottom), (left, right) = pads
+    ho, wo = g.shape[1], g.shape[2]
+    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and not (top or bottom or left or right):
+        return (g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape)
+    if (sh, sw) != (1, 1):
+        gd = np.zeros((n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, f), dtype=g.dtype)
+        gd[:, ::sh, ::sw] = g
+    else:
+        gd = g
+    before_h, before_w = (kh - 1) * dh - top, (kw - 1) * dw - left
+    after_h = h + top - gd.shape[1]
+    after_w = w + left - gd.shape[2]
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+    cols = _im2col(gd, (kh, kw), (1, 1), (dh, dw), ((before_h, after_h), (before_w, after_w)))
+    return (cols @ flipped.reshape(kh * kw * f, c)).reshape(x_shape)
+
+
+#: The patches are gathered and multiplied block by block of images, each block's im2col
+#: matrix about this many bytes: small enough to stay in the cache between its copy and its
+#: GEMM (a whole batch's, 9 MB for 128 images of 8x8x32 and a 3x3 kernel, makes two trips
+#: through memory instead), large enough for efficient GEMMs.
+_BLOCK_BYTES = 1 << 20
+
+
+def _blocks(n, bytes_per_image):
+    """``(lo, hi)`` bounds of blocks of the ``n`` images of a batch."""
+    size = max(1, _BLOCK_BYTES // max(1, bytes_per_image))
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+@primitive
+def _conv_gemm(x, kernel, bias, out_hw, strides, dilation, pads):
+    """The convolution ``im2col(x) @ kernel + bias``, shaped (N, Ho, Wo, F), block by block.
+
+    The vector-Jacobian products gather the patches again, block by block,
+    rather than keep the whole batch's: the kernel's gradient is
+    ``sum over blocks of patches.T @ g``, the input's a transposed
+    convolution (:func:`_input_grad`), the bias's the sum of ``g``.
+    """
+    kh, kw, c, f = kernel.shape
+    n, rows = x.shape[0], out_hw[0] * out_hw[1]
+    matrix = kernel.reshape(kh * kw * c, f)
+    out = np.empty((n * rows, f), dtype=np.result_type(x.dtype, kernel.dtype))
+    for lo, hi in _blocks(n, rows * kh * kw * c * x.itemsize):
+        cols = _im2col(x[lo:hi], (kh, kw), strides, dilation, pads)
+        np.matmul(cols, matrix, out=out[lo * rows:hi * rows])
+    if bias is not None:
+        out += bias
+    return out.reshape(n, out_hw[0], out_hw[1], f)
+
+
+def _kernel_grad(g, x, kernel_shape, strides, dilation, pads):
+    kh, kw, c, f = kernel_shape
+    n = x.shape[0]
+    rows = g.shape[1] * g.shape[2]
+    g2 = g.reshape(n * rows, f)
+    total = None
+    for lo, hi in _blocks(n, rows * kh * kw * c * x.itemsize):
+        cols = _im2col(x[lo:hi], (kh, kw), strides, dilation, pads)
+        part = cols.T @ g2[lo * rows:hi * rows]
+        if total is None:
+            total = part
+        else:
+            total += part
+    return total.reshape(kernel_shape)
+
+
+def _input_grad_blocks(g, kernel, x_shape, strides, dilation, pads):
+    kh, kw, c, f = kernel.shape
+    n, h, w, _ = x_shape
+    dx = np.empty(x_shape, dtype=np.result_type(g.dtype, kernel.dtype))
+    for lo, hi in _blocks(n, h * w * kh * kw * f * g.itemsize):
+        dx[lo:hi] = _input_grad(g[lo:hi], kernel, (hi - lo, h, w, c), strides, dilation, pads)
+    return dx
+
+
+def _conv_gemm_vjp(argnum, ans, args, kwargs):
+    x, kernel, bias, _, strides, dilation, pads = args
+    if argnum == 0:
+        return lambda g: _input_grad_blocks(g, kernel, x.shape, strides, dilation, pads)
+    if argnum == 1:
+        return lambda g: _kernel_grad(g, x, kernel.shape, strides, dilation, pads)
+    return lambda g: np.sum(g.reshape(-1, kernel.shape[3]), axis=0)
+
+
+defvjp_argnum(_conv_gemm, _conv_gemm_vjp)
+
+
+# --- the convolutions ---------------------------------------------------------------
+
+
+def _shape_of(a):
+    return tuple(getattr(a, "shape", np.shape(a)))
+
+
+def _conv2d(x, kernel, bias, strides, dilation, pads):
+    """The convolution with explicit pads, unchecked (the layers' hot path)."""
+    kh, kw = kernel.shape[:2]
+    hp = x.shape[1] + pads[0][0] + pads[0][1]
+    wp = x.shape[2] + pads[1][0] + pads[1][1]
+    out_hw = ((hp - (kh - 1) * dilation[0] - 1) // strides[0] + 1,
+              (wp - (kw - 1) * dilation[1] - 1) // strides[1] + 1)
+    return _conv_gemm(x, kernel, bias, out_hw, strides, dilation, pads)
+
+
+def _check_operands(x, kernel, bias, rank):
+    xs, ks = _shape_of(x), _shape_of(kernel)
+    names = {1: "(batch, steps, channels)", 2: "(batch, height, width, channels)"}[rank]
+    knames = {1: "(kernel_size, in_channels, filters)",
+              2: "(kernel_height, kernel_width, in_channels, filters)"}[rank]
+    if len(xs) != rank + 2:
+        raise ValueError(f"x must have shape {names}, got shape {xs}")
+    if len(ks) != rank + 2:
+        raise ValueError(f"kernel must have shape {knames}, got shape {ks}")
+    if ks[-2] != xs[-1]:
+        raise ValueError(f"x has {xs[-1]} channels, but the kernel expects {ks[-2]} "
+                         f"(kernel shape {ks})")
+    if bias is not None and _shape_of(bias) != (ks[-1],):
+        raise ValueError(f"bias must have shape ({ks[-1]},), got {_shape_of(bias)}")
+    for name, a in (("x", x), ("kernel", kernel)):
+        dtype = getattr(a, "dtype", None)
+        if dtype is None or not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}")
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """2-D convolution (cross-correlation) of a channels-last batch, Keras's ``Conv2D`` without activation.
+
+    Differentiable with autograd in ``x``, ``kernel`` and ``bias``; the
+    backward pass is hand-written (see the module's notes) and keeps the
+    dtype.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C)
+    kernel : ndarray, shape (kh, kw, C, F)
+    bias : ndarray of shape (F,), optional
+    strides, dilation_rate : int or (int, int), default 1
+    padding : {"valid", "same"}, default "valid"
+
+    Returns
+    -------
+    ndarray, shape (N, Ho, Wo, F)
+        Ho is ``floor((H - (kh - 1) d - 1) / s) + 1`` for ``"valid"`` and
+        ``ceil(H / s)`` for ``"same"``; likewise Wo.
+
+    Raises
+    ------
+    ValueError
+        Wrong ranks, channels that do not match the kernel, a bias of the
+        wrong shape, an unknown padding, or a kernel larger than the input
+        with ``"valid"``.
+    TypeError
+        For arrays that are not floating point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> conv2d(x, np.ones((2, 2, 1, 1)), strides=2)[0, :, :, 0]
+    array([[10., 18.],
+           [42., 50.]])
+    >>> conv2d(x, np.ones((3, 3, 1, 1)), padding="same").shape
+    (1, 4, 4, 1)
+    """
+    _check_operands(x, kernel, bias, 2)
+    strides = _int_tuple("strides", strides, 2)
+    dilation = _int_tuple("dilation_rate", dilation_rate, 2)
+    padding = _check_padding(padding)
+    _, h, w, _ = _shape_of(x)
+    kh, kw = _shape_of(kernel)[:2]
+    _, top, bottom = _window(h, kh, strides[0], dilation[0], padding, "input height")
+    _, left, right = _window(w, kw, strides[1], dilation[1], padding, "input width")
+    return _conv2d(x, kernel, bias, strides, dilation, ((top, bottom), (left, right)))
+
+
+def _conv1d(x, kernel, bias, stride, dilation, pads):
+    n, steps, c = x.shape
+    k, _, f = kernel.shape
+    out = _conv2d(anp.reshape(x, (n, 1, steps, c)), anp.reshape(kernel, (1, k, c, f)), bias,
+                  (1, stride), (1, dilation), ((0, 0), pads))
+    return anp.reshape(out, (n, out.shape[2], f))
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """1-D convolution of a channels-last batch, Keras's ``Conv1D`` without activation.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, L, C)
+    kernel : ndarray, shape (k, C, F)
+    bias : ndarray of shape (F,), optional
+    strides, dilation_rate : int, default 1
+    padding : {"valid", "same", "causal"}, default "valid"
+        ``"causal"`` pads ``(k - 1) * dilation_rate`` zeros on the left, so
+        that output t sees inputs up to t only.
+
+    Returns
+    -------
+    ndarray, shape (N, Lo, F)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(5.0).reshape(1, 5, 1)
+    >>> conv1d(x, np.ones((2, 1, 1)))[0, :, 0]
+    array([1., 3., 5., 7.])
+    >>> conv1d(x, np.ones((2, 1, 1)), padding="causal")[0, :, 0]
+    array([0., 1., 3., 5., 7.])
+    """
+    _check_operands(x, kernel, bias, 1)
+    (stride,) = _int_tuple("strides", strides, 1)
+    (dilation,) = _int_tuple("dilation_rate", dilation_rate, 1)
+    padding = _check_padding(padding, _PADDINGS + ("causal",))
+    _, before, after = _window(_shape_of(x)[1], _shape_of(kernel)[0], stride, dilation, padding)
+    return _conv1d(x, kernel, bias, stride, dilation, (before, after))
+
+
+# --- the layers -----------------------------------------------------------------------
+
+
+class _Conv(Layer):
+    """What Conv1D and Conv2D share: Keras's arguments, the kernel's manifold, the config."""
+
+    _has_weights = True
+    rank = None
+    _paddings = _PADDINGS
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_constraint=None, kernel_manifold=None, name=None, input_shape=None):
+        super().__init__(name, input_shape)
+        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
+            raise ValueError(f"filters must be a positive integer, got {filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = _int_tuple("kernel_size", kernel_size, self.rank)
+        self.strides = _int_tuple("strides", strides, self.rank)
+        self.padding = _check_padding(padding, self._paddings)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"data_format must be 'channels_last' (or None), got {data_format!r}; "
+                             "channels-first data can be transposed with np.moveaxis(x, 1, -1)")
+        self.dilation_rate = _int_tuple("dilation_rate", dilation_rate, self.rank)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        if kernel_manifold is not None:
+            if self.kernel_constraint is not None:
+                raise ValueError("give kernel_constraint or kernel_manifold, not both")
+            if not isinstance(kernel_manifold, Manifold):
+                raise ValueError(
+                    f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}")
+        self.kernel_manifold = kernel_manifold
+        self._pads = None
+
+    @property
+    def kind(self):
+        return f"conv{self.rank}d"
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        cls = type(self).__name__
+        layout = {1: "(steps, channels)", 2: "(height, width, channels)"}[self.rank]
+        if len(input_shape) != self.rank + 1:
+            raise ValueError(
+                f"layer {self.name!r} ({cls}) expects samples of shape {layout}, got "
+                f"{input_shape}; add a channel axis (x[..., None]) or a Reshape layer")
+        what = ("steps",) if self.rank == 1 else ("height", "width")
+        sizes, pads = [], []
+        for size, k, s, d, axis in zip(input_shape[:-1], self.kernel_size, self.strides,
+                                       self.dilation_rate, what):
+            try:
+                out, before, after = _window(size, k, s, d, self.padding, f"input {axis}")
+            except ValueError as err:
+                raise ValueError(f"layer {self.name!r} ({cls}): {err}") from None
+            sizes.append(out)
+            pads.append((before, after))
+        shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
+        if self.kernel_manifold is not None:
+            manifold = self.kernel_manifold
+            if tuple(manifold.shape) != shape:
+                raise ValueError(
+                    f"layer {self.name!r}: kernel_manifold {manifold!r} has shape "
+                    f"{tuple(manifold.shape)}, but the kernel has shape {shape}")
+        elif self.kernel_constraint is not None:
+            manifold = self.kernel_constraint.manifold(shape)
+        else:
+            manifold = Euclidean(*shape)
+        params = [Param("kernel", shape, manifold, self.kernel_initializer)]
+        if self.use_bias:
+            params.append(Param("bias", (self.filters,), Euclidean(self.filters),
+                                self.bias_initializer))
+        self.params = tuple(params)
+        self._pads = tuple(pads)
+        self.output_shape = (*sizes, self.filters)
+        return self.output_shape
+
+    def apply(self, params, x, training=False, rng=None):
+        return self.activation(self.pre_activation(params, x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=list(self.kernel_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            dilation_rate=list(self.dilation_rate),
+            activation=_activation_name(self.activation, self),
+            use_bias=self.use_bias,
+            kernel_initializer=_initializer_config(self.kernel_initializer, self),
+            bias_initializer=_initializer_config(self.bias_initializer, self),
+            kernel_constraint=(None if self.kernel_constraint is None
+                               else self.kernel_constraint.get_config()),
+            kernel_manifold=(None if self.kernel_manifold is None
+                             else manifold_config(self.kernel_manifold)),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("kernel_manifold") is not None:
+            config["kernel_manifold"] = manifold_from_config(config["kernel_manifold"])
+        return cls(**config)
+
+
+class Conv2D(_Conv):
+    """2-D convolution layer over channels-last images: ``activation(conv2d(x, kernel) + bias)``.
+
+    Keras's ``Conv2D``: inputs (batch, height, width, channels), kernel
+    (kernel_height, kernel_width, channels, filters), cross-correlation (no
+    flip), ``"same"`` padding with the odd zero at the bottom/right.
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default 1
+    padding : {"valid", "same"}, default "valid"
+    data_format : {None, "channels_last"}
+        Only channels last.
+    dilation_rate : int or (int, int), default 1
+        May be combined with strides > 1 (which Keras refuses).
+    activation : str or callable, optional
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : str, dict or Initializer
+        Default ``"glorot_uniform"`` (fans ``kh * kw * channels`` and
+        ``kh * kw * filters``, as Keras) and ``"zeros"``.
+    kernel_constraint : {None, "unit_norm"} or Constraint
+        ``unit_norm(axis=[0, 1, 2])``: every output filter has norm 1; the
+        kernel is a point of ``Oblique(shape=(kh, kw, channels, filters),
+        axis=(0, 1, 2))``. The axis means what it means in Keras:
+        ``unit_norm()`` (``axis=0``) normalizes along the kernel's first axis.
+    kernel_manifold : Manifold, optional
+        Any manifold of the kernel's shape instead (not with a constraint).
+    name, input_shape
+        As for :class:`~spherenet.nn.layers.Layer`.
+
+    Examples
+    --------
+    >>> from spherenet.nn import Conv2D, unit_norm
+    >>> layer = Conv2D(16, 3, padding="same", kernel_constraint=unit_norm(axis=[0, 1, 2]))
+    >>> layer.build((8, 8, 1))
+    (8, 8, 16)
+    >>> layer.params[0]
+    Param('kernel', (3, 3, 1, 16), Oblique(shape=(3, 3, 1, 16), axis=(0, 1, 2), retraction='exp', transport='projection'))
+    """
+
+    rank = 2
+
+    def pre_activation(self, params, x):
+        """The convolution plus bias, before the activation."""
+        return _conv2d(x, params[0], params[1] if self.use_bias else None, self.strides,
+                       self.dilation_rate, self._pads)
+
+
+class Conv1D(_Conv):
+    """1-D convolution layer over channels-last sequences: ``activation(conv1d(x, kernel) + bias)``.
+
+    Keras's ``Conv1D``: inputs (batch, steps, channels), kernel
+    (kernel_size, channels, filters). Arguments as :class:`Conv2D`, with
+    single integers and one more padding, ``"causal"`` (zeros on the left
+    only). ``kernel_constraint=unit_norm(axis=[0, 1])`` puts every filter on
+    its sphere.
+
+    Examples
+    --------
+    >>> from spherenet.nn import Conv1D
+    >>> Conv1D(4, 3, strides=2, padding="same").build((10, 2))
+    (5, 4)
+    """
+
+    rank = 1
+    _paddings = _PADDINGS + ("causal",)
+
+    def pre_activation(self, params, x):
+        """The convolution plus bias, before the activation."""
+        return _conv1d(x, params[0], params[1] if self.use_bias else None, self.strides[0],
+                       self.dilation_rate[0], self._pads[0])
+
+
+LAYERS.update({cls.__name__: cls for cls in (Conv1D, Conv2D)})
