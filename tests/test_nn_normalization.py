@@ -267,8 +267,8 @@ def bn_model(dtype="float32", seed=0, **bn):
 def test_weights_follow_keras_order_and_states_stay_out_of_the_optimizer():
     model = bn_model()
     assert model.weight_names == [
-        "dense/kernel", "dense/bias", "batchnormalization/gamma", "batchnormalization/beta",
-        "batchnormalization/moving_mean", "batchnormalization/moving_variance",
+        "dense/kernel", "dense/bias", "batch_normalization/gamma", "batch_normalization/beta",
+        "batch_normalization/moving_mean", "batch_normalization/moving_variance",
         "dense_1/kernel", "dense_1/bias"]
     weights = model.get_weights()
     np.testing.assert_array_equal(weights[2], np.ones(4))  # gamma
@@ -299,7 +299,7 @@ def test_count_params_counts_moving_statistics_as_keras():
     text = "\n".join(lines)
     assert "Total params: 42" in text and "Trainable params: 34" in text
     assert "Non-trainable params: 8" in text
-    bn_row = next(line for line in lines if line.startswith("batchnormalization"))
+    bn_row = next(line for line in lines if line.startswith("batch_normalization"))
     assert bn_row.split()[-1] == "16"  # no kernel manifold for gamma and beta
 
 
@@ -353,7 +353,7 @@ def test_layer_normalization_saves_and_loads_with_its_options(tmp_path):
     model.save(path)
     again = load_model(path)
     assert again.layers[1].epsilon == 1e-5 and again.layers[1].center is False
-    assert again.weight_names == ["dense/kernel", "dense/bias", "layernormalization/gamma"]
+    assert again.weight_names == ["dense/kernel", "dense/bias", "layer_normalization/gamma"]
     x = np.random.default_rng(11).standard_normal((5, 2))
     np.testing.assert_array_equal(model(x), again(x))
 
@@ -424,3 +424,19 @@ def test_a_model_adopts_weights_of_layers_called_alone_in_its_own_dtype():
                                atol=2 * EPS32)
     np.testing.assert_allclose(mean, act._own_weights[2], rtol=EPS32)
     assert np.any(mean != 0)
+
+
+def test_default_names_are_keras_snake_case():
+    from spherenet import nn
+    # Keras names a layer after its class in snake case (keras.src.utils.naming.to_snake_case).
+    expected = {
+        nn.Dense(2): "dense",
+        nn.BatchNormalization(): "batch_normalization",
+        nn.LayerNormalization(): "layer_normalization",
+        nn.CosineDense(2): "cosine_dense",
+        nn.Conv2D(2, 3): "conv2d",
+        nn.MaxPooling2D(): "max_pooling2d",
+        nn.GlobalAveragePooling2D(): "global_average_pooling2d",
+    }
+    for layer, name in expected.items():
+        assert layer.kind == name

@@ -9,6 +9,7 @@ layers and differentiates once. Weights live in the model, not in the layer.
 
 import math
 import numbers
+import re
 import weakref
 
 import autograd.numpy as anp
@@ -125,8 +126,12 @@ class Layer:
 
     @property
     def kind(self):
-        """The default name's stem, e.g. ``"dense"``."""
-        return type(self).__name__.lower()
+        """The default name's stem: the class name in snake case, as Keras names layers.
+
+        ``"dense"``, ``"batch_normalization"``, ``"max_pooling2d"``...
+        """
+        name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(self).__name__)
+        return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
     def build(self, input_shape):
         """Fix the parameter shapes for inputs of ``input_shape``; returns the output shape."""
