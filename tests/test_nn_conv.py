@@ -555,3 +555,31 @@ def test_bad_input_is_refused_with_what_was_expected():
         model.fit(np.zeros((4, 6, 6, 3)), np.zeros(4, dtype=int), verbose=0)
     for a, b in zip(before, model.get_weights()):
         assert a.tobytes() == b.tobytes()
+
+
+def test_conv_kernel_regularizer_adds_the_hyperspherical_energy_of_its_filters():
+    # Conv2D takes Keras's kernel_regularizer; the MHE term of its unit-norm filters is the
+    # Riesz s-energy sum_{i<j} 1/||w_i - w_j||^s of the flattened filters, written out here.
+    from spherenet.nn import Conv2D, Flatten, HypersphericalEnergy, Sequential
+    from spherenet.nn.layers import layer_from_config
+    from spherenet.nn import unit_norm as un
+    strength = 0.01
+    model = Sequential([
+        Conv2D(3, 2, input_shape=(4, 4, 1), kernel_constraint=un(axis=[0, 1, 2]),
+               kernel_regularizer=HypersphericalEnergy(strength, axis=(0, 1, 2))),
+        Flatten()], dtype="float64", seed=3)
+    model.compile(optimizer="rsgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(5, 4, 4, 1))
+    y = np.zeros((5, 27))
+    kernel = model.get_weights()[0]
+    w = kernel.reshape(-1, 3)
+    energy = sum(1.0 / np.linalg.norm(w[:, i] - w[:, j])
+                 for i in range(3) for j in range(i + 1, 3))
+    data_loss = np.mean((model.predict(x) - y) ** 2)
+    assert model.evaluate(x, y) == pytest.approx(data_loss + strength * energy, rel=1e-12)
+    config = model.layers[0].get_config()
+    assert config["kernel_regularizer"]["name"] == "hyperspherical_energy"
+    assert list(config)[:7] == ["class_name", "name", "input_shape", "filters", "kernel_size",
+                                "strides", "padding"]
+    again = layer_from_config(config)
+    assert again.kernel_regularizer.get_config() == model.layers[0].kernel_regularizer.get_config()

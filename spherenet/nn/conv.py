@@ -42,10 +42,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnum, primitive
 
-from ..manifolds import Euclidean, Manifold
-from . import activations, constraints, initializers
-from .layers import (LAYERS, Layer, Param, _activation_name, _initializer_config,
-                     manifold_config, manifold_from_config)
+from .layers import LAYERS, _KernelLayer
 
 __all__ = ["Conv1D", "Conv2D", "conv1d", "conv2d"]
 
@@ -400,17 +397,17 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
 # --- the layers -----------------------------------------------------------------------
 
 
-class _Conv(Layer):
+class _Conv(_KernelLayer):
     """What Conv1D and Conv2D share: Keras's arguments, the kernel's manifold, the config."""
 
-    _has_weights = True
     rank = None
     _paddings = _PADDINGS
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_constraint=None, kernel_manifold=None, name=None, input_shape=None):
+                 kernel_constraint=None, kernel_manifold=None, kernel_regularizer=None,
+                 bias_regularizer=None, name=None, input_shape=None):
         super().__init__(name, input_shape)
         if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -422,23 +419,10 @@ class _Conv(Layer):
             raise ValueError(f"data_format must be 'channels_last' (or None), got {data_format!r}; "
                              "channels-first data can be transposed with np.moveaxis(x, 1, -1)")
         self.dilation_rate = _int_tuple("dilation_rate", dilation_rate, self.rank)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        if kernel_manifold is not None:
-            if self.kernel_constraint is not None:
-                raise ValueError("give kernel_constraint or kernel_manifold, not both")
-            if not isinstance(kernel_manifold, Manifold):
-                raise ValueError(
-                    f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}")
-        self.kernel_manifold = kernel_manifold
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_constraint, kernel_manifold, kernel_regularizer,
+                                 bias_regularizer)
         self._pads = None
-
-    @property
-    def kind(self):
-        return f"conv{self.rank}d"
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -458,54 +442,16 @@ class _Conv(Layer):
                 raise ValueError(f"layer {self.name!r} ({cls}): {err}") from None
             sizes.append(out)
             pads.append((before, after))
-        shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
-        if self.kernel_manifold is not None:
-            manifold = self.kernel_manifold
-            if tuple(manifold.shape) != shape:
-                raise ValueError(
-                    f"layer {self.name!r}: kernel_manifold {manifold!r} has shape "
-                    f"{tuple(manifold.shape)}, but the kernel has shape {shape}")
-        elif self.kernel_constraint is not None:
-            manifold = self.kernel_constraint.manifold(shape)
-        else:
-            manifold = Euclidean(*shape)
-        params = [Param("kernel", shape, manifold, self.kernel_initializer)]
-        if self.use_bias:
-            params.append(Param("bias", (self.filters,), Euclidean(self.filters),
-                                self.bias_initializer))
-        self.params = tuple(params)
+        self.params = self._kernel_params(
+            (*self.kernel_size, input_shape[-1], self.filters), self.filters)
         self._pads = tuple(pads)
         self.output_shape = (*sizes, self.filters)
         return self.output_shape
 
-    def apply(self, params, x, training=False, rng=None):
-        return self.activation(self.pre_activation(params, x))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=list(self.kernel_size),
-            strides=list(self.strides),
-            padding=self.padding,
-            dilation_rate=list(self.dilation_rate),
-            activation=_activation_name(self.activation, self),
-            use_bias=self.use_bias,
-            kernel_initializer=_initializer_config(self.kernel_initializer, self),
-            bias_initializer=_initializer_config(self.bias_initializer, self),
-            kernel_constraint=(None if self.kernel_constraint is None
-                               else self.kernel_constraint.get_config()),
-            kernel_manifold=(None if self.kernel_manifold is None
-                             else manifold_config(self.kernel_manifold)),
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("kernel_manifold") is not None:
-            config["kernel_manifold"] = manifold_from_config(config["kernel_manifold"])
-        return cls(**config)
+    def _shape_config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "dilation_rate": list(self.dilation_rate)}
 
 
 class Conv2D(_Conv):
@@ -537,6 +483,9 @@ class Conv2D(_Conv):
         ``unit_norm()`` (``axis=0``) normalizes along the kernel's first axis.
     kernel_manifold : Manifold, optional
         Any manifold of the kernel's shape instead (not with a constraint).
+    kernel_regularizer, bias_regularizer : str, dict or Regularizer, optional
+        A term added to the loss, e.g. ``L2(1e-4)`` or
+        ``HypersphericalEnergy(0.01, axis=(0, 1, 2))`` (see :mod:`spherenet.nn.regularizers`).
     name, input_shape
         As for :class:`~spherenet.nn.layers.Layer`.
 

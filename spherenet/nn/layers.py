@@ -348,7 +348,90 @@ def _activation_name(fun, layer):
     return name
 
 
-class Dense(Layer):
+class _KernelLayer(Layer):
+    """What layers with a kernel and a bias share (Dense, Conv1D, Conv2D).
+
+    The Keras arguments ``activation``, ``use_bias``, the initializers, the
+    kernel's constraint or manifold and the regularizers; the parameters
+    built from a kernel shape; their config and its inverse.
+    """
+
+    _has_weights = True
+
+    def _set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_constraint, kernel_manifold, kernel_regularizer,
+                            bias_regularizer):
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        if kernel_manifold is not None:
+            if self.kernel_constraint is not None:
+                raise ValueError("give kernel_constraint or kernel_manifold, not both")
+            if not isinstance(kernel_manifold, Manifold):
+                raise ValueError(
+                    f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}"
+                )
+        self.kernel_manifold = kernel_manifold
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _kernel_params(self, shape, bias_size):
+        """The kernel's and the bias's :class:`Param` for a kernel of ``shape``."""
+        shape = tuple(int(n) for n in shape)
+        if self.kernel_manifold is not None:
+            manifold = self.kernel_manifold
+            if tuple(manifold.shape) != shape:
+                raise ValueError(
+                    f"layer {self.name!r}: kernel_manifold {manifold!r} has shape "
+                    f"{tuple(manifold.shape)}, but the kernel has shape {shape}"
+                )
+        elif self.kernel_constraint is not None:
+            manifold = self.kernel_constraint.manifold(shape)
+        else:
+            manifold = Euclidean(*shape)
+        params = [Param("kernel", shape, manifold, self.kernel_initializer,
+                        self.kernel_regularizer)]
+        if self.use_bias:
+            params.append(Param("bias", (bias_size,), Euclidean(bias_size), self.bias_initializer,
+                                self.bias_regularizer))
+        return tuple(params)
+
+    def apply(self, params, x, training=False, rng=None):
+        return self.activation(self.pre_activation(params, x))
+
+    def _shape_config(self):
+        """The layer's own arguments, written before the kernel's in its config."""
+        return {}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._shape_config())
+        config.update(
+            activation=_activation_name(self.activation, self),
+            use_bias=self.use_bias,
+            kernel_initializer=_initializer_config(self.kernel_initializer, self),
+            bias_initializer=_initializer_config(self.bias_initializer, self),
+            kernel_constraint=(None if self.kernel_constraint is None
+                               else self.kernel_constraint.get_config()),
+            kernel_manifold=(None if self.kernel_manifold is None
+                             else manifold_config(self.kernel_manifold)),
+        )
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            if getattr(self, key) is not None:  # files without regularizers stay as they were
+                config[key] = getattr(self, key).get_config()
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("kernel_manifold") is not None:
+            config["kernel_manifold"] = manifold_from_config(config["kernel_manifold"])
+        return cls(**config)
+
+
+class Dense(_KernelLayer):
     """A fully connected layer: ``activation(x @ kernel + bias)``, kernel (input_dim, units).
 
     Parameters
@@ -385,8 +468,6 @@ class Dense(Layer):
     Param('kernel', (2, 500), Oblique(shape=(2, 500), axis=0, retraction='exp', transport='projection'))
     """
 
-    _has_weights = True
-
     def __init__(self, units, input_dim=None, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_constraint=None, kernel_manifold=None, kernel_regularizer=None,
@@ -397,21 +478,9 @@ class Dense(Layer):
             input_shape = (_check_positive_int("input_dim", input_dim),)
         super().__init__(name, input_shape)
         self.units = _check_positive_int("units", units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        if kernel_manifold is not None:
-            if self.kernel_constraint is not None:
-                raise ValueError("give kernel_constraint or kernel_manifold, not both")
-            if not isinstance(kernel_manifold, Manifold):
-                raise ValueError(
-                    f"kernel_manifold must be a spherenet Manifold, got {kernel_manifold!r}"
-                )
-        self.kernel_manifold = kernel_manifold
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_constraint, kernel_manifold, kernel_regularizer,
+                                 bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -419,24 +488,7 @@ class Dense(Layer):
                 f"layer {self.name!r} (Dense) expects samples of shape (features,), got "
                 f"{tuple(input_shape)}; add a Flatten layer before it"
             )
-        shape = (int(input_shape[0]), self.units)
-        if self.kernel_manifold is not None:
-            manifold = self.kernel_manifold
-            if tuple(manifold.shape) != shape:
-                raise ValueError(
-                    f"layer {self.name!r}: kernel_manifold {manifold!r} has shape "
-                    f"{tuple(manifold.shape)}, but the kernel has shape {shape}"
-                )
-        elif self.kernel_constraint is not None:
-            manifold = self.kernel_constraint.manifold(shape)
-        else:
-            manifold = Euclidean(*shape)
-        params = [Param("kernel", shape, manifold, self.kernel_initializer,
-                        self.kernel_regularizer)]
-        if self.use_bias:
-            params.append(Param("bias", (self.units,), Euclidean(self.units), self.bias_initializer,
-                                self.bias_regularizer))
-        self.params = tuple(params)
+        self.params = self._kernel_params((input_shape[0], self.units), self.units)
         self.output_shape = (self.units,)
         return self.output_shape
 
@@ -444,33 +496,8 @@ class Dense(Layer):
         """``x @ kernel + bias``: the logits when the activation is left out."""
         return affine(x, params[0], params[1] if self.use_bias else None)
 
-    def apply(self, params, x, training=False, rng=None):
-        return self.activation(self.pre_activation(params, x))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            units=self.units,
-            activation=_activation_name(self.activation, self),
-            use_bias=self.use_bias,
-            kernel_initializer=_initializer_config(self.kernel_initializer, self),
-            bias_initializer=_initializer_config(self.bias_initializer, self),
-            kernel_constraint=(None if self.kernel_constraint is None
-                               else self.kernel_constraint.get_config()),
-            kernel_manifold=(None if self.kernel_manifold is None
-                             else manifold_config(self.kernel_manifold)),
-        )
-        for key in ("kernel_regularizer", "bias_regularizer"):
-            if getattr(self, key) is not None:  # files without regularizers stay as they were
-                config[key] = getattr(self, key).get_config()
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("kernel_manifold") is not None:
-            config["kernel_manifold"] = manifold_from_config(config["kernel_manifold"])
-        return cls(**config)
+    def _shape_config(self):
+        return {"units": self.units}
 
 
 def _initializer_config(init, layer):

@@ -255,10 +255,6 @@ class MaxPooling2D(_Pooling2D):
 
     _pool = _max_pool
 
-    @property
-    def kind(self):
-        return "max_pooling2d"
-
 
 class AveragePooling2D(_Pooling2D):
     """Average pooling over windows of channels-last images (Keras's ``AveragePooling2D``).
@@ -273,10 +269,6 @@ class AveragePooling2D(_Pooling2D):
     """
 
     _pool = _average_pool
-
-    @property
-    def kind(self):
-        return "average_pooling2d"
 
 
 class GlobalAveragePooling2D(Layer):
@@ -305,10 +297,6 @@ class GlobalAveragePooling2D(Layer):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"data_format must be 'channels_last' (or None), got {data_format!r}")
         self.keepdims = bool(keepdims)
-
-    @property
-    def kind(self):
-        return "global_average_pooling2d"
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
