@@ -58,15 +58,22 @@ def _get_optimizer(optimizer):
 
 
 @contextlib.contextmanager
-def _forget_on_error(model):
-    """On an interrupted fit (Ctrl-C, a callback's error) the next fit restarts the optimizer.
+def _forget_on_error(model, strategy):
+    """On an interrupted fit (Ctrl-C, a callback's error) the model keeps its last completed
+    step, and the next fit restarts the optimizer.
 
-    The state kept at the last epoch's end may have moved on since.
+    The moving statistics of BatchNormalization follow every step: the
+    weights are set to those of the same step (after the last epoch's end
+    they are still the epoch's), so that the two never disagree. The state
+    kept at the last epoch's end may have moved on since: it is dropped.
     """
     try:
         yield
     except BaseException:
         model._resume = None
+        if model._steps_this_fit and model._live is not None:
+            model._weights = tuple(np.asarray(w)
+                                   for w in strategy.to_weights(model._live["variable"]))
         raise
 
 
@@ -738,6 +745,8 @@ class Sequential:
         batch_size = check_int("batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         resume = self._resume if (self._resume is not None
                                   and self._resume["weights"] is self._weights) else None
         rng = resume["rng"] if (seed is None and resume is not None
@@ -809,7 +818,7 @@ class Sequential:
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _forget_on_error(self):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _forget_on_error(self, strategy):
             for epoch in range(epochs):
                 callback_list.on_epoch_begin(epoch)
                 order = rng.permutation(n) if shuffle else None

@@ -31,6 +31,13 @@ def _check_epsilon(epsilon):
     return float(epsilon)
 
 
+def _check_flag(value, name):
+    """A bool flag; a string such as "no" or a number would pass for True or False unseen."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _check_axes(axis, what):
     """``axis`` as given (int or tuple of ints), refusing anything else with a TypeError."""
     if isinstance(axis, list):
@@ -146,7 +153,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = _check_flag(center, "center"), _check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -256,7 +263,7 @@ class LayerNormalization(Layer):
         super().__init__(name, input_shape)
         self.axis = _check_axes(axis, "LayerNormalization")
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = _check_flag(center, "center"), _check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
 

@@ -1,0 +1,113 @@
+"""spherenet.nn used carelessly: interrupted fits, truthy strings for flags.
+
+An interrupted ``fit`` (Ctrl-C, or any error raised by a callback) leaves the
+model at its last completed step: trainable weights and the moving
+statistics of BatchNormalization together, never the one moved and the
+other not. Flags (``shuffle``, ``center``, ``scale``) are booleans: a string
+such as "no" is refused rather than read as True.
+"""
+
+import numpy as np
+import pytest
+
+from spherenet.nn import (BatchNormalization, Dense, LambdaCallback, LayerNormalization,
+                          Sequential, unit_norm)
+from spherenet.optim import RSGD
+
+
+def _data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3))
+    return x, (x[:, 0] - 0.5 * x[:, 2] > 0).astype(np.float64)
+
+
+def _bn_model(dtype, strategy="riemannian"):
+    model = Sequential([Dense(4, input_dim=3, activation="tanh", kernel_constraint=unit_norm()),
+                        BatchNormalization(momentum=0.5),
+                        Dense(1, activation="sigmoid")], seed=3, dtype=dtype)
+    model.compile(optimizer=RSGD(lr=0.3, momentum=0.9), loss="binary_crossentropy",
+                  strategy=strategy)
+    return model
+
+
+def _interrupt_after(steps, error=KeyboardInterrupt):
+    def on_batch_end(batch, logs):
+        if batch == steps - 1:
+            raise error("stop")
+    return LambdaCallback(on_train_batch_end=on_batch_end)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("strategy", ["riemannian", "reparam"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_fit_keeps_its_last_completed_step(dtype, strategy, error):
+    # Reference: the same model trained, uninterrupted, on exactly the batches the
+    # interrupted fit completed (no shuffling: the first 2 batches of 8 samples).
+    x, y = _data()
+    reference = _bn_model(dtype, strategy)
+    reference.fit(x[:16], y[:16], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    model = _bn_model(dtype, strategy)
+    before = model.get_weights()
+    with pytest.raises(error):
+        model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0,
+                  callbacks=[_interrupt_after(2, error)])
+    after = model.get_weights()
+    for name, got, want, old in zip(model.weight_names, after, reference.get_weights(), before):
+        assert got.dtype == np.dtype(dtype), name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        assert not np.array_equal(got, old), name  # every weight moved in 2 steps
+
+
+def test_an_interrupt_before_the_first_step_leaves_the_model_unchanged():
+    x, y = _data()
+    model = _bn_model("float32", "reparam")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    before = model.get_weights()
+
+    def on_epoch_begin(epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[LambdaCallback(on_epoch_begin=on_epoch_begin)])
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_interrupted_fit_then_fit_again_trains_from_the_last_step():
+    x, y = _data()
+    model = _bn_model("float64")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+                  callbacks=[_interrupt_after(1)])
+    one_step = model.get_weights()
+    reference = _bn_model("float64")
+    reference.fit(x[:8], y[:8], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for got, want in zip(one_step, reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+def test_fit_shuffle_must_be_a_bool(value):
+    x, y = _data()
+    model = _bn_model("float32")
+    before = model.get_weights()
+    with pytest.raises(TypeError, match=f"shuffle must be True or False, got {value!r}"):
+        model.fit(x, y, epochs=1, shuffle=value, verbose=0)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("layer", [BatchNormalization, LayerNormalization])
+@pytest.mark.parametrize("flag", ["center", "scale"])
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_normalization_flags_must_be_bools(layer, flag, value):
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got {value!r}"):
+        layer(**{flag: value})
+
+
+@pytest.mark.parametrize("layer", [BatchNormalization, LayerNormalization])
+def test_normalization_flags_take_numpy_bools(layer):
+    assert layer(center=np.bool_(False), scale=np.True_).center is False
