@@ -42,6 +42,43 @@ def _check_options(method, target, options, skip):
                         f"option(s) {unknown}")
 
 
+def _positional(fun):
+    """(required, most) positional arguments of ``fun``, most None for ``*args``; None when
+    the signature cannot be read (some builtins): then nothing is checked."""
+    try:
+        parameters = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in parameters if p.kind in kinds]
+    required = sum(p.default is inspect.Parameter.empty for p in positional)
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return required, None if variadic else len(positional)
+
+
+def _check_signature(name, fun, finite_sum):
+    """A cost or grad that cannot be called the way minimize will call it, named up front
+    (a cost(x) given data=, or a finite-sum cost(x, batch) without), not as Python's
+    error about positional arguments from deep in the first evaluation."""
+    counts = None if fun is None else _positional(fun)
+    if counts is None:
+        return
+    required, most = counts
+    plural = lambda k: f"{k} positional argument{'' if k == 1 else 's'}"  # noqa: E731
+    if finite_sum and (required > 2 or (most is not None and most < 2)):
+        takes = plural(most if most is not None and most < 2 else required)
+        raise TypeError(
+            f"with data=, {name} is called as {name}(x, batch) (batch: a mini-batch of the "
+            f"samples, the rows of data), but {name} takes {takes}; write {name}(x, batch) "
+            f"as the mean over the samples of batch, or leave data= out")
+    if not finite_sum and required > 1:
+        raise TypeError(
+            f"{name} takes {required} required positional arguments "
+            f"({', '.join(p for p in list(inspect.signature(fun).parameters)[:required])}), "
+            f"but without data= minimize calls {name}(x); for a finite-sum {name}(x, batch) "
+            "give the samples as data=")
+
+
 def _check_rng(rng):
     """A numpy Generator from ``rng``, checked even when x0 is given (it would be ignored)."""
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
@@ -339,6 +376,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     else:
         raise ValueError(f"method must be one of {list(METHODS + STOCHASTIC_METHODS)} or a "
                          f"StepRule, got {method!r}")
+    for name, fun in (("cost", cost), ("grad", grad)):
+        _check_signature(name, fun, data is not None)
     if data is None:
         maxiter = 1000 if maxiter is None else maxiter
         _check_full_batch(rule, batch_size, epochs, replace, full_cost)

@@ -8,6 +8,9 @@ manifold, or a strategy's geometry, so the same rule runs under every
 strategy.
 """
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import _tangent
@@ -18,6 +21,20 @@ from . import _momentum
 from .schedules import resolve_lr
 
 __all__ = ["StepRule", "RSGD", "RAdam", "Running"]
+
+
+def _real(value, name):
+    """``value`` as a float; a bool, a string or a sequence is refused, not converted."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _flag(value, name):
+    """A bool; a string such as "no" or a number would pass for True or False unseen."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 class StepRule:
@@ -104,14 +121,17 @@ class RSGD(StepRule):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         self._schedule = resolve_lr(lr)
         self.lr = lr
+        momentum = _real(momentum, "momentum")
+        nesterov = _flag(nesterov, "nesterov")
+        weight_decay = _real(weight_decay, "weight_decay")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0.0:
             raise ValueError("nesterov needs a positive momentum")
-        if weight_decay < 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not 0.0 <= weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = nesterov
         self.weight_decay = float(weight_decay)
 
     def __repr__(self):
@@ -203,16 +223,22 @@ class RAdam(StepRule):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, adaptivity="factor"):
         self._schedule = resolve_lr(lr)
         self.lr = lr
+        if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2
+                or not all(isinstance(b, numbers.Real) and not isinstance(b, (bool, np.bool_))
+                           for b in betas)):
+            raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got "
+                            f"{betas!r}")
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
+        eps = _real(eps, "eps")
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         if adaptivity not in ("factor", "coordinate"):
             raise ValueError(f"adaptivity must be 'factor' or 'coordinate', got {adaptivity!r}")
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = _flag(amsgrad, "amsgrad")
         self.adaptivity = adaptivity
 
     def __repr__(self):
