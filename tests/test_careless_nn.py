@@ -111,3 +111,40 @@ def test_normalization_flags_must_be_bools(layer, flag, value):
 @pytest.mark.parametrize("layer", [BatchNormalization, LayerNormalization])
 def test_normalization_flags_take_numpy_bools(layer):
     assert layer(center=np.bool_(False), scale=np.True_).center is False
+
+
+@pytest.mark.parametrize("seed, error, match", [
+    (-1, ValueError, r"seed must be None, an int >= 0 or a numpy.random.Generator, got -1"),
+    (True, TypeError, r"seed must be None, an int or a numpy.random.Generator, got bool"),
+    ("0", TypeError, r"seed must be None, an int or a numpy.random.Generator, got str"),
+    (1.5, TypeError, r"seed must be None, an int or a numpy.random.Generator, got float"),
+])
+def test_fit_seed_is_checked_before_anything_changes(seed, error, match):
+    x, y = _data()
+    model = _bn_model("float32")
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(x, y, epochs=1, verbose=0, seed=seed)
+    with pytest.raises(error, match=match):
+        Sequential([Dense(2, input_dim=3)], seed=seed)
+    with pytest.raises(error, match=match):
+        Dense(2)(x, seed=seed)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_bool_seed_is_not_seed_one():
+    from spherenet import Sphere
+
+    with pytest.raises(TypeError, match="got bool"):
+        Sphere(3).random_point(rng=True)
+
+
+@pytest.mark.parametrize("callbacks", [LambdaCallback(), "history", 3])
+def test_fit_callbacks_must_be_a_list(callbacks):
+    x, y = _data()
+    model = _bn_model("float32")
+    with pytest.raises(TypeError, match=r"callbacks must be a list of Callback objects or "
+                                        rf"callables, got {type(callbacks).__name__}"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
+    assert model.history is None  # refused before the fit began

@@ -200,7 +200,7 @@ class Layer:
             dtype = self._own_dtype
         x = as_inputs(x, self._built_for or self.input_shape, dtype,
                       f"the input of layer {self.name!r}")
-        rng = as_rng(seed)
+        rng = as_rng(seed, "seed")
         if self._built_for is None or self._own_weights is None:
             self.build(x.shape[1:])
             self._built_for = tuple(x.shape[1:])

@@ -165,6 +165,8 @@ class Sequential:
             self.dtype = as_dtype(dtype)
         except TypeError as err:
             raise ValueError(str(err)) from None
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            as_rng(seed, "seed")  # checked now, used when the weights are made
         self.seed = seed
         self._layers = []
         self._params = []  # (layer, Param), in weight order: what the optimizer trains
@@ -602,7 +604,7 @@ class Sequential:
         x = as_inputs(x, layer._built_for, self.dtype, f"the input of layer {layer.name!r}")
         self.build()
         (a, b), (c, d) = self._slices[i], self._state_slices[i]
-        rng = np.random.default_rng(seed if seed is not None else getattr(layer, "seed", None))
+        rng = as_rng(seed if seed is not None else getattr(layer, "seed", None), "seed")
         out, new = layer.apply_with_state(self._weights[a:b], self._states[c:d], x, training, rng)
         if training and d > c:
             states = list(self._states)
@@ -745,12 +747,15 @@ class Sequential:
         batch_size = check_int("batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of Callback objects or callables, got "
+                            f"{type(callbacks).__name__}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         resume = self._resume if (self._resume is not None
                                   and self._resume["weights"] is self._weights) else None
         rng = resume["rng"] if (seed is None and resume is not None
-                                and resume["rng"] is not None) else as_rng(seed)
+                                and resume["rng"] is not None) else as_rng(seed, "seed")
         if self.input_shape is None:
             x = as_inputs(x, None, self.dtype)
             self._build_shapes(x.shape[1:])
