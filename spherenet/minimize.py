@@ -1,5 +1,6 @@
 """``minimize``: one scipy-like entry point to every solver, step rule and strategy."""
 
+import difflib
 import inspect
 import math
 import numbers
@@ -38,8 +39,15 @@ def _check_options(method, target, options, skip):
     names = list(inspect.signature(target).parameters)[skip:]
     unknown = sorted(set(options) - set(names))
     if unknown:
+        # A misspelled option of the method, or of minimize itself (batchsize=, epoch=),
+        # lands here: name the likely one.
+        known = names + [name for name in inspect.signature(minimize).parameters
+                         if name != "method_options"]
+        likely = [match for name in unknown
+                  for match in difflib.get_close_matches(name, known, n=1, cutoff=0.75)]
+        hint = f" (did you mean {', '.join(likely)}?)" if likely else ""
         raise TypeError(f"method {method!r} takes the options {names}, got unknown "
-                        f"option(s) {unknown}")
+                        f"option(s) {unknown}{hint}")
 
 
 def _positional(fun):

@@ -154,3 +154,23 @@ def test_costs_with_optional_or_variadic_arguments_are_taken():
                    epochs=1, rng=0)
     assert res.nepoch == 1
 
+
+
+@pytest.mark.parametrize("method, option, suggestion", [
+    ("rsgd", "batchsize", "batch_size"),  # a keyword of minimize itself
+    ("rsvrg", "epoch", "epochs"),
+    ("rsgd", "momentm", "momentum"),  # an option of the method
+    ("lbfgs", "memry", "memory"),
+    ("bb", "nonmonotone_rul", "nonmonotone_rule"),
+])
+def test_a_misspelled_keyword_is_named_with_the_likely_one(method, option, suggestion):
+    data = X if method in ("rsgd", "rsvrg") else None
+    cost = pca if data is not None else rayleigh
+    with pytest.raises(TypeError, match=rf"unknown option\(s\) \['{option}'\] \(did you mean "
+                                        rf"{suggestion}\?\)"):
+        minimize(cost, Sphere(3), method=method, data=data, rng=0, **{option: 5})
+
+
+def test_an_unknown_keyword_without_a_likely_one_gets_no_suggestion():
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['zzz'\]$"):
+        minimize(rayleigh, Sphere(3), method="cg", zzz=1)
