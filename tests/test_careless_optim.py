@@ -8,6 +8,8 @@ what was expected, not as Python's error about positional arguments.
 """
 
 import math
+import re
+import sys
 
 import autograd.numpy as anp
 import numpy as np
@@ -174,3 +176,24 @@ def test_a_misspelled_keyword_is_named_with_the_likely_one(method, option, sugge
 def test_an_unknown_keyword_without_a_likely_one_gets_no_suggestion():
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['zzz'\]$"):
         minimize(rayleigh, Sphere(3), method="cg", zzz=1)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
+@pytest.mark.parametrize("data, shape, n", [
+    (X.T, r"\(3, 30\)", 3), (X[:, 0], r"\(30,\)", 30),
+    ((X.T, np.arange(3)), r"\(\(3, 30\), \(3,\)\)", 3)])
+def test_data_the_cost_cannot_take_is_described_in_a_note(data, shape, n):
+    # Transposed or 1-D samples fail in the user's cost; the error keeps its type and
+    # message, and a note says what the cost was called with.
+    def cost(w, batch):
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        return pca(w, batch)
+
+    with pytest.raises(ValueError) as info:
+        minimize(cost, Sphere(3), method="rsgd", data=data, epochs=1, rng=0)
+    assert "not aligned" in str(info.value)  # numpy's own message, unchanged
+    (note,) = info.value.__notes__
+    assert re.fullmatch(
+        rf"raised by cost\(x0, data\): x0 of shape \(3,\), data of shape {shape} \(samples on "
+        rf"the leading axis: {n} samples\); cost\(x, batch\) must take a batch of rows of data",
+        note), note
