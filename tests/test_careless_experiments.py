@@ -29,3 +29,59 @@ def test_one_curve_as_a_column_or_a_row_is_one_curve(shape):
     slope = np.sum((k - k.mean()) * (logs - logs.mean())) / np.sum((k - k.mean()) ** 2)
     assert fit.rate == pytest.approx(np.exp(slope), rel=64 * np.finfo(float).eps)
     assert (fit.start, fit.stop) == (30, 60)
+
+
+# --- tolerances, seeds and step sizes of a grid --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    from spherenet.experiments import compare
+
+    return compare(["rayleigh"], ["riemannian", "projection"], ["rsgd"], 2, budget=20,
+                   executor="serial", lrs=[0.1, 1.0])
+
+
+@pytest.mark.parametrize("tol, error, match", [
+    ("1e-3", TypeError, "tol must be a number >= 0, got str '1e-3'"),
+    (True, TypeError, "tol must be a number >= 0, got bool True"),
+    (-1.0, ValueError, "tol must be a finite number >= 0, got -1.0"),
+    (float("nan"), ValueError, "tol must be a finite number >= 0, got nan"),
+    (float("inf"), ValueError, "tol must be a finite number >= 0, got inf"),
+])
+def test_a_tolerance_that_no_run_can_mean_is_refused(sweep, tol, error, match):
+    from spherenet.experiments import stability
+
+    with pytest.raises(error, match=match):
+        sweep.summary(tol=tol)
+    with pytest.raises(error, match=match):
+        sweep.summary(tol={"rayleigh": tol})
+    with pytest.raises(error, match=match):
+        stability(sweep, tol=tol)
+
+
+def test_tolerances_of_numpy_types_are_taken(sweep):
+    from spherenet.experiments import stability
+
+    summary = sweep.summary(tol=np.float32(1e-3))
+    assert {row["tol"] for row in summary.rows} == {float(np.float32(1e-3))}
+    assert stability(sweep, tol=np.int64(1))  # every run is within 1 of the optimum at once
+
+
+@pytest.mark.parametrize("seeds, error, match", [
+    (True, TypeError, "seeds must be a positive number of seeds or a list of seeds, got bool"),
+    (2.0, TypeError, "seeds must be a positive number of seeds or a list of seeds, got float"),
+    ("3", TypeError, "seeds must be a positive number of seeds or a list of seeds, got str"),
+])
+def test_seeds_of_the_wrong_type_are_named(seeds, error, match):
+    from spherenet.experiments import build_grid
+
+    with pytest.raises(error, match=match):
+        build_grid(["rayleigh"], ["riemannian"], ["rsgd"], seeds)
+
+
+def test_a_single_step_size_as_a_0d_array_is_named():
+    from spherenet.experiments import build_grid
+
+    with pytest.raises(TypeError, match=r"lrs must be a list of step sizes, got array\(0.1\)"):
+        build_grid(["rayleigh"], ["riemannian"], ["rsgd"], 1, lrs=np.array(0.1))
