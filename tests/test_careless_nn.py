@@ -148,3 +148,20 @@ def test_fit_callbacks_must_be_a_list(callbacks):
                                         rf"callables, got {type(callbacks).__name__}"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks)
     assert model.history is None  # refused before the fit began
+
+
+@pytest.mark.parametrize("metrics", ["accuracy", b"accuracy"])
+def test_compile_metrics_must_be_a_list_not_one_string(metrics):
+    model = Sequential([Dense(2, input_dim=3, activation="softmax")])
+    with pytest.raises(TypeError, match=r"metrics must be a list of metric names or functions, "
+                                        r"e.g. \['accuracy'\], got"):
+        model.compile(loss="sparse_categorical_crossentropy", metrics=metrics)
+
+
+@pytest.mark.parametrize("seed, error", [(True, TypeError), (0.5, TypeError), ("1", TypeError),
+                                         (-1, ValueError)])
+def test_dropout_seed_must_be_an_int(seed, error):
+    from spherenet.nn import Dropout
+
+    with pytest.raises(error, match=r"Dropout seed must be None or an int >= 0, got"):
+        Dropout(0.5, seed=seed)

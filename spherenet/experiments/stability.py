@@ -81,7 +81,10 @@ def stability(results, problem=None, tol=None, measure=None):
     Raises
     ------
     ValueError
-        No run with a step size in its label; several problems and no ``problem``.
+        No run with a step size in its label; several problems and no
+        ``problem``; a negative or non-finite ``tol``.
+    TypeError
+        A ``tol`` that is not a number (a string, a bool).
 
     Examples
     --------
@@ -92,7 +95,7 @@ def stability(results, problem=None, tol=None, measure=None):
     ...  for row in stability(results)]  # 3.0 is past riemannian's limit 2/L = 1.01
     [('riemannian', 0.5, 2, 0), ('projection', 0.5, 2, 0), ('riemannian', 3.0, 0, 2), ('projection', 3.0, 2, 0)]
     """
-    from .problems import default_tol
+    from .problems import check_tol, default_tol
 
     problems = results.problems
     if problem is None:
@@ -102,7 +105,7 @@ def stability(results, problem=None, tol=None, measure=None):
     elif problem not in problems:
         raise ValueError(f"no runs of problem {problem!r}; the problems are {problems}")
     measure = measure or results.measure_for(problem)
-    tol = default_tol(problem) if tol is None else float(tol)
+    tol = default_tol(problem) if tol is None else check_tol(tol)
     groups = {}
     for run in results.runs:
         if run["problem"] != problem:

@@ -516,7 +516,12 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self.seed = seed
+        if seed is not None:
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+                raise TypeError(f"Dropout seed must be None or an int >= 0, got {seed!r}")
+            if seed < 0:
+                raise ValueError(f"Dropout seed must be None or an int >= 0, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
 
     def apply(self, params, x, training=False, rng=None):
         if not training or self.rate == 0.0:

@@ -489,6 +489,11 @@ class Sequential:
             raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'")
         rule = _get_optimizer(optimizer)
         loss = losses.get(loss)
+        if isinstance(metrics, (str, bytes)) or not (metrics is None
+                                                     or hasattr(metrics, "__iter__")):
+            # A string would be read letter by letter ('unknown metric a').
+            raise TypeError(f"metrics must be a list of metric names or functions, e.g. "
+                            f"['accuracy'], got {type(metrics).__name__} {metrics!r}")
         metric_ids = [] if metrics is None else list(metrics)
         for m in metric_ids:
             metrics_module.get(m, loss.target, 2)
