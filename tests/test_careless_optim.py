@@ -197,3 +197,20 @@ def test_data_the_cost_cannot_take_is_described_in_a_note(data, shape, n):
         rf"raised by cost\(x0, data\): x0 of shape \(3,\), data of shape {shape} \(samples on "
         rf"the leading axis: {n} samples\); cost\(x, batch\) must take a batch of rows of data",
         note), note
+
+
+@pytest.mark.parametrize("data", [[X[:, :1], X[:, 1:2]], [X[:, 0], X[:, 1]], [X, X[:, 0]]])
+def test_a_list_of_arrays_is_not_taken_for_one_array_of_few_samples(data):
+    # np.asarray([X, y]) with X and y of 30 rows is an array of 2 "samples": a silent
+    # misreading of what a tuple (X, y) would mean.
+    with pytest.raises(TypeError, match=rf"data is a list of {len(data)} arrays: give a tuple "
+                                        r"\(X, y\) for several arrays of samples, or one "
+                                        r"array, e.g. np.asarray\(data\)"):
+        minimize(pca, Sphere(3), method="rsgd", data=data, epochs=1, rng=0)
+
+
+def test_a_list_of_numbers_is_one_array():
+    data = X.tolist()
+    res = minimize(pca, Sphere(3), method="rsgd", lr=0.01, data=data, epochs=1, rng=0)
+    ref = minimize(pca, Sphere(3), method="rsgd", lr=0.01, data=X, epochs=1, rng=0)
+    np.testing.assert_array_equal(res.x, ref.x)
