@@ -79,3 +79,14 @@ def test_streaming_pca_refuses_a_covariance_that_does_not_fit(covariance, match)
 def test_finite_sum_karcher_refuses_a_mean_that_does_not_fit(mean, match):
     with pytest.raises(ValueError, match=match):
         finite_sum_karcher(np.eye(3), mean=mean)
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_closed_form_must_be_a_bool(value):
+    from spherenet.problems import rayleigh
+
+    X = spiked_samples(4, 20, rng=0)[0]
+    with pytest.raises(TypeError, match=f"closed_form must be True or False, got {value!r}"):
+        streaming_pca(X).minimize(closed_form=value, epochs=1, rng=0)
+    with pytest.raises(TypeError, match=f"closed_form must be True or False, got {value!r}"):
+        rayleigh(np.diag([1.0, 2.0, 3.0])).minimize(closed_form=value, rng=0)

@@ -7,6 +7,13 @@ from ..manifolds.base import as_rng
 __all__ = ["Problem"]
 
 
+def check_flag(value, name):
+    """A bool; a string such as "no" would pass for True unseen."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 class Problem:
     """A minimization problem on a manifold, with what is known of its answer.
 
@@ -103,6 +110,7 @@ class Problem:
         """
         from ..minimize import minimize
 
+        check_flag(closed_form, "closed_form")
         if x0 is None:
             x0 = self.x0(rng)
         grad = self.egrad if closed_form else None

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..manifolds import Sphere
 from ..manifolds.base import as_rng
-from ._base import Problem, angle_to_subspace, top_eigenspace
+from ._base import Problem, angle_to_subspace, check_flag, top_eigenspace
 
 __all__ = ["FiniteSumProblem", "StreamingPCA", "streaming_pca", "spiked_samples",
            "FiniteSumKarcher", "finite_sum_karcher", "paired_points"]
@@ -55,6 +55,7 @@ class FiniteSumProblem(Problem):
         """
         from ..minimize import minimize
 
+        check_flag(closed_form, "closed_form")
         if x0 is None:
             x0 = self.x0(rng)
         grad = self.egrad if closed_form else None
