@@ -1,17 +1,21 @@
-"""spherenet.nn used carelessly: interrupted fits, truthy strings for flags.
+"""spherenet.nn used carelessly: interrupted fits, truthy strings for flags, odd seeds.
 
 An interrupted ``fit`` (Ctrl-C, or any error raised by a callback) leaves the
 model at its last completed step: trainable weights and the moving
 statistics of BatchNormalization together, never the one moved and the
-other not. Flags (``shuffle``, ``center``, ``scale``) are booleans: a string
-such as "no" is refused rather than read as True.
+other not. Flags (``shuffle``, ``center``, ``scale``, ``use_bias``,
+``from_logits``, ``save_best_only``) are booleans: a string such as "no" is
+refused rather than read as True. Seeds are ints >= 0 or Generators (True
+is not seed 1); ``callbacks`` and ``metrics`` are lists, not one object or
+one string read letter by letter.
 """
 
 import numpy as np
 import pytest
 
 from spherenet.nn import (BatchNormalization, Dense, LambdaCallback, LayerNormalization,
-                          Sequential, unit_norm)
+                          ModelCheckpoint, Sequential, unit_norm)
+from spherenet.nn.losses import BinaryCrossentropy
 from spherenet.optim import RSGD
 
 
@@ -165,3 +169,14 @@ def test_dropout_seed_must_be_an_int(seed, error):
 
     with pytest.raises(error, match=r"Dropout seed must be None or an int >= 0, got"):
         Dropout(0.5, seed=seed)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda v: Dense(2, use_bias=v), "use_bias"),
+    (lambda v: BinaryCrossentropy(from_logits=v), "from_logits"),
+    (lambda v: ModelCheckpoint("m.npz", save_best_only=v), "save_best_only"),
+])
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_flags_of_layers_losses_and_callbacks_must_be_bools(make, name, value):
+    with pytest.raises(TypeError, match=f"{name} must be True or False, got {value!r}"):
+        make(value)

@@ -15,6 +15,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnum, primitive
 
+from .._checks import check_flag
 from ..manifolds import Euclidean, Manifold, Oblique, Sphere
 from ..manifolds.base import as_rng
 from . import activations, constraints, initializers, regularizers
@@ -393,7 +394,7 @@ class Dense(Layer):
         super().__init__(name, input_shape)
         self.units = _check_positive_int("units", units)
         self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_flag(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_constraint = constraints.get(kernel_constraint)

@@ -17,6 +17,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from ..manifolds import Euclidean
+from .._checks import check_flag
 from . import initializers
 from .layers import LAYERS, Layer, Param, _initializer_config
 
@@ -29,13 +30,6 @@ def _check_epsilon(epsilon):
     if not (np.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a finite number > 0, got {epsilon!r}")
     return float(epsilon)
-
-
-def _check_flag(value, name):
-    """A bool flag; a string such as "no" or a number would pass for True or False unseen."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_axes(axis, what):
@@ -153,7 +147,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = _check_flag(center, "center"), _check_flag(scale, "scale")
+        self.center, self.scale = check_flag(center, "center"), check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -263,7 +257,7 @@ class LayerNormalization(Layer):
         super().__init__(name, input_shape)
         self.axis = _check_axes(axis, "LayerNormalization")
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = _check_flag(center, "center"), _check_flag(scale, "scale")
+        self.center, self.scale = check_flag(center, "center"), check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
 

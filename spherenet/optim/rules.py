@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from .. import _tangent
+from .._checks import check_flag, check_real
 from ..manifolds import Product
 from ..manifolds.sphere import _Spheres
 from ..strategies import ProjectionGeometry
@@ -22,19 +23,6 @@ from .schedules import resolve_lr
 
 __all__ = ["StepRule", "RSGD", "RAdam", "Running"]
 
-
-def _real(value, name):
-    """``value`` as a float; a bool, a string or a sequence is refused, not converted."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
-
-
-def _flag(value, name):
-    """A bool; a string such as "no" or a number would pass for True or False unseen."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class StepRule:
@@ -121,9 +109,9 @@ class RSGD(StepRule):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         self._schedule = resolve_lr(lr)
         self.lr = lr
-        momentum = _real(momentum, "momentum")
-        nesterov = _flag(nesterov, "nesterov")
-        weight_decay = _real(weight_decay, "weight_decay")
+        momentum = check_real(momentum, "momentum")
+        nesterov = check_flag(nesterov, "nesterov")
+        weight_decay = check_real(weight_decay, "weight_decay")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0.0:
@@ -231,14 +219,14 @@ class RAdam(StepRule):
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
-        eps = _real(eps, "eps")
+        eps = check_real(eps, "eps")
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         if adaptivity not in ("factor", "coordinate"):
             raise ValueError(f"adaptivity must be 'factor' or 'coordinate', got {adaptivity!r}")
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
-        self.amsgrad = _flag(amsgrad, "amsgrad")
+        self.amsgrad = check_flag(amsgrad, "amsgrad")
         self.adaptivity = adaptivity
 
     def __repr__(self):

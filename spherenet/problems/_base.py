@@ -2,16 +2,11 @@
 
 import numpy as np
 
+from .._checks import check_flag
+
 from ..manifolds.base import as_rng
 
 __all__ = ["Problem"]
-
-
-def check_flag(value, name):
-    """A bool; a string such as "no" would pass for True unseen."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class Problem:

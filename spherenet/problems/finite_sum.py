@@ -13,7 +13,8 @@ import numpy as np
 
 from ..manifolds import Sphere
 from ..manifolds.base import as_rng
-from ._base import Problem, angle_to_subspace, check_flag, top_eigenspace
+from .._checks import check_flag
+from ._base import Problem, angle_to_subspace, top_eigenspace
 
 __all__ = ["FiniteSumProblem", "StreamingPCA", "streaming_pca", "spiked_samples",
            "FiniteSumKarcher", "finite_sum_karcher", "paired_points"]
