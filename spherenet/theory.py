@@ -105,6 +105,14 @@ def _real(value, name, positive=False, low=None, high=None):
     return value
 
 
+def _real_array(value, name):
+    """``value`` as a float64 array; strings and bools are refused, not parsed."""
+    array = None if isinstance(value, (str, bytes)) else np.asarray(value)
+    if array is None or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array of them, got {value!r}")
+    return array.astype(np.float64)
+
+
 # --- Riemannian gradient descent ----------------------------------------------------------------
 
 
@@ -270,7 +278,7 @@ def projection_lr(lr, radial):
     0.08333333333333333
     """
     lr = _real(lr, "lr", positive=True)
-    radial = np.asarray(radial, dtype=np.float64)
+    radial = _real_array(radial, "radial")
     if not np.all(np.isfinite(radial)):
         raise ValueError(f"radial must be finite, got {radial!r}")
     denominator = 1.0 - lr * radial
@@ -446,7 +454,7 @@ def reparam_lr(lr, v_norm):
     0.125
     """
     lr = _real(lr, "lr", positive=True)
-    v_norm = np.asarray(v_norm, dtype=np.float64)
+    v_norm = _real_array(v_norm, "v_norm")
     if not np.all(np.isfinite(v_norm) & (v_norm > 0)):
         raise ValueError(f"v_norm must be positive and finite, got {v_norm!r}")
     value = lr / (v_norm * v_norm)

@@ -61,3 +61,21 @@ def test_complex_eigenvalues_are_refused_by_name(values):
 def test_local_model_tolerances_are_checked(name, value, error, match):
     with pytest.raises(error, match=f"{name} {match}"):
         theory.local_model(lambda x: -x @ A @ x, Sphere(3), POLE, **{name: value})
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda v: theory.projection_lr(0.1, v), "radial"),
+    (lambda v: theory.reparam_lr(0.1, v), "v_norm"),
+])
+@pytest.mark.parametrize("value", ["1", b"1", True, ["1", "2"], [True, False]])
+def test_strings_and_bools_are_not_parsed_as_numbers(call, name, value):
+    with pytest.raises(TypeError, match=f"{name} must be a real number or an array of them"):
+        call(value)
+
+
+def test_arrays_of_numbers_are_taken():
+    # eta' = eta / (1 - eta c) and eta / |v|^2, elementwise (closed forms of the docstrings).
+    np.testing.assert_allclose(theory.projection_lr(0.5, np.array([-10.0, 0.5])),
+                               [0.5 / 6.0, 0.5 / 0.75], rtol=4 * np.finfo(float).eps)
+    np.testing.assert_allclose(theory.reparam_lr(0.5, [2, 4]), [0.125, 0.03125],
+                               rtol=4 * np.finfo(float).eps)
