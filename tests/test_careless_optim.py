@@ -58,7 +58,8 @@ def test_an_infinite_step_size_is_refused(lr):
         RSGD(lr=lr)
 
 
-@pytest.mark.parametrize("lr", [0.25, np.float32(0.25), np.float64(0.25), np.array(0.25), 1, np.int64(1)])
+@pytest.mark.parametrize("lr", [0.25, np.float32(0.25), np.float64(0.25), np.array(0.25), 1,
+                                np.int64(1)])
 def test_real_step_sizes_of_any_numeric_kind_are_taken_as_floats(lr):
     value = resolve_lr(lr)(7)
     assert type(value) is float and value == float(np.asarray(lr))
@@ -214,3 +215,32 @@ def test_a_list_of_numbers_is_one_array():
     res = minimize(pca, Sphere(3), method="rsgd", lr=0.01, data=data, epochs=1, rng=0)
     ref = minimize(pca, Sphere(3), method="rsgd", lr=0.01, data=X, epochs=1, rng=0)
     np.testing.assert_array_equal(res.x, ref.x)
+
+
+@pytest.mark.parametrize("method", ["sd", "cg", "lbfgs"])
+@pytest.mark.parametrize("line_search", ["armijo", 3, object()])
+def test_a_line_search_without_a_search_method_is_named_before_any_evaluation(method,
+                                                                             line_search):
+    calls = []
+
+    def cost(x):
+        calls.append(1)
+        return rayleigh(x)
+
+    with pytest.raises(TypeError, match=r"line_search must be None or an object with a method "
+                                        r"search\(problem, x, d, f0, df0\) such as "
+                                        r"BacktrackingLineSearch\(\), got"):
+        minimize(cost, Sphere(3), method=method, line_search=line_search, rng=0)
+    assert calls == []
+
+
+@pytest.mark.parametrize("name", ["radius", "max_radius"])
+@pytest.mark.parametrize("value", [True, "1.0"])
+def test_trust_region_radii_must_be_real_numbers(name, value):
+    with pytest.raises(TypeError, match=f"{name} must be a real number, got"):
+        minimize(rayleigh, Sphere(3), method="trust-regions", rng=0, **{name: value})
+
+
+def test_count_options_say_int_once_spaced():
+    with pytest.raises(ValueError, match=r"^memory must be a finite int >= 0, got -1$"):
+        minimize(rayleigh, Sphere(3), method="lbfgs", memory=-1, rng=0)

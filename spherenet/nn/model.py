@@ -828,7 +828,8 @@ class Sequential:
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _forget_on_error(self, strategy):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                _forget_on_error(self, strategy):
             for epoch in range(epochs):
                 callback_list.on_epoch_begin(epoch)
                 order = rng.permutation(n) if shuffle else None
