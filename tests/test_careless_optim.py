@@ -244,3 +244,29 @@ def test_trust_region_radii_must_be_real_numbers(name, value):
 def test_count_options_say_int_once_spaced():
     with pytest.raises(ValueError, match=r"^memory must be a finite int >= 0, got -1$"):
         minimize(rayleigh, Sphere(3), method="lbfgs", memory=-1, rng=0)
+
+
+@pytest.mark.parametrize("schedule, error, match", [
+    (lambda k: 0.1 - 0.04 * k, ValueError, r"returned -0.0199\d* at step 3"),  # decay past 0
+    (lambda k: 0.1 if k < 2 else math.nan, ValueError, r"returned nan at step 2"),
+    (lambda k: 0.1 if k < 2 else math.inf, ValueError, r"returned inf at step 2"),
+    (lambda k: "0.1", TypeError, r"returned '0.1' at step 0"),
+    (lambda k: None, TypeError, r"returned None at step 0"),
+])
+@pytest.mark.parametrize("method", ["rsgd", "radam", "rsvrg"])
+def test_a_schedule_that_leaves_the_positive_numbers_is_stopped_where_it_does(schedule, error,
+                                                                              match, method):
+    data = X if method == "rsvrg" else None
+    cost = pca if data is not None else rayleigh
+    with pytest.raises(error, match=match + ": a step size must be a positive finite number"):
+        minimize(cost, Sphere(3), method=method, lr=schedule, data=data, maxiter=10, gtol=0,
+                 rng=0)
+
+
+def test_a_schedule_of_numpy_scalars_and_0d_arrays_is_taken():
+    res = minimize(rayleigh, Sphere(3), method="rsgd", lr=lambda k: np.array(0.1), rng=0)
+    ref = minimize(rayleigh, Sphere(3), method="rsgd", lr=0.1, rng=0)
+    np.testing.assert_array_equal(res.x, ref.x)
+    res = minimize(rayleigh, Sphere(3), method="rsgd", lr=lambda k: np.float32(0.25), rng=0)
+    ref = minimize(rayleigh, Sphere(3), method="rsgd", lr=float(np.float32(0.25)), rng=0)
+    np.testing.assert_array_equal(res.x, ref.x)

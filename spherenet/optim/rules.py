@@ -19,10 +19,9 @@ from ..manifolds import Product
 from ..manifolds.sphere import _Spheres
 from ..strategies import ProjectionGeometry
 from . import _momentum
-from .schedules import resolve_lr
+from .schedules import resolve_lr, step_size
 
 __all__ = ["StepRule", "RSGD", "RAdam", "Running"]
-
 
 
 class StepRule:
@@ -41,7 +40,7 @@ class StepRule:
         return Running(self, geometry, x)
 
     def lr_at(self, step):
-        return float(self._schedule(step))
+        return step_size(self._schedule, step)
 
 
 class Running:

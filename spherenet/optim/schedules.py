@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay", "inverse_time_decay",
-           "resolve_lr"]
+           "resolve_lr", "step_size"]
 
 
 def constant(lr):
@@ -108,3 +108,29 @@ def resolve_lr(lr):
     if lr == math.inf:
         raise ValueError(f"lr must be finite, got {lr}")
     return constant(lr)
+
+
+def step_size(schedule, step):
+    """``schedule(step)`` as a float, checked: a schedule that goes negative (a linear
+    decay run past its end), NaN or infinite would step uphill or off to infinity unseen.
+
+    Examples
+    --------
+    >>> step_size(lambda k: 1.0 - 0.25 * k, 2)
+    0.5
+    >>> step_size(lambda k: 1.0 - 0.25 * k, 5)
+    Traceback (most recent call last):
+    ...
+    ValueError: the step-size schedule returned -0.25 at step 5: a step size must be a positive finite number
+    """
+    lr = schedule(step)
+    if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
+        lr = lr.item()
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
+                        "must be a positive finite number")
+    value = float(lr)
+    if not 0.0 < value < math.inf:
+        raise ValueError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
+                         "must be a positive finite number")
+    return value

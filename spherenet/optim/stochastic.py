@@ -33,7 +33,7 @@ from ._loop import History, Recorder
 from ._problem import Problem, check_cost_value
 from ._solver import evaluate, start
 from .finite_sum import BatchSampler, num_samples, take
-from .schedules import resolve_lr
+from .schedules import resolve_lr, step_size
 
 __all__ = ["RSVRG", "RSRG", "EPOCH_FIELDS"]
 
@@ -59,7 +59,7 @@ class VarianceReduced:
         self.inner = _check_inner(inner)
 
     def lr_at(self, step):
-        return float(self._schedule(step))
+        return step_size(self._schedule, step)
 
 
 class RSVRG(VarianceReduced):
