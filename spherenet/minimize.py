@@ -64,7 +64,7 @@ def _positional(fun):
     return required, None if variadic else len(positional)
 
 
-def _check_signature(name, fun, finite_sum):
+def _check_signature(name, fun, finite_sum, caller="minimize"):
     """A cost or grad that cannot be called the way minimize will call it, named up front
     (a cost(x) given data=, or a finite-sum cost(x, batch) without), not as Python's
     error about positional arguments from deep in the first evaluation."""
@@ -80,11 +80,13 @@ def _check_signature(name, fun, finite_sum):
             f"samples, the rows of data), but {name} takes {takes}; write {name}(x, batch) "
             f"as the mean over the samples of batch, or leave data= out")
     if not finite_sum and required > 1:
-        raise TypeError(
-            f"{name} takes {required} required positional arguments "
-            f"({', '.join(p for p in list(inspect.signature(fun).parameters)[:required])}), "
-            f"but without data= minimize calls {name}(x); for a finite-sum {name}(x, batch) "
-            "give the samples as data=")
+        names = ", ".join(list(inspect.signature(fun).parameters)[:required])
+        if caller == "minimize":
+            calls, hint = "without data= minimize calls", "give the samples as data="
+        else:
+            calls, hint = f"{caller} calls", f"give the full cost, lambda x: {name}(x, data)"
+        raise TypeError(f"{name} takes {required} required positional arguments ({names}), but "
+                        f"{calls} {name}(x); for a finite-sum {name}(x, batch) {hint}")
 
 
 def _check_rng(rng):

@@ -726,6 +726,10 @@ def local_model(cost, manifold, x, grad=None, hess=None, *, gtol=1e-6, rtol=1e-8
 
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")
+    from .minimize import _check_signature
+
+    for name, fun in (("cost", cost), ("grad", grad)):
+        _check_signature(name, fun, finite_sum=False, caller="local_model")
     for name, value in (("gtol", gtol), ("rtol", rtol)):
         if not _real(value, name) >= 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")

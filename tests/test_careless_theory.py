@@ -79,3 +79,22 @@ def test_arrays_of_numbers_are_taken():
                                [0.5 / 6.0, 0.5 / 0.75], rtol=4 * np.finfo(float).eps)
     np.testing.assert_allclose(theory.reparam_lr(0.5, [2, 4]), [0.125, 0.03125],
                                rtol=4 * np.finfo(float).eps)
+
+
+def test_local_model_names_a_finite_sum_cost():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+
+    def cost(x, batch):
+        return -np.mean((batch @ x) ** 2)
+
+    with pytest.raises(TypeError, match=r"cost takes 2 required positional arguments \(x, "
+                                        r"batch\), but .* calls cost\(x\)"):
+        theory.local_model(cost, Sphere(3), POLE)
+    # the full cost of the finite sum, as a function of x alone, is what it takes
+    model = theory.local_model(lambda x: cost(x, X), Sphere(3),
+                               np.linalg.eigh(X.T @ X)[1][:, -1])
+    eigenvalues = np.linalg.eigvalsh(X.T @ X / 20)
+    # Hessian of -x'Sx on the sphere at the top eigenvector: 2(l_max - l_i), i < max
+    np.testing.assert_allclose([model.smallest, model.largest],
+                               [2 * (eigenvalues[2] - eigenvalues[1]),
+                                2 * (eigenvalues[2] - eigenvalues[0])], rtol=1e-10)
