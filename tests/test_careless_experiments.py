@@ -85,3 +85,18 @@ def test_a_single_step_size_as_a_0d_array_is_named():
 
     with pytest.raises(TypeError, match=r"lrs must be a list of step sizes, got array\(0.1\)"):
         build_grid(["rayleigh"], ["riemannian"], ["rsgd"], 1, lrs=np.array(0.1))
+
+
+@pytest.mark.parametrize("argument", ["tol", "measure"])
+def test_a_per_problem_dict_with_a_key_that_is_no_problem_is_refused(sweep, argument):
+    # {"rayleigh(n=10)": ...} for results of "rayleigh": the value was ignored and the
+    # default used without a word.
+    value = {"rayleigh(n=10)": 1e-3 if argument == "tol" else "gap"}
+    with pytest.raises(ValueError, match=rf"{argument} has keys \['rayleigh\(n=10\)'\] that are "
+                                         r"not problems of the results \['rayleigh'\]"):
+        sweep.summary(**{argument: value})
+
+
+def test_a_per_problem_dict_applies_to_its_problem(sweep):
+    summary = sweep.summary(tol={"rayleigh": 0.5}, measure={"rayleigh": "gap"})
+    assert {(row["tol"], row["measure"]) for row in summary.rows} == {(0.5, "gap")}

@@ -333,7 +333,8 @@ class Results:
         ------
         ValueError
             An unknown measure, a ``baseline`` that is not a strategy of the
-            results, a negative or non-finite ``tol``.
+            results, a negative or non-finite ``tol``, a dict ``tol`` or
+            ``measure`` with a key that is not a problem of the results.
         TypeError
             A ``tol`` that is not a number (a string, a bool).
         """
@@ -345,6 +346,12 @@ class Results:
             raise ValueError(f"baseline must be one of the strategies {self.strategies}, "
                              f"got {baseline!r}")
         baseline = baseline if baseline is not None else next(iter(self.strategies), None)
+        for name, value in (("tol", tol), ("measure", measure)):
+            unknown = sorted(set(value) - set(self.problems)) if isinstance(value, dict) else []
+            if unknown:
+                # A misspelled label would leave its problem at the default, unseen.
+                raise ValueError(f"{name} has keys {unknown} that are not problems of the "
+                                 f"results {self.problems}")
         iterations = {}
 
         groups = {}
