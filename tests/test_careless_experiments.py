@@ -100,3 +100,26 @@ def test_a_per_problem_dict_with_a_key_that_is_no_problem_is_refused(sweep, argu
 def test_a_per_problem_dict_applies_to_its_problem(sweep):
     summary = sweep.summary(tol={"rayleigh": 0.5}, measure={"rayleigh": "gap"})
     assert {(row["tol"], row["measure"]) for row in summary.rows} == {(0.5, "gap")}
+
+
+def test_stability_names_an_unknown_measure(sweep):
+    from spherenet.experiments import stability
+
+    with pytest.raises(ValueError, match=r"measure must be one of \['distance', 'gap', "
+                                         r"'grad_norm', 'cost'\], got 'dist'"):
+        stability(sweep, measure="dist")
+
+
+@pytest.mark.parametrize("limits, error, match", [
+    ({"Riemannian": 0.5}, ValueError, r"limits has keys \['Riemannian'\] that are not "
+                                      r"strategies of the results \['riemannian', 'projection'\]"),
+    ({"riemannian": "0.5"}, TypeError, r"limits\['riemannian'\] must be a real number, got str"),
+    ([0.5], TypeError, r"limits must be a dict strategy label -> step size, got list"),
+])
+def test_plot_stability_refuses_limits_it_would_misdraw(sweep, limits, error, match):
+    from matplotlib.figure import Figure
+
+    from spherenet.experiments import plot_stability
+
+    with pytest.raises(error, match=match):
+        plot_stability(sweep, limits=limits, figure=Figure())
