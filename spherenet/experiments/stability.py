@@ -162,6 +162,14 @@ def plot_stability(results, problem=None, limits=None, tol=None, measure=None, f
         tolerance is drawn on the top line of the plot, with an ``x`` when
         most runs diverged and a triangle when they ran out of iterations.
 
+    Raises
+    ------
+    ValueError
+        As :func:`stability`; ``limits`` with a key that is not a strategy
+        of the results.
+    TypeError
+        ``limits`` not a dict, or a limit that is not a real number.
+
     Examples
     --------
     >>> from spherenet.experiments import compare, plot_stability, predicted_limits
