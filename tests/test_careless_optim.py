@@ -258,9 +258,20 @@ def test_a_schedule_that_leaves_the_positive_numbers_is_stopped_where_it_does(sc
                                                                               match, method):
     data = X if method == "rsvrg" else None
     cost = pca if data is not None else rayleigh
-    with pytest.raises(error, match=match + ": a step size must be a positive finite number"):
+    with pytest.raises(error, match=match + ": a step size must be a finite number >= 0"):
         minimize(cost, Sphere(3), method=method, lr=schedule, data=data, maxiter=10, gtol=0,
                  rng=0)
+
+
+def test_a_schedule_may_reach_zero():
+    from spherenet.optim.schedules import cosine_decay
+
+    # cosine_decay(0.1, 5) is exactly 0 at step 5 (the 6th iteration): a step of length 0,
+    # which the xtol test (step <= 0) then stops at.
+    res = minimize(rayleigh, Sphere(3), method="rsgd", lr=cosine_decay(0.1, 5), maxiter=8,
+                   gtol=0, xtol=0, rng=0)
+    assert res.nit == 6 and res.history["step_size"][-1] == 0.0
+    assert all(step > 0 for step in res.history["step_size"][1:-1])
 
 
 def test_a_schedule_of_numpy_scalars_and_0d_arrays_is_taken():

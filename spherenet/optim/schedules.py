@@ -113,6 +113,7 @@ def resolve_lr(lr):
 def step_size(schedule, step):
     """``schedule(step)`` as a float, checked: a schedule that goes negative (a linear
     decay run past its end), NaN or infinite would step uphill or off to infinity unseen.
+    Zero is a step size (``cosine_decay`` ends there with ``lr_min=0``).
 
     Examples
     --------
@@ -121,16 +122,16 @@ def step_size(schedule, step):
     >>> step_size(lambda k: 1.0 - 0.25 * k, 5)
     Traceback (most recent call last):
     ...
-    ValueError: the step-size schedule returned -0.25 at step 5: a step size must be a positive finite number
+    ValueError: the step-size schedule returned -0.25 at step 5: a step size must be a finite number >= 0
     """
     lr = schedule(step)
     if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
         lr = lr.item()
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
         raise TypeError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
-                        "must be a positive finite number")
+                        "must be a finite number >= 0")
     value = float(lr)
-    if not 0.0 < value < math.inf:
+    if not 0.0 <= value < math.inf:
         raise ValueError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
-                         "must be a positive finite number")
+                         "must be a finite number >= 0")
     return value
