@@ -422,9 +422,11 @@ def _compare_arguments(parser):
                         help="an optimizer option, e.g. lr=0.1 or momentum=0.9 (repeatable; given "
                              "to the optimizers that take it)")
     parser.add_argument("--lr", dest="lrs", type=_step_sizes, default=None, metavar="LRS",
-                        help="a step-size sweep: comma-separated step sizes, e.g. 0.01,0.1,1; "
-                             "every optimizer (rsgd, radam) runs at each; writes the stability "
-                             "plot plots/<problem>_stability.png")
+                        action=_ExtendStepSizes,
+                        help="a step-size sweep: comma-separated step sizes, e.g. 0.01,0.1,1 "
+                             "(repeatable: the lists add up); every optimizer (rsgd, radam) "
+                             "runs at each; writes the stability plot "
+                             "plots/<problem>_stability.png")
     parser.add_argument("--baseline", default=None, metavar="STRATEGY",
                         help="the strategy label the others are compared with, seed by seed "
                              "(Wilcoxon test, bootstrap interval); default the first")
@@ -620,6 +622,19 @@ def _step_sizes(text):
         raise argparse.ArgumentTypeError(f"a step size is repeated in {text!r}")
     return values
 
+
+
+class _ExtendStepSizes(argparse.Action):
+    """``--lr`` given again adds its step sizes to the sweep (the last list alone would
+    drop the others unseen); a step size given twice is an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        so_far = list(getattr(namespace, self.dest, None) or [])
+        for value in values:
+            if value in so_far:
+                parser.error(f"argument {option_string}: step size {value:g} is given twice")
+            so_far.append(value)
+        setattr(namespace, self.dest, so_far)
 
 
 def _positive_int(text):

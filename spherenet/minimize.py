@@ -1,5 +1,6 @@
 """``minimize``: one scipy-like entry point to every solver, step rule and strategy."""
 
+import difflib
 import inspect
 import math
 import numbers
@@ -38,8 +39,54 @@ def _check_options(method, target, options, skip):
     names = list(inspect.signature(target).parameters)[skip:]
     unknown = sorted(set(options) - set(names))
     if unknown:
+        # A misspelled option of the method, or of minimize itself (batchsize=, epoch=),
+        # lands here: name the likely one.
+        known = names + [name for name in inspect.signature(minimize).parameters
+                         if name != "method_options"]
+        likely = [match for name in unknown
+                  for match in difflib.get_close_matches(name, known, n=1, cutoff=0.75)]
+        hint = f" (did you mean {', '.join(likely)}?)" if likely else ""
         raise TypeError(f"method {method!r} takes the options {names}, got unknown "
-                        f"option(s) {unknown}")
+                        f"option(s) {unknown}{hint}")
+
+
+def _positional(fun):
+    """(required, most) positional arguments of ``fun``, most None for ``*args``; None when
+    the signature cannot be read (some builtins): then nothing is checked."""
+    try:
+        parameters = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in parameters if p.kind in kinds]
+    required = sum(p.default is inspect.Parameter.empty for p in positional)
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return required, None if variadic else len(positional)
+
+
+def _check_signature(name, fun, finite_sum, caller="minimize"):
+    """A cost or grad that cannot be called the way minimize will call it, named up front
+    (a cost(x) given data=, or a finite-sum cost(x, batch) without), not as Python's
+    error about positional arguments from deep in the first evaluation."""
+    counts = None if fun is None else _positional(fun)
+    if counts is None:
+        return
+    required, most = counts
+    plural = lambda k: f"{k} positional argument{'' if k == 1 else 's'}"  # noqa: E731
+    if finite_sum and (required > 2 or (most is not None and most < 2)):
+        takes = plural(most if most is not None and most < 2 else required)
+        raise TypeError(
+            f"with data=, {name} is called as {name}(x, batch) (batch: a mini-batch of the "
+            f"samples, the rows of data), but {name} takes {takes}; write {name}(x, batch) "
+            f"as the mean over the samples of batch, or leave data= out")
+    if not finite_sum and required > 1:
+        names = ", ".join(list(inspect.signature(fun).parameters)[:required])
+        if caller == "minimize":
+            calls, hint = "without data= minimize calls", "give the samples as data="
+        else:
+            calls, hint = f"{caller} calls", f"give the full cost, lambda x: {name}(x, data)"
+        raise TypeError(f"{name} takes {required} required positional arguments ({names}), but "
+                        f"{calls} {name}(x); for a finite-sum {name}(x, batch) {hint}")
 
 
 def _check_rng(rng):
@@ -339,6 +386,8 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
     else:
         raise ValueError(f"method must be one of {list(METHODS + STOCHASTIC_METHODS)} or a "
                          f"StepRule, got {method!r}")
+    for name, fun in (("cost", cost), ("grad", grad)):
+        _check_signature(name, fun, data is not None)
     if data is None:
         maxiter = 1000 if maxiter is None else maxiter
         _check_full_batch(rule, batch_size, epochs, replace, full_cost)

@@ -69,8 +69,24 @@ __all__ = [
 
 
 def _eigenvalues(eigenvalues):
-    values = np.asarray(eigenvalues, dtype=np.float64).ravel() if not isinstance(
-        eigenvalues, (str, bytes)) else None
+    values = None
+    if not isinstance(eigenvalues, (str, bytes)):
+        try:
+            values = np.asarray(eigenvalues)
+        except ValueError:  # ragged nested lists
+            values = None
+    if values is not None and values.dtype.kind == "c":
+        raise TypeError(f"eigenvalues must be real numbers, got dtype {values.dtype}")
+    if values is not None and values.ndim > 1:
+        # A Hessian matrix flattened would read its entries as eigenvalues.
+        raise ValueError(f"eigenvalues must be a 1-D array of eigenvalues, got an array of "
+                         f"shape {values.shape}; for a symmetric matrix H give "
+                         "np.linalg.eigvalsh(H)")
+    if values is not None:
+        try:
+            values = values.astype(np.float64).ravel()
+        except (TypeError, ValueError):
+            values = None
     if values is None or values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError(f"eigenvalues must be a non-empty array of finite numbers, got "
                          f"{eigenvalues!r}")
@@ -87,6 +103,14 @@ def _real(value, name, positive=False, low=None, high=None):
     if low is not None and not (low <= value < high):
         raise ValueError(f"{name} must be in [{low}, {high}), got {value!r}")
     return value
+
+
+def _real_array(value, name):
+    """``value`` as a float64 array; strings and bools are refused, not parsed."""
+    array = None if isinstance(value, (str, bytes)) else np.asarray(value)
+    if array is None or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array of them, got {value!r}")
+    return array.astype(np.float64)
 
 
 # --- Riemannian gradient descent ----------------------------------------------------------------
@@ -112,7 +136,10 @@ def gd_rate(eigenvalues, lr):
     Raises
     ------
     ValueError
-        Empty or non-finite eigenvalues, ``lr`` not positive.
+        Empty or non-finite eigenvalues, a 2-D array (a matrix is not its
+        eigenvalues: give ``np.linalg.eigvalsh(H)``), ``lr`` not positive.
+    TypeError
+        Complex eigenvalues; ``lr`` not a real number.
 
     Notes
     -----
@@ -251,7 +278,7 @@ def projection_lr(lr, radial):
     0.08333333333333333
     """
     lr = _real(lr, "lr", positive=True)
-    radial = np.asarray(radial, dtype=np.float64)
+    radial = _real_array(radial, "radial")
     if not np.all(np.isfinite(radial)):
         raise ValueError(f"radial must be finite, got {radial!r}")
     denominator = 1.0 - lr * radial
@@ -427,7 +454,7 @@ def reparam_lr(lr, v_norm):
     0.125
     """
     lr = _real(lr, "lr", positive=True)
-    v_norm = np.asarray(v_norm, dtype=np.float64)
+    v_norm = _real_array(v_norm, "v_norm")
     if not np.all(np.isfinite(v_norm) & (v_norm > 0)):
         raise ValueError(f"v_norm must be positive and finite, got {v_norm!r}")
     value = lr / (v_norm * v_norm)
@@ -676,9 +703,11 @@ def local_model(cost, manifold, x, grad=None, hess=None, *, gtol=1e-6, rtol=1e-8
     Raises
     ------
     ValueError
-        x off the manifold or not critical (gradient norm above ``gtol``).
+        x off the manifold or not critical (gradient norm above ``gtol``);
+        a negative or NaN ``gtol`` or ``rtol``.
     TypeError
-        ``manifold`` is not a spherenet Manifold.
+        ``manifold`` is not a spherenet Manifold; ``gtol`` or ``rtol`` not a
+        real number.
 
     Examples
     --------
@@ -697,6 +726,13 @@ def local_model(cost, manifold, x, grad=None, hess=None, *, gtol=1e-6, rtol=1e-8
 
     if not isinstance(manifold, Manifold):
         raise TypeError(f"manifold must be a spherenet Manifold, got {type(manifold).__name__}")
+    from .minimize import _check_signature
+
+    for name, fun in (("cost", cost), ("grad", grad)):
+        _check_signature(name, fun, finite_sum=False, caller="local_model")
+    for name, value in (("gtol", gtol), ("rtol", rtol)):
+        if not _real(value, name) >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     spectrum = hessian_spectrum(cost, manifold, x, k=1, which="both", grad=grad, hess=hess)
     if not spectrum.grad_norm <= gtol:
         raise ValueError(f"x is not a critical point: the Riemannian gradient norm is "

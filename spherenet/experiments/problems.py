@@ -9,6 +9,8 @@ and the tolerance its summary uses by default.
 
 import functools
 import inspect
+import math
+import numbers
 
 import numpy as np
 
@@ -296,3 +298,13 @@ def default_tol(problem_label):
     """The registry's tolerance for a problem label such as ``"rayleigh(n=100)"``; else 1e-6."""
     entry = PROBLEMS.get(problem_label.split("(", 1)[0])
     return 1e-6 if entry is None else entry.tol
+
+
+def check_tol(tol):
+    """A summary tolerance as a float: a finite number >= 0 (a string or a bool is refused,
+    not parsed; a negative tolerance, which no distance reaches, is an error)."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a number >= 0, got {type(tol).__name__} {tol!r}")
+    if not 0.0 <= float(tol) < math.inf:
+        raise ValueError(f"tol must be a finite number >= 0, got {float(tol)!r}")
+    return float(tol)

@@ -62,6 +62,12 @@ def fit_rate(values, floor=None, min_points=MIN_POINTS):
     RateFit
         NaN rate when the window has fewer than ``min_points`` values.
 
+    Raises
+    ------
+    ValueError
+        ``values`` of several curves (an array with more than one axis
+        longer than 1), ``min_points`` < 2, a negative ``floor``.
+
     Notes
     -----
     The window rule: the run is cut at its first value that is not finite
@@ -86,7 +92,12 @@ def fit_rate(values, floor=None, min_points=MIN_POINTS):
     >>> fit_rate(np.r_[values, np.zeros(5)]).stop  # exact zeros end the fit
     60
     """
-    values = np.asarray(values, dtype=np.float64).ravel()
+    values = np.asarray(values, dtype=np.float64)
+    if sum(n > 1 for n in values.shape) > 1:
+        # Flattened, the runs of a (runs, iterations) array would be one long curve.
+        raise ValueError(f"values must be one curve (a value per iteration), got an array of "
+                         f"shape {values.shape}; fit each run separately")
+    values = values.ravel()
     if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or \
             min_points < 2:
         raise ValueError(f"min_points must be an integer >= 2, got {min_points!r}")

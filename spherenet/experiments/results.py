@@ -332,9 +332,13 @@ class Results:
         Raises
         ------
         ValueError
-            An unknown measure, or a ``baseline`` that is not a strategy of the results.
+            An unknown measure, a ``baseline`` that is not a strategy of the
+            results, a negative or non-finite ``tol``, a dict ``tol`` or
+            ``measure`` with a key that is not a problem of the results.
+        TypeError
+            A ``tol`` that is not a number (a string, a bool).
         """
-        from .problems import default_tol
+        from .problems import check_tol, default_tol
         from .rates import paired_comparison
         from .summary import STATS, Summary, run_stats
 
@@ -342,6 +346,12 @@ class Results:
             raise ValueError(f"baseline must be one of the strategies {self.strategies}, "
                              f"got {baseline!r}")
         baseline = baseline if baseline is not None else next(iter(self.strategies), None)
+        for name, value in (("tol", tol), ("measure", measure)):
+            unknown = sorted(set(value) - set(self.problems)) if isinstance(value, dict) else []
+            if unknown:
+                # A misspelled label would leave its problem at the default, unseen.
+                raise ValueError(f"{name} has keys {unknown} that are not problems of the "
+                                 f"results {self.problems}")
         iterations = {}
 
         groups = {}
@@ -354,7 +364,7 @@ class Results:
             if name not in TOLERANCE_MEASURES:
                 raise ValueError(f"measure must be one of {list(TOLERANCE_MEASURES)}, got {name!r}")
             level = tol.get(problem) if isinstance(tol, dict) else tol
-            level = default_tol(problem) if level is None else float(level)
+            level = default_tol(problem) if level is None else check_tol(level)
             per_run = [run_stats(run["columns"], name, level) for run in runs]
             iterations[problem, strategy, optimizer] = {
                 run["seed"]: stats["iterations"] for run, stats in zip(runs, per_run)}

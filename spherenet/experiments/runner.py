@@ -62,6 +62,9 @@ def _as_seeds(seeds):
             raise ValueError(f"seeds must be a positive number of seeds or a list of seeds, "
                              f"got {seeds}")
         return list(range(int(seeds)))
+    if isinstance(seeds, (bool, np.bool_, str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a positive number of seeds or a list of seeds, got "
+                        f"{type(seeds).__name__} {seeds!r}")
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0
                         for s in seeds):
@@ -73,7 +76,7 @@ def _as_seeds(seeds):
 
 def _as_lrs(lrs):
     """A checked list of step sizes: positive, finite, distinct numbers."""
-    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
+    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__") or np.ndim(lrs) == 0:
         raise TypeError(f"lrs must be a list of step sizes, got {lrs!r}")
     lrs = list(lrs)
     if not lrs:

@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from .._checks import check_real
+
 from .plots import _colors
 from .summary import run_stats
 
@@ -81,7 +83,10 @@ def stability(results, problem=None, tol=None, measure=None):
     Raises
     ------
     ValueError
-        No run with a step size in its label; several problems and no ``problem``.
+        No run with a step size in its label; several problems and no
+        ``problem``; a negative or non-finite ``tol``.
+    TypeError
+        A ``tol`` that is not a number (a string, a bool).
 
     Examples
     --------
@@ -92,7 +97,8 @@ def stability(results, problem=None, tol=None, measure=None):
     ...  for row in stability(results)]  # 3.0 is past riemannian's limit 2/L = 1.01
     [('riemannian', 0.5, 2, 0), ('projection', 0.5, 2, 0), ('riemannian', 3.0, 0, 2), ('projection', 3.0, 2, 0)]
     """
-    from .problems import default_tol
+    from .problems import check_tol, default_tol
+    from .results import TOLERANCE_MEASURES
 
     problems = results.problems
     if problem is None:
@@ -102,7 +108,9 @@ def stability(results, problem=None, tol=None, measure=None):
     elif problem not in problems:
         raise ValueError(f"no runs of problem {problem!r}; the problems are {problems}")
     measure = measure or results.measure_for(problem)
-    tol = default_tol(problem) if tol is None else float(tol)
+    if measure not in TOLERANCE_MEASURES:
+        raise ValueError(f"measure must be one of {list(TOLERANCE_MEASURES)}, got {measure!r}")
+    tol = default_tol(problem) if tol is None else check_tol(tol)
     groups = {}
     for run in results.runs:
         if run["problem"] != problem:
@@ -154,6 +162,14 @@ def plot_stability(results, problem=None, limits=None, tol=None, measure=None, f
         tolerance is drawn on the top line of the plot, with an ``x`` when
         most runs diverged and a triangle when they ran out of iterations.
 
+    Raises
+    ------
+    ValueError
+        As :func:`stability`; ``limits`` with a key that is not a strategy
+        of the results.
+    TypeError
+        ``limits`` not a dict, or a limit that is not a real number.
+
     Examples
     --------
     >>> from spherenet.experiments import compare, plot_stability, predicted_limits
@@ -167,6 +183,16 @@ def plot_stability(results, problem=None, limits=None, tol=None, measure=None, f
     from matplotlib.figure import Figure
 
     rows = stability(results, problem, tol, measure)
+    if limits is not None:
+        if not isinstance(limits, dict):
+            raise TypeError(f"limits must be a dict strategy label -> step size, got "
+                            f"{type(limits).__name__}")
+        unknown = [key for key in limits if key not in results.strategies]
+        if unknown:
+            # A misspelled label would be drawn in gray, under a name no line has.
+            raise ValueError(f"limits has keys {unknown} that are not strategies of the "
+                             f"results {results.strategies}")
+        limits = {key: check_real(value, f"limits[{key!r}]") for key, value in limits.items()}
     figure = figure or Figure(figsize=(8, 5), layout="constrained")
     ax = figure.subplots()
     groups = {}

@@ -104,15 +104,17 @@ def point_atol(dtype):
     return _POINT_ATOL[as_dtype(dtype)]
 
 
-def as_rng(rng):
+def as_rng(rng, name="rng"):
     """Return a ``numpy.random.Generator`` from ``None``, an int or a Generator.
 
     Parameters
     ----------
     rng : None, int or numpy.random.Generator
-        ``None`` gives a fresh, unseeded generator; an int seeds one; a
+        ``None`` gives a fresh, unseeded generator; an int >= 0 seeds one; a
         Generator is returned as is. The global NumPy random state is never
         used.
+    name : str, default "rng"
+        The argument's name in the error messages.
 
     Returns
     -------
@@ -121,7 +123,9 @@ def as_rng(rng):
     Raises
     ------
     TypeError
-        For anything else.
+        For anything else (a bool included).
+    ValueError
+        For a negative int.
 
     Examples
     --------
@@ -129,12 +133,17 @@ def as_rng(rng):
     >>> bool(as_rng(0).integers(10) == as_rng(0).integers(10))
     True
     """
-    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
-        return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)) and rng < 0:
+        raise ValueError(f"{name} must be None, an int >= 0 or a numpy.random.Generator, "
+                         f"got {rng}")
+    # A bool is an Integral: True would seed 1 unseen.
+    if rng is None or (isinstance(rng, (numbers.Integral, np.random.SeedSequence))
+                       and not isinstance(rng, (bool, np.bool_))):
+        return np.random.default_rng(rng)
     raise TypeError(
-        f"rng must be None, an int or a numpy.random.Generator, got {type(rng).__name__}"
+        f"{name} must be None, an int or a numpy.random.Generator, got {type(rng).__name__}"
     )
 
 

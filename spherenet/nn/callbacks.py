@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from .._checks import check_flag
+
 __all__ = [
     "Callback",
     "History",
@@ -191,7 +193,7 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         super().__init__(monitor, mode)
         self.filepath = str(filepath)
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = check_flag(save_best_only, "save_best_only")
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):

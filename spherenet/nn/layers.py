@@ -16,6 +16,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnum, primitive
 
+from .._checks import check_flag
 from ..manifolds import Euclidean, Manifold, Oblique, Sphere
 from ..manifolds.base import as_rng
 from . import activations, constraints, initializers, regularizers
@@ -205,7 +206,7 @@ class Layer:
             dtype = self._own_dtype
         x = as_inputs(x, self._built_for or self.input_shape, dtype,
                       f"the input of layer {self.name!r}")
-        rng = as_rng(seed)
+        rng = as_rng(seed, "seed")
         if self._built_for is None or self._own_weights is None:
             self.build(x.shape[1:])
             self._built_for = tuple(x.shape[1:])
@@ -362,7 +363,7 @@ class _KernelLayer(Layer):
                             kernel_constraint, kernel_manifold, kernel_regularizer,
                             bias_regularizer):
         self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_flag(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_constraint = constraints.get(kernel_constraint)
@@ -548,7 +549,12 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self.seed = seed
+        if seed is not None:
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+                raise TypeError(f"Dropout seed must be None or an int >= 0, got {seed!r}")
+            if seed < 0:
+                raise ValueError(f"Dropout seed must be None or an int >= 0, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
 
     def apply(self, params, x, training=False, rng=None):
         if not training or self.rate == 0.0:

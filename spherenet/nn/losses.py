@@ -21,6 +21,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from scipy import special
 
+from .._checks import check_flag
 from ._registry import from_config
 
 __all__ = [
@@ -211,7 +212,7 @@ class Loss:
     output_activation = None
 
     def __init__(self, from_logits=False):
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_flag(from_logits, "from_logits")
 
     def __repr__(self):
         return f"{type(self).__name__}(from_logits={self.from_logits})"

@@ -58,15 +58,22 @@ def _get_optimizer(optimizer):
 
 
 @contextlib.contextmanager
-def _forget_on_error(model):
-    """On an interrupted fit (Ctrl-C, a callback's error) the next fit restarts the optimizer.
+def _forget_on_error(model, strategy):
+    """On an interrupted fit (Ctrl-C, a callback's error) the model keeps its last completed
+    step, and the next fit restarts the optimizer.
 
-    The state kept at the last epoch's end may have moved on since.
+    The moving statistics of BatchNormalization follow every step: the
+    weights are set to those of the same step (after the last epoch's end
+    they are still the epoch's), so that the two never disagree. The state
+    kept at the last epoch's end may have moved on since: it is dropped.
     """
     try:
         yield
     except BaseException:
         model._resume = None
+        if model._steps_this_fit and model._live is not None:
+            model._weights = tuple(np.asarray(w)
+                                   for w in strategy.to_weights(model._live["variable"]))
         raise
 
 
@@ -158,6 +165,8 @@ class Sequential:
             self.dtype = as_dtype(dtype)
         except TypeError as err:
             raise ValueError(str(err)) from None
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            as_rng(seed, "seed")  # checked now, used when the weights are made
         self.seed = seed
         self._layers = []
         self._params = []  # (layer, Param), in weight order: what the optimizer trains
@@ -480,6 +489,11 @@ class Sequential:
             raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'")
         rule = _get_optimizer(optimizer)
         loss = losses.get(loss)
+        if isinstance(metrics, (str, bytes)) or not (metrics is None
+                                                     or hasattr(metrics, "__iter__")):
+            # A string would be read letter by letter ('unknown metric a').
+            raise TypeError(f"metrics must be a list of metric names or functions, e.g. "
+                            f"['accuracy'], got {type(metrics).__name__} {metrics!r}")
         metric_ids = [] if metrics is None else list(metrics)
         for m in metric_ids:
             metrics_module.get(m, loss.target, 2)
@@ -595,7 +609,7 @@ class Sequential:
         x = as_inputs(x, layer._built_for, self.dtype, f"the input of layer {layer.name!r}")
         self.build()
         (a, b), (c, d) = self._slices[i], self._state_slices[i]
-        rng = np.random.default_rng(seed if seed is not None else getattr(layer, "seed", None))
+        rng = as_rng(seed if seed is not None else getattr(layer, "seed", None), "seed")
         out, new = layer.apply_with_state(self._weights[a:b], self._states[c:d], x, training, rng)
         if training and d > c:
             states = list(self._states)
@@ -738,10 +752,15 @@ class Sequential:
         batch_size = check_int("batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of Callback objects or callables, got "
+                            f"{type(callbacks).__name__}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         resume = self._resume if (self._resume is not None
                                   and self._resume["weights"] is self._weights) else None
         rng = resume["rng"] if (seed is None and resume is not None
-                                and resume["rng"] is not None) else as_rng(seed)
+                                and resume["rng"] is not None) else as_rng(seed, "seed")
         if self.input_shape is None:
             x = as_inputs(x, None, self.dtype)
             self._build_shapes(x.shape[1:])
@@ -809,7 +828,8 @@ class Sequential:
         callback_list.on_train_begin()
         # Overflow is how a diverging run shows itself: it is detected (a non-finite loss
         # or weights) and reported once, by a NonFiniteLossWarning, not by NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _forget_on_error(self):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                _forget_on_error(self, strategy):
             for epoch in range(epochs):
                 callback_list.on_epoch_begin(epoch)
                 order = rng.permutation(n) if shuffle else None

@@ -17,6 +17,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from ..manifolds import Euclidean
+from .._checks import check_flag
 from . import initializers
 from .layers import LAYERS, Layer, Param, _initializer_config
 
@@ -146,7 +147,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = check_flag(center, "center"), check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -256,7 +257,7 @@ class LayerNormalization(Layer):
         super().__init__(name, input_shape)
         self.axis = _check_axes(axis, "LayerNormalization")
         self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = check_flag(center, "center"), check_flag(scale, "scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
 

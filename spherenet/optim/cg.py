@@ -4,7 +4,7 @@ manifold's vector transport."""
 
 from .. import _tangent
 from ._solver import advance, budgeted, start, stopped
-from .line_search import AdaptiveLineSearch
+from .line_search import AdaptiveLineSearch, check_line_search
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ")
 
@@ -54,7 +54,7 @@ def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=
     """
     if beta_rule not in BETA_RULES:
         raise ValueError(f"beta_rule must be one of {list(BETA_RULES)}, got {beta_rule!r}")
-    line_search = AdaptiveLineSearch() if line_search is None else line_search
+    line_search = AdaptiveLineSearch() if line_search is None else check_line_search(line_search)
     geometry = problem.geometry
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)

@@ -45,7 +45,8 @@ def as_data(data):
     """``data`` checked: an array, or a tuple of arrays, with one common leading sample axis.
 
     Arrays are taken as they are (no copy, no cast: integer labels stay
-    integers); a list is read as one array, a tuple as several.
+    integers); a list (of numbers or nested lists) is read as one array, a
+    tuple as several; a list of arrays is refused, as ambiguous.
 
     Parameters
     ----------
@@ -58,7 +59,8 @@ def as_data(data):
     Raises
     ------
     TypeError
-        A dtype that is not bool, int or float (complex, object, strings).
+        A dtype that is not bool, int or float (complex, object, strings); a
+        list of arrays (a tuple was likely meant).
     ValueError
         A scalar, no samples, NaN or Inf values (saying in which sample), an
         empty tuple, or arrays of a tuple with different numbers of samples.
@@ -87,6 +89,13 @@ def as_data(data):
         return arrays
     if data is None or isinstance(data, (str, bytes, dict, set)):
         raise TypeError(f"data must be an array or a tuple of arrays, got {type(data).__name__}")
+    if isinstance(data, list) and data and all(isinstance(a, np.ndarray) and a.ndim >= 1
+                                               for a in data):
+        # np.asarray([X, y]) stacks X and y into len(data) "samples" (or fails on ragged
+        # shapes): almost surely the tuple (X, y) was meant.
+        raise TypeError(f"data is a list of {len(data)} arrays: give a tuple (X, y) for several "
+                        "arrays of samples, or one array, e.g. np.asarray(data), if the list "
+                        "holds the samples")
     return _check_array(data, "data")
 
 

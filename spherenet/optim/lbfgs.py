@@ -5,7 +5,7 @@ import numbers
 
 from .. import _tangent
 from ._solver import advance, budgeted, start, stopped
-from .line_search import BacktrackingLineSearch
+from .line_search import BacktrackingLineSearch, check_line_search
 
 
 class HintLineSearch(BacktrackingLineSearch):
@@ -53,7 +53,7 @@ def _check_positive(name, value, integer=False, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, types):
         raise TypeError(f"{name} must be {kind} {bound}, got {type(value).__name__}")
     if not (value >= 0 if allow_zero else value > 0) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite {kind[2:] if integer else 'number'} "
+        raise ValueError(f"{name} must be a finite {kind[3:] if integer else 'number'} "
                          f"{bound}, got {value!r}")
     return int(value) if integer else float(value)
 
@@ -183,7 +183,7 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
     memory = _check_positive("memory", memory, integer=True, allow_zero=True)
     epsilon = _check_positive("cautious_epsilon", cautious_epsilon, allow_zero=True)
     alpha_power = _check_positive("cautious_alpha", cautious_alpha, allow_zero=True)
-    line_search = HintLineSearch() if line_search is None else line_search
+    line_search = HintLineSearch() if line_search is None else check_line_search(line_search)
     geometry = problem.geometry
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)

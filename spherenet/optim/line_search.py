@@ -9,6 +9,15 @@ accepted step. A NaN or Inf cost at a trial point counts as no decrease.
 from .. import _tangent
 
 
+def check_line_search(line_search):
+    """``line_search`` as given when it has a ``search`` method (None stays None)."""
+    if line_search is not None and not callable(getattr(line_search, "search", None)):
+        raise TypeError("line_search must be None or an object with a method "
+                        "search(problem, x, d, f0, df0) such as BacktrackingLineSearch(), "
+                        f"got {line_search!r}")
+    return line_search
+
+
 class BacktrackingLineSearch:
     """Armijo backtracking with an optimistic first step from the previous decrease.
 

@@ -8,14 +8,18 @@ manifold, or a strategy's geometry, so the same rule runs under every
 strategy.
 """
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import _tangent
+from .._checks import check_flag, check_real
 from ..manifolds import Product
 from ..manifolds.sphere import _Spheres
 from ..strategies import ProjectionGeometry
 from . import _momentum
-from .schedules import resolve_lr
+from .schedules import resolve_lr, step_size
 
 __all__ = ["StepRule", "RSGD", "RAdam", "Running"]
 
@@ -36,7 +40,7 @@ class StepRule:
         return Running(self, geometry, x)
 
     def lr_at(self, step):
-        return float(self._schedule(step))
+        return step_size(self._schedule, step)
 
 
 class Running:
@@ -104,14 +108,17 @@ class RSGD(StepRule):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         self._schedule = resolve_lr(lr)
         self.lr = lr
+        momentum = check_real(momentum, "momentum")
+        nesterov = check_flag(nesterov, "nesterov")
+        weight_decay = check_real(weight_decay, "weight_decay")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0.0:
             raise ValueError("nesterov needs a positive momentum")
-        if weight_decay < 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not 0.0 <= weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = nesterov
         self.weight_decay = float(weight_decay)
 
     def __repr__(self):
@@ -203,16 +210,22 @@ class RAdam(StepRule):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, adaptivity="factor"):
         self._schedule = resolve_lr(lr)
         self.lr = lr
+        if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2
+                or not all(isinstance(b, numbers.Real) and not isinstance(b, (bool, np.bool_))
+                           for b in betas)):
+            raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got "
+                            f"{betas!r}")
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
+        eps = check_real(eps, "eps")
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         if adaptivity not in ("factor", "coordinate"):
             raise ValueError(f"adaptivity must be 'factor' or 'coordinate', got {adaptivity!r}")
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_flag(amsgrad, "amsgrad")
         self.adaptivity = adaptivity
 
     def __repr__(self):

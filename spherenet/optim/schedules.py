@@ -1,9 +1,12 @@
 """Learning-rate schedules: callables of the step number (0, 1, 2, ...)."""
 
 import math
+import numbers
+
+import numpy as np
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay", "inverse_time_decay",
-           "resolve_lr"]
+           "resolve_lr", "step_size"]
 
 
 def constant(lr):
@@ -78,10 +81,57 @@ def inverse_time_decay(lr, decay):
 
 
 def resolve_lr(lr):
-    """A schedule from a float or a callable; checks a float is positive."""
+    """A schedule from a real number or a callable; checks the number is positive and finite.
+
+    A bool (True would be a step of 1), a string or a sequence is refused,
+    not converted.
+
+    Examples
+    --------
+    >>> resolve_lr(0.5)(3)
+    0.5
+    >>> resolve_lr(True)
+    Traceback (most recent call last):
+    ...
+    TypeError: lr must be a positive number or a schedule lr(step), got bool True
+    """
     if callable(lr):
         return lr
+    if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
+        lr = lr.item()
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"lr must be a positive number or a schedule lr(step), got "
+                        f"{type(lr).__name__} {lr!r}")
     lr = float(lr)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if lr == math.inf:
+        raise ValueError(f"lr must be finite, got {lr}")
     return constant(lr)
+
+
+def step_size(schedule, step):
+    """``schedule(step)`` as a float, checked: a schedule that goes negative (a linear
+    decay run past its end), NaN or infinite would step uphill or off to infinity unseen.
+    Zero is a step size (``cosine_decay`` ends there with ``lr_min=0``).
+
+    Examples
+    --------
+    >>> step_size(lambda k: 1.0 - 0.25 * k, 2)
+    0.5
+    >>> step_size(lambda k: 1.0 - 0.25 * k, 5)
+    Traceback (most recent call last):
+    ...
+    ValueError: the step-size schedule returned -0.25 at step 5: a step size must be a finite number >= 0
+    """
+    lr = schedule(step)
+    if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
+        lr = lr.item()
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
+                        "must be a finite number >= 0")
+    value = float(lr)
+    if not 0.0 <= value < math.inf:
+        raise ValueError(f"the step-size schedule returned {lr!r} at step {step}: a step size "
+                         "must be a finite number >= 0")
+    return value

@@ -2,7 +2,7 @@
 
 from .. import _tangent
 from ._solver import advance, budgeted, start, stopped
-from .line_search import BacktrackingLineSearch
+from .line_search import BacktrackingLineSearch, check_line_search
 
 
 def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
@@ -20,7 +20,8 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     -------
     OptimizeResult
     """
-    line_search = BacktrackingLineSearch() if line_search is None else line_search
+    line_search = (BacktrackingLineSearch() if line_search is None
+                   else check_line_search(line_search))
     x = x0
     f, _, rgrad, grad_norm = start(problem, recorder, x)
     it, f_old, grad_norm_old, step = 0, None, None, None

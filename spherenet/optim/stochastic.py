@@ -33,7 +33,7 @@ from ._loop import History, Recorder
 from ._problem import Problem, check_cost_value
 from ._solver import evaluate, start
 from .finite_sum import BatchSampler, num_samples, take
-from .schedules import resolve_lr
+from .schedules import resolve_lr, step_size
 
 __all__ = ["RSVRG", "RSRG", "EPOCH_FIELDS"]
 
@@ -59,7 +59,7 @@ class VarianceReduced:
         self.inner = _check_inner(inner)
 
     def lr_at(self, step):
-        return float(self._schedule(step))
+        return step_size(self._schedule, step)
 
 
 class RSVRG(VarianceReduced):
@@ -257,7 +257,20 @@ class _Run:
     def begin(self, x0):
         """Full cost and gradient at x0 (ValueError if not finite), row 0 of both histories."""
         self.fs.nsamples += self.fs.n
-        f, egrad, rgrad, grad_norm = start(self.problem, self.recorder, x0)
+        try:
+            f, egrad, rgrad, grad_norm = start(self.problem, self.recorder, x0)
+        except Exception as err:
+            # Samples on the wrong axis (transposed, 1-D) fail inside the user's cost, with
+            # NumPy's words: say what the cost was called with.
+            if hasattr(err, "add_note"):  # Python >= 3.11
+                data = self.fs.data
+                shape = (tuple(np.shape(a) for a in data) if isinstance(data, tuple)
+                         else np.shape(data))
+                err.add_note(
+                    f"raised by cost(x0, data): x0 of shape {_tangent.shape_of(x0)}, data of "
+                    f"shape {shape} (samples on the leading axis: {self.fs.n} samples); "
+                    "cost(x, batch) must take a batch of rows of data")
+            raise
         self.full_f = f
         self.full_at = (x0, (f, egrad, rgrad, grad_norm))
         self.epoch_start = x0

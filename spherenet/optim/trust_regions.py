@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import _tangent
+from .._checks import check_real
 from ._loop import _coarsest_dtype
 from ._solver import budgeted, failed, start
 
@@ -119,8 +120,9 @@ def _trust_regions(problem, x0, stopper, recorder, radius=None, max_radius=None,
     Riemannian manifolds", Found. Comput. Math. 7 (2007) 303-330.
     """
     geometry = problem.geometry
-    max_radius = geometry.typical_dist if max_radius is None else float(max_radius)
-    radius = max_radius / 8.0 if radius is None else float(radius)
+    max_radius = (geometry.typical_dist if max_radius is None
+                  else check_real(max_radius, "max_radius"))
+    radius = max_radius / 8.0 if radius is None else check_real(radius, "radius")
     if not (0.0 < radius < math.inf and 0.0 < max_radius < math.inf):
         raise ValueError("trust regions need a finite radius > 0 and max_radius > 0, got "
                          f"radius {radius} and max_radius {max_radius}")

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .._checks import check_flag
+
 from ..manifolds.base import as_rng
 
 __all__ = ["Problem"]
@@ -103,6 +105,7 @@ class Problem:
         """
         from ..minimize import minimize
 
+        check_flag(closed_form, "closed_form")
         if x0 is None:
             x0 = self.x0(rng)
         grad = self.egrad if closed_form else None

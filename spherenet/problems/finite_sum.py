@@ -5,11 +5,15 @@ methods of :func:`spherenet.minimize` (``data=``); ``cost(x)`` is the full
 cost, so the full-batch solvers run on them too.
 """
 
+import math
+import numbers
+
 import autograd.numpy as anp
 import numpy as np
 
 from ..manifolds import Sphere
 from ..manifolds.base import as_rng
+from .._checks import check_flag
 from ._base import Problem, angle_to_subspace, top_eigenspace
 
 __all__ = ["FiniteSumProblem", "StreamingPCA", "streaming_pca", "spiked_samples",
@@ -52,6 +56,7 @@ class FiniteSumProblem(Problem):
         """
         from ..minimize import minimize
 
+        check_flag(closed_form, "closed_form")
         if x0 is None:
             x0 = self.x0(rng)
         grad = self.egrad if closed_form else None
@@ -100,7 +105,13 @@ class StreamingPCA(FiniteSumProblem):
         self.second_moment = X.T @ X / n
         self.eigenvalues, self._top = top_eigenspace(self.second_moment)
         self.optimum = -0.5 * float(self.eigenvalues[-1])
-        self.covariance = None if covariance is None else np.asarray(covariance, dtype=np.float64)
+        if covariance is not None:
+            covariance = np.asarray(covariance, dtype=np.float64)
+            if covariance.shape != (d, d) or not np.all(np.isfinite(covariance)):
+                raise ValueError(f"covariance must be a finite ({d}, {d}) matrix (d = {d}), got "
+                                 f"shape {covariance.shape}" + (
+                                     "" if covariance.shape != (d, d) else " with NaN or Inf"))
+        self.covariance = covariance
 
     def cost(self, x, batch=None):
         batch = self.data if batch is None else batch
@@ -126,6 +137,26 @@ class StreamingPCA(FiniteSumProblem):
         if self.covariance is None:
             return None
         return np.linalg.eigh(self.covariance)[1][:, -1]
+
+
+def _count(value, name, low):
+    """An int >= low; a float, a bool or a string is refused, not truncated or converted."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _unit_vector(value, name, n):
+    """``value`` as a float64 vector of shape (n,) and norm 1 (to 1e-12)."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != (n,):
+        raise ValueError(f"{name} must be a unit vector of shape ({n},), got shape {value.shape}")
+    norm = float(np.linalg.norm(value))
+    if not abs(norm - 1.0) <= 1e-12:
+        raise ValueError(f"{name} must be a unit vector of shape ({n},), got norm {norm:.3g}")
+    return value
 
 
 def spiked_samples(d, n, spikes=(1.0,), noise=1.0, rng=None):
@@ -162,6 +193,9 @@ def spiked_samples(d, n, spikes=(1.0,), noise=1.0, rng=None):
     >>> np.round(np.linalg.eigvalsh(C), 12).tolist()
     [1.0, 1.0, 1.0, 2.0, 4.0]
     """
+    d, n = _count(d, "d", 2), _count(n, "n", 1)
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"noise must be a positive number, got {type(noise).__name__} {noise!r}")
     spikes = np.asarray(spikes, dtype=np.float64)
     if spikes.ndim != 1 or len(spikes) == 0 or len(spikes) >= d:
         raise ValueError(f"spikes must be 1 to d - 1 = {d - 1} numbers, got {spikes.tolist()}")
@@ -240,7 +274,7 @@ class FiniteSumKarcher(FiniteSumProblem):
             raise ValueError(f"points must be unit vectors, got norms off 1 by up to {gap:.3g}")
         self.data = points
         self.manifold = Sphere(points.shape[1])
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.mean = None if mean is None else _unit_vector(mean, "mean", points.shape[1])
         self.optimum = None if mean is None else float(self.cost(self.mean))
 
     def cost(self, x, batch=None):
@@ -298,10 +332,23 @@ def paired_points(n, pairs, max_angle, pole=None, rng=None):
     >>> points.shape, bool(np.all(np.arccos(np.clip(points @ pole, -1, 1)) <= 0.5 + 1e-12))
     ((100, 3), True)
     """
+    n, pairs = _count(n, "n", 2), _count(pairs, "pairs", 1)
+    if isinstance(max_angle, (bool, np.bool_)) or not isinstance(max_angle, numbers.Real):
+        raise TypeError(f"max_angle must be a real number in (0, pi/2), got "
+                        f"{type(max_angle).__name__} {max_angle!r}")
     if not 0 < max_angle < np.pi / 2:
         raise ValueError(f"max_angle must be in (0, pi/2), got {max_angle}")
+    if pole is not None:
+        pole = np.asarray(pole, dtype=np.float64)
+        if pole.shape != (n,):
+            raise ValueError(f"pole must be a finite nonzero vector of shape ({n},), got shape "
+                             f"{pole.shape}")
+        norm = float(np.linalg.norm(pole))
+        if not 0 < norm < math.inf:
+            raise ValueError(f"pole must be a finite nonzero vector of shape ({n},), got norm "
+                             f"{norm}")
     rng = as_rng(rng)
-    pole = rng.standard_normal(n) if pole is None else np.asarray(pole, dtype=np.float64)
+    pole = rng.standard_normal(n) if pole is None else pole
     pole = pole / np.linalg.norm(pole)
     t = rng.standard_normal((pairs, n))
     t = t - np.outer(t @ pole, pole)
