@@ -68,7 +68,7 @@ SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
     "tests/test_ref_lbfgs.py", "tests/test_ref_bb.py", "tests/test_solver_overhead.py",
     "tests/test_maxfev.py", "tests/test_minimize.py", "tests/test_problems.py",
-    "tests/test_telemetry.py",
+    "tests/test_telemetry.py", "tests/test_ref_problem.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_strategies.py", "tests/test_rules.py",
@@ -99,9 +99,13 @@ TESTS = {
     "spherenet/optim/_loop.py": SOLVER_TESTS,
     "spherenet/optim/_solver.py": SOLVER_TESTS,
     "spherenet/optim/_problem.py": SOLVER_TESTS,
-    "spherenet/optim/schedules.py": ["tests/test_rules.py", "tests/test_nn_model.py"],
+    "spherenet/optim/schedules.py": ["tests/test_ref_schedules.py", "tests/test_rules.py",
+                                     "tests/test_nn_model.py"],
     "spherenet/optim/_momentum.py": RULE_TESTS + ["tests/test_kernels.py"],
     "spherenet/optim/spectrum.py": ["tests/test_spectrum.py"],
+    "spherenet/optim/_batch.py": SOLVER_TESTS,
+    "spherenet/optim/lbfgs.py": SOLVER_TESTS,
+    "spherenet/optim/bb.py": SOLVER_TESTS,
     "spherenet/nn/layers.py": NN_TESTS,
     "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
 }
