@@ -69,7 +69,7 @@ SOLVER_TESTS = [
     "tests/test_ref_lbfgs.py", "tests/test_ref_bb.py", "tests/test_solver_overhead.py",
     "tests/test_maxfev.py", "tests/test_minimize.py", "tests/test_problems.py",
     "tests/test_telemetry.py", "tests/test_ref_problem.py", "tests/test_ref_solver.py",
-    "tests/test_ref_sd.py", "tests/test_ref_batch.py",
+    "tests/test_ref_sd.py", "tests/test_ref_batch.py", "tests/test_ref_loop.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_strategies.py", "tests/test_rules.py",
