@@ -53,7 +53,7 @@ def _check_positive(name, value, integer=False, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, types):
         raise TypeError(f"{name} must be {kind} {bound}, got {type(value).__name__}")
     if not (value >= 0 if allow_zero else value > 0) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite {kind[2:] if integer else 'number'} "
+        raise ValueError(f"{name} must be a finite {kind[3:] if integer else 'number'} "
                          f"{bound}, got {value!r}")
     return int(value) if integer else float(value)
 
