@@ -107,3 +107,45 @@ def test_telemetry_sees_every_step(method):
     assert np.all(h["tangency"][1:] <= 64 * EPS)
     np.testing.assert_allclose(h["chord"][1:], 2.0 * np.sin(h["angle"][1:] / 2.0), rtol=64 * EPS)
     assert np.all(h["chord"][1:] > 0.0)
+
+
+# --- the precision floor reached by a failed search ---------------------------------------------
+
+
+def _floor_case():
+    """A cost that is 1 at x0 = e1 and at x1 = Exp_x0(-e2) (the first trial point of every
+    solver: a step of length 1 along minus the gradient) and 2 anywhere else, with a
+    gradient whose norm is 1 at x0 and grows along the way (never "improved")."""
+    x1 = np.cos(1.0) * E1 - np.sin(1.0) * E2
+
+    def cost(x):
+        near = min(np.linalg.norm(x - E1), np.linalg.norm(x - x1))
+        return 1.0 if near < 1e-13 else 2.0
+
+    def grad(x):
+        return E2 * (1.0 + 10.0 * abs(x[1]))
+
+    return cost, grad, x1
+
+
+@pytest.mark.parametrize("method", ["sd", "cg", "bb", "lbfgs"])
+def test_a_failed_search_right_after_an_unresolved_step_is_the_precision_floor(method):
+    # Step 1 goes from x0 to x1 at an unchanged cost (accepted: no sufficient decrease is
+    # asked) and the gradient norm grows: an unresolved step. Step 2 finds no point at
+    # cost <= 1 (its trials stay >= 1e-10 from x1): the cost cannot resolve the decrease
+    # any more, status 6; the same failure after a resolved step is status 4.
+    from spherenet.optim.lbfgs import HintLineSearch
+    from spherenet.optim.line_search import AdaptiveLineSearch, BacktrackingLineSearch
+
+    cost, grad, x1 = _floor_case()
+    options = {
+        "sd": {"line_search": BacktrackingLineSearch(sufficient_decrease=0.0)},
+        "cg": {"line_search": AdaptiveLineSearch(sufficient_decrease=0.0)},
+        "bb": {"sufficient_decrease": 0.0, "step0": 1.0},
+        "lbfgs": {"line_search": HintLineSearch(sufficient_decrease=0.0)},
+    }[method]
+    res = minimize(cost, Sphere(3), x0=E1, method=method, grad=grad, **options)
+    assert res.nit == 2 and res.status == 6, res.message
+    assert "precision floor" in res.message and not res.success
+    np.testing.assert_allclose(res.x, x1, rtol=0, atol=1e-13)
+    assert res.history["step_size"].tolist()[1:] == [pytest.approx(1.0, rel=4 * EPS), 0.0]
