@@ -70,7 +70,7 @@ SOLVER_TESTS = [
     "tests/test_maxfev.py", "tests/test_minimize.py", "tests/test_problems.py",
     "tests/test_telemetry.py", "tests/test_ref_problem.py", "tests/test_ref_solver.py",
     "tests/test_ref_sd.py", "tests/test_ref_batch.py", "tests/test_ref_loop.py",
-    "tests/test_ref_qn_edges.py",
+    "tests/test_ref_qn_edges.py", "tests/test_ref_trust_regions_edges.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_strategies.py", "tests/test_rules.py",
