@@ -73,7 +73,8 @@ SOLVER_TESTS = [
     "tests/test_ref_qn_edges.py", "tests/test_ref_trust_regions_edges.py",
 ]
 RULE_TESTS = [
-    "tests/test_ref_rules.py", "tests/test_ref_strategies.py", "tests/test_rules.py",
+    "tests/test_ref_rules.py", "tests/test_ref_rules_options.py", "tests/test_ref_strategies.py",
+    "tests/test_rules.py",
     "tests/test_nn_fused_momentum.py", "tests/test_strategies.py",
 ]
 NN_TESTS = [
