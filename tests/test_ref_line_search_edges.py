@@ -25,11 +25,11 @@ class Wall:
         return 1.0
 
 
-@pytest.mark.parametrize("search, evaluations", [(BacktrackingLineSearch(), 26),
-                                                 (AdaptiveLineSearch(), 11)])
-def test_default_trial_limits(search, evaluations):
+@pytest.mark.parametrize("kind, evaluations", [(BacktrackingLineSearch, 26),
+                                               (AdaptiveLineSearch, 11)])
+def test_default_trial_limits(kind, evaluations):
     problem = Wall()
-    step, new_x, new_f = search.search(problem, np.zeros(3), D, 0.0, -25.0)
+    step, new_x, new_f = kind().search(problem, np.zeros(3), D, 0.0, -25.0)
     assert (step, new_f) == (0.0, 0.0) and len(problem.points) == evaluations
     # the first trial is a step of length initial_step = 1, then halvings
     np.testing.assert_allclose([np.linalg.norm(p) for p in problem.points],
