@@ -123,3 +123,16 @@ def test_a_non_finite_gradient_at_an_accepted_proposal_ends_at_the_last_point():
     g = -2.0 * (A @ X0)
     assert res.grad_norm == pytest.approx(np.linalg.norm(g - (X0 @ g) * X0), rel=8 * EPS)
     assert res.history["cost"].tolist() == [f0, f0] and np.isnan(res.history["step_size"][1])
+
+
+def test_the_budget_running_out_after_a_rejected_step_ends_at_that_iterate():
+    # radius 3 on the sphere: the first proposal overshoots and is rejected (one cost
+    # evaluation, iterate 1 recorded at x0); the second proposal would be evaluation 3.
+    free = minimize(rayleigh, Sphere(10), x0=X0, method="trust-regions", radius=3.0,
+                    max_radius=3.0)
+    assert np.isnan(free.history["step_size"][1])  # iteration 1 was rejected
+    res = minimize(rayleigh, Sphere(10), x0=X0, method="trust-regions", radius=3.0,
+                   max_radius=3.0, maxfev=2)
+    assert (res.status, res.nit, res.nfev) == (7, 1, 2)
+    np.testing.assert_array_equal(res.x, X0)
+    assert res.fun == rayleigh(X0) and len(res.history["cost"]) == 2
