@@ -122,6 +122,7 @@ def test_no_decrease_is_a_failed_line_search_unless_the_last_step_was_lost_in_ro
     # f_old - f = 2 eps |f|: the precision floor
     res = no_decrease(setup()[1], X, -2.0, 0.5, 3, stopper(), f_old=-2.0 + 4 * EPS)
     assert res.status == 6 and "precision floor" in res.message
+    assert (res.nit, res.fun, res.grad_norm) == (3, -2.0, 0.5)
     # without the cost before (no step yet), or without a stopper: status 4
     assert no_decrease(setup()[1], X, -2.0, 0.5, 3, stopper(), None).status == 4
     assert no_decrease(setup()[1], X, -2.0, 0.5, 3, None, -2.0).status == 4
@@ -206,3 +207,6 @@ def test_budgeted_passes_the_options_and_the_result_through():
     assert wrapped(problem, X, stopper(maxfev=5), recorder, 1, k=2) == "result"
     assert seen == {"args": (1,), "options": {"k": 2}, "maxfev": 5}
     assert wrapped.__name__ == "solver"
+    # the public name drops the leading underscores only
+    solver.__name__ = "_X_solver_"
+    assert budgeted(solver).__name__ == budgeted(solver).__qualname__ == "X_solver_"
