@@ -53,6 +53,8 @@ def test_egrad_and_hessian_match_the_closed_form(given):
     hvp(U)
     # One gradient pass for the gradient and every product; no cost evaluation.
     assert (problem.nfev, problem.ngev, problem.nhev) == (0, 1, 2)
+    problem.egrad_and_hessian(-X)
+    assert (problem.nfev, problem.ngev, problem.nhev) == (0, 2, 2)
 
 
 @pytest.mark.parametrize("given", ["grad", "both"])
@@ -190,8 +192,11 @@ def test_a_cost_that_is_not_a_scalar_is_refused():
     with pytest.raises(CostError, match=r"^the cost must return a scalar, got an array of "
                                         r"shape \(1,\)$"):
         Problem(lambda x: x[:1], Sphere(3)).cost(X)
-    with pytest.raises(CostError, match="^the cost must return a real number"):
+    with pytest.raises(CostError, match=r"^the cost must return a real number \(float\), got str$"):
         Problem(lambda x: "f", Sphere(3)).cost(X)
+    with pytest.raises(CostError, match=r"^the cost must return a real number \(float\), got "
+                                        r"ndarray of dtype complex128$"):
+        Problem(lambda x: np.array(1j), Sphere(3)).cost(X)
 
 
 def test_a_derivative_of_the_wrong_shape_is_refused_with_both_shapes():
@@ -207,7 +212,16 @@ def test_a_derivative_of_the_wrong_shape_is_refused_with_both_shapes():
 def test_a_derivative_of_the_wrong_kind_is_refused():
     product = Product([Sphere(3), Euclidean(2)])
     point = (X, np.zeros(2))
-    with pytest.raises(CostError, match="^the gradient must be a tuple of arrays shaped like"):
+    with pytest.raises(CostError, match=r"^the gradient must be a tuple of arrays shaped like "
+                                        r"the point \(\(3,\), \(2,\)\), got ndarray$"):
         Problem(lambda p: anp.sum(p[1]), product, egrad=lambda p: np.ones(3)).cost_and_egrad(point)
-    with pytest.raises(CostError, match="complex128"):
+    with pytest.raises(CostError, match=r"^the gradient must be an array shaped like the point "
+                                        r"\(3,\), got tuple$"):
+        Problem(cost, Sphere(3), egrad=lambda x: (x, x)).cost_and_egrad(X)
+    real = "the gradient must be a real array (or a tuple of them for a Product) shaped like "
+    with pytest.raises(CostError) as err:
         Problem(cost, Sphere(3), egrad=lambda x: x + 1j).cost_and_egrad(X)
+    assert str(err.value) == real + "the point, got ndarray of dtype complex128"
+    with pytest.raises(CostError) as err:
+        Problem(lambda p: anp.sum(p[1]), product, egrad=lambda p: (p[0], [0.0, 0.0])).cost_and_egrad(point)
+    assert str(err.value) == real + "the point, got list"
