@@ -294,3 +294,101 @@ def test_history_has_one_row_per_iterate_and_goes_to_pandas():
     frame = h.to_pandas()
     assert isinstance(frame, pd.DataFrame) and frame.index.name == "iteration"
     assert list(frame.columns) == list(h) and np.array_equal(frame["cost"], h["cost"])
+
+
+# --- more edges --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gtol", "ftol", "xtol", "maxtime"])
+def test_stopper_names_the_bad_tolerance(name):
+    options = dict(maxiter=10, gtol=0.0, ftol=0.0, xtol=0.0, maxtime=1.0, callback=None)
+    options[name] = -1.0
+    with pytest.raises(ValueError, match=f"^{name} must be >= 0, got -1.0$"):
+        Stopper(**options)
+
+
+def test_relative_cost_decrease_of_costs_below_one_is_measured_against_one():
+    s = stopper(ftol=0.5)
+    assert s.check(1, 0.0, 1.0, 0.75, 0.0, 0.1, X64) is None  # 0.75 > 0.5 * max(0.75, 0, 1)
+
+
+def test_telemetry_norm_drift_from_a_point_off_the_sphere():
+    x, y = np.array([1.5, 0.0]), np.array([2.0, 0.0])
+    got = telemetry(Sphere(2).unchecked, x, y, y - x)
+    assert got["norm_drift"] == 0.5  # violation 1 after, 0.5 before
+
+
+def test_to_pandas_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
+    with pytest.raises(ImportError, match="^History.to_pandas needs pandas: pip install pandas$"):
+        History({"cost": np.zeros(1)}).to_pandas()
+
+
+def test_which_runs_batch_their_history():
+    from spherenet.optim._loop import _batchable
+    from spherenet.strategies import NoConstraint, Projection, Reparam
+
+    assert _batchable(Riemannian(Oblique(2, 3))) and _batchable(Projection(Sphere(3)))
+    assert not _batchable(Riemannian(Euclidean(3)))
+    assert not _batchable(Riemannian(Product([Sphere(2), Euclidean(1)])))
+    assert not _batchable(Reparam(Sphere(3)))  # weights != variable, and an extra field
+    assert not _batchable(Penalty(Sphere(3))) and not _batchable(NoConstraint(Sphere(3)))
+
+
+def test_recorder_defaults_are_quiet_without_telemetry_and_ctol_1e_6(capsys):
+    x = np.array([0.0, 0.6, 0.8])
+    rec = Recorder(_Problem(Sphere(3)), Riemannian(Sphere(3)))
+    rec.record(0, x, -1.0, 0.5)
+    res = rec.result(x * (1.0 + 5e-7), -1.0, 0.5, 0, 0, "done")
+    assert res.success and capsys.readouterr().out == ""
+    assert not any(name in res.history for name in ("tangency", "chord"))
+    assert not rec.result(x * (1.0 + 2e-6), -1.0, 0.5, 0, 0, "done").success
+
+
+def test_the_per_iterate_violation_and_angle():
+    rec = Recorder(_Problem(Sphere(2)), Riemannian(Sphere(2)))
+    t = 0.4
+    x, y = np.array([1.0, 0.0]), np.array([np.cos(t), np.sin(t)])
+    violation, angle = rec._violation_and_angle(x, y)
+    assert violation == pytest.approx(0.0, abs=2 * EPS64)
+    assert angle == pytest.approx(t, rel=4 * EPS64)
+    violation, angle = rec._violation_and_angle(None, 1.25 * y)
+    assert violation == pytest.approx(0.25, rel=4 * EPS64) and np.isnan(angle)
+
+
+def test_projection_history_angles_are_those_of_the_normalized_iterates():
+    # With epsilon > 0 the projection iterates have norm 1/(1 + epsilon): the batched
+    # history normalizes them before measuring the angle.
+    from spherenet.strategies import Projection
+
+    a = np.diag(np.linspace(1.0, 3.0, 6))
+    seen = []
+    res = minimize(lambda x: -x @ a @ x, Sphere(6), x0=np.ones(6) / np.sqrt(6.0), method="sd",
+                   strategy=Projection(Sphere(6), epsilon=0.1), maxiter=5, gtol=0.0,
+                   callback=lambda x: seen.append(np.array(x)))
+    points = [np.ones(6) / np.sqrt(6.0)] + seen
+    ref = []
+    for p, q in zip(points[:-1], points[1:]):
+        p, q = p / np.linalg.norm(p), q / np.linalg.norm(q)
+        c = p @ q
+        ref.append(np.arctan2(np.linalg.norm(q - c * p), c))
+    np.testing.assert_allclose(res.history["angle"][1:], ref, rtol=1e-12)
+
+
+def test_history_times_are_seconds_since_the_start():
+    res = minimize(lambda x: -x[0], Sphere(3), x0=np.array([0.0, 0.6, 0.8]), method="sd",
+                   maxiter=5, gtol=0.0, maxtime=3600.0)
+    t = res.history["time"]
+    assert res.status == 1 and 0.0 <= t[0] and np.all(np.diff(t) >= 0.0) and t[-1] < 3600.0
+
+
+def test_telemetry_after_a_rejected_trust_region_step_is_nan():
+    a = np.diag(np.linspace(1.0, 10.0, 10))
+    res = minimize(lambda x: -(x @ (a @ x)), Sphere(10), x0=np.ones(10) / np.sqrt(10.0),
+                   method="trust-regions", radius=3.0, max_radius=3.0, maxiter=3,
+                   telemetry=True)
+    h = res.history
+    assert np.isnan(h["step_size"][1]) and np.isnan(h["chord"][1])  # rejected
+    assert h["chord"][2] > 0.0
