@@ -280,6 +280,15 @@ def test_lbfgs_replaces_an_uphill_direction_whatever_the_scale_of_the_cost(scale
 
 
 def test_bb_contraction_sets_the_backtracking_factor():
-    res = minimize(_wall, Sphere(3), x0=E1, method="bb", grad=_e2, contraction=0.25,
+    trials = []
+
+    def wall(x):
+        trials.append(np.array(x))
+        return _wall(x)
+
+    res = minimize(wall, Sphere(3), x0=E1, method="bb", grad=_e2, contraction=0.25,
                    max_trials=3)
     assert res.nfev == 1 + 4 and res.status == 4
+    # trial k moves 0.25^k along the great circle (a first step of length 1)
+    angles = [np.arccos(np.clip(t @ E1, -1.0, 1.0)) for t in trials[1:]]
+    np.testing.assert_allclose(angles, [1.0, 0.25, 0.0625, 0.015625], rtol=1e-7)
