@@ -70,3 +70,19 @@ def test_a_run_without_a_line_search_uses_the_backtracking_search():
                      line_search=Recording())
     np.testing.assert_array_equal(default.x, given.x)
     np.testing.assert_array_equal(default.history["step_size"], given.history["step_size"])
+
+
+def test_a_step_below_xtol_stops_the_run():
+    x0 = np.array([0.5, 0.5, 0.5, 0.5])
+    res = minimize(cost, Sphere(4), x0=x0, method="sd", xtol=0.1, gtol=0.0)
+    steps = res.history["step_size"]
+    assert res.status == 4 and steps[-1] <= 0.1 and np.all(steps[1:-1] > 0.1)
+    assert res.message == f"step size {steps[-1]:.3e} <= xtol 1.0e-01"
+
+
+def test_telemetry_of_steepest_descent_steps():
+    x0 = np.array([0.5, 0.5, 0.5, 0.5])
+    res = minimize(cost, Sphere(4), x0=x0, method="sd", maxiter=4, gtol=0.0, telemetry=True)
+    h = res.history
+    assert np.all(h["tangency"][1:] <= 64 * EPS)  # the step is minus the Riemannian gradient
+    np.testing.assert_allclose(h["chord"][1:], 2.0 * np.sin(h["angle"][1:] / 2.0), rtol=64 * EPS)
