@@ -210,7 +210,8 @@ def test_projection_geometry_delegates_sampling_and_checks():
     v = geometry.random_tangent(x, rng=np.random.default_rng(2))
     np.testing.assert_array_equal(
         v, Euclidean(4).random_tangent(x, rng=np.random.default_rng(2)))
-    np.testing.assert_array_equal(geometry.zero_vector(x), np.zeros(4, np.float32))
+    zero = geometry.zero_vector(x)
+    assert zero.dtype == np.float32 and zero.shape == (4,) and not np.any(zero)
     assert geometry.violation(2.0 * x.astype(np.float64)) == pytest.approx(1.0, rel=1e-6)
     np.testing.assert_allclose(geometry.project_point(np.array([0.0, 3.0, 0.0, 4.0])),
                                [0.0, 0.6, 0.0, 0.8], rtol=4 * EPS64)
@@ -219,7 +220,9 @@ def test_projection_geometry_delegates_sampling_and_checks():
         geometry.check_point(2.0 * x, name="x0")
     with pytest.raises(ValueError, match="x0 is off"):
         geometry.check_point(1.01 * x, atol=1e-3, name="x0")
-    geometry.check_point(1.0001 * x, atol=1e-3)  # within the tolerance given
+    geometry.check_point(1.001 * x, atol=1e-2)  # within the tolerance given, not the default
+    with pytest.raises(ValueError, match="check_point: point is off"):
+        geometry.check_point(2.0 * x)
     u = np.ones(4, np.float32)  # any ambient vector is a tangent vector here
     assert geometry.check_tangent(x, u) is u
     with pytest.raises(ValueError, match="finite"):
@@ -233,3 +236,13 @@ def test_the_base_measure_is_the_norm_of_the_riemannian_gradient():
     z = np.array([[0.0, 1.0], [1.0, 0.0]])
     for strategy in (Riemannian(Oblique(2, 2)), NoConstraint(Oblique(2, 2))):
         assert strategy.measure(z, None, rgrad) == pytest.approx(13.0, rel=4 * EPS64)
+
+
+def test_angle_adds_the_squares_over_every_sphere_factor():
+    manifold = Product([Sphere(2), Euclidean(1), Sphere(3)])
+    s, t = 0.3, 0.4
+    a = (np.array([1.0, 0.0]), np.zeros(1), np.array([0.0, 0.0, 1.0]))
+    b = (np.array([np.cos(s), np.sin(s)]), np.ones(1), np.array([np.sin(t), 0.0, np.cos(t)]))
+    expected = np.hypot(s, t)
+    assert Riemannian(manifold).angle(a, b) == pytest.approx(expected, rel=4 * EPS64)
+    assert Projection(manifold).angle(a, b) == pytest.approx(expected, rel=4 * EPS64)
