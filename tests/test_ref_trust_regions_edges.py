@@ -92,7 +92,9 @@ def test_maxinner_bounds_the_inner_iterations():
 
 @pytest.mark.parametrize("options", [{"radius": 0.0}, {"radius": math.inf},
                                      {"max_radius": 0.0}, {"max_radius": math.inf},
-                                     {"radius": -1.0, "max_radius": 1.0}])
+                                     {"radius": -1.0, "max_radius": 1.0},
+                                     {"radius": 0.1, "max_radius": 0.0},
+                                     {"radius": 0.1, "max_radius": math.inf}])
 def test_radius_must_be_positive_and_finite(options):
     radius = options.get("radius", Sphere(10).typical_dist / 8.0 if "max_radius" not in options
                          else options["max_radius"] / 8.0)
