@@ -36,8 +36,10 @@ with ``numba.njit`` at run time, and mutmut replaces every function by a
 Python trampoline that numba cannot compile (and a mutant compiled with
 ``cache=True`` would poison the on-disk kernel cache). Its NumPy twins are
 checked against the compiled kernels in ``tests/test_kernels.py``. The
-callers in ``sphere.py`` and ``_momentum.py`` are mutated and tested with
-numba enabled, as in the normal suite.
+callers in ``sphere.py`` are mutated and tested with numba enabled, as in
+the normal suite. ``_momentum.py`` defines its two kernels itself and jits
+them on first use: its mutants run with ``NUMBA_DISABLE_JIT=1`` (see
+:data:`ENV`), so the kernels run as Python and are mutated too.
 """
 
 import argparse
@@ -115,6 +117,14 @@ TESTS = {
     "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
 }
 
+#: Extra environment of a module's run. ``_momentum.py`` compiles two of its
+#: functions with numba when first used; mutmut replaces every function by a
+#: trampoline numba cannot compile, so its mutants run with numba's JIT off
+#: (the kernels then run as the Python functions they are written as).
+ENV = {
+    "spherenet/optim/_momentum.py": {"NUMBA_DISABLE_JIT": "1"},
+}
+
 #: Excluded from the scope, with the reason (see the module docstring).
 EXCLUDED = {
     "spherenet/manifolds/_kernels.py": "numba-jitted at run time; trampolines cannot be compiled",
@@ -151,8 +161,8 @@ def prepare(root, module, workdir):
     return tests
 
 
-def _mutmut(workdir, args, jobs, log):
-    env = dict(os.environ, SPHERENET_TEST_EXAMPLES="2", PYTHONDONTWRITEBYTECODE="1")
+def _mutmut(workdir, args, jobs, log, extra_env=None):
+    env = dict(os.environ, SPHERENET_TEST_EXAMPLES="2", PYTHONDONTWRITEBYTECODE="1", **(extra_env or {}))
     env.pop("HYPOTHESIS_PROFILE", None)
     cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", *args]
     if args[0] == "run":
@@ -215,7 +225,7 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         carried = []
         if max_mutants is not None or since is not None:
             # a pattern matching no mutant: generates the mutants and the stats, tests none
-            _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log)
+            _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log, ENV.get(module))
             names = _mutant_names(workdir, module)
         sampled = None
         if since is not None:
@@ -232,7 +242,8 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         elif max_mutants is not None and max_mutants < len(names):
             # evenly spread over the module, so that every function is represented
             names = sampled = [names[(i * len(names)) // max_mutants] for i in range(max_mutants)]
-        code = _mutmut(workdir, ["run", *names], jobs, log) if names or (since is None and not sampled) else 0
+        code = (_mutmut(workdir, ["run", *names], jobs, log, ENV.get(module))
+                if names or (since is None and not sampled) else 0)
         meta = workdir / "mutants" / (module + ".meta")
         if not meta.exists():
             raise RuntimeError(f"mutmut produced no results for {module} (exit {code}); log: {log}")
