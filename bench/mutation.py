@@ -37,9 +37,9 @@ Python trampoline that numba cannot compile (and a mutant compiled with
 ``cache=True`` would poison the on-disk kernel cache). Its NumPy twins are
 checked against the compiled kernels in ``tests/test_kernels.py``. The
 callers in ``sphere.py`` are mutated and tested with numba enabled, as in
-the normal suite. ``_momentum.py`` defines its two kernels itself and jits
-them on first use: its mutants run with ``NUMBA_DISABLE_JIT=1`` (see
-:data:`ENV`), so the kernels run as Python and are mutated too.
+the normal suite. ``_momentum.py`` defines two kernels itself and jits them
+on first use: they are left unmutated (see :data:`NO_MUTATE`), the rest of
+the module is mutated and tested with numba enabled.
 """
 
 import argparse
@@ -117,12 +117,13 @@ TESTS = {
     "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
 }
 
-#: Extra environment of a module's run. ``_momentum.py`` compiles two of its
-#: functions with numba when first used; mutmut replaces every function by a
-#: trampoline numba cannot compile, so its mutants run with numba's JIT off
-#: (the kernels then run as the Python functions they are written as).
-ENV = {
-    "spherenet/optim/_momentum.py": {"NUMBA_DISABLE_JIT": "1"},
+#: Functions left as they are (no mutants, no trampoline) by a pragma added in
+#: the scratch copy: ``_momentum.py`` compiles these two with numba on first
+#: use, and numba cannot compile mutmut's trampoline (the clean run fails).
+#: Their NumPy twin ``_numpy_step`` is mutated, and the kernels are checked
+#: against it by ``tests/test_ref_kernels.py``.
+NO_MUTATE = {
+    "spherenet/optim/_momentum.py": ("_lead_coefs", "_momentum_lead"),
 }
 
 #: Excluded from the scope, with the reason (see the module docstring).
@@ -147,6 +148,13 @@ def prepare(root, module, workdir):
     shutil.copytree(root / "spherenet", workdir / "spherenet", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(root / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(root / "setup.cfg", workdir / "setup.cfg")
+    for name in NO_MUTATE.get(module, ()):
+        path = workdir / module
+        source, count = re.subn(rf"^(def {name}\(.*\):)$", r"\1  # pragma: no mutate function",
+                                path.read_text(), flags=re.M)
+        if count != 1:
+            raise RuntimeError(f"{module}: no one-line definition of {name} to leave unmutated")
+        path.write_text(source)
     tests = [t for t in TESTS[module] if (root / t).exists()]
     pyproject = (root / "pyproject.toml").read_text()
     pyproject += (
@@ -161,8 +169,8 @@ def prepare(root, module, workdir):
     return tests
 
 
-def _mutmut(workdir, args, jobs, log, extra_env=None):
-    env = dict(os.environ, SPHERENET_TEST_EXAMPLES="2", PYTHONDONTWRITEBYTECODE="1", **(extra_env or {}))
+def _mutmut(workdir, args, jobs, log):
+    env = dict(os.environ, SPHERENET_TEST_EXAMPLES="2", PYTHONDONTWRITEBYTECODE="1")
     env.pop("HYPOTHESIS_PROFILE", None)
     cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", *args]
     if args[0] == "run":
@@ -225,7 +233,7 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         carried = []
         if max_mutants is not None or since is not None:
             # a pattern matching no mutant: generates the mutants and the stats, tests none
-            _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log, ENV.get(module))
+            _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log)
             names = _mutant_names(workdir, module)
         sampled = None
         if since is not None:
@@ -242,8 +250,7 @@ def run_module(root, module, max_mutants, jobs, keep, since=None):
         elif max_mutants is not None and max_mutants < len(names):
             # evenly spread over the module, so that every function is represented
             names = sampled = [names[(i * len(names)) // max_mutants] for i in range(max_mutants)]
-        code = (_mutmut(workdir, ["run", *names], jobs, log, ENV.get(module))
-                if names or (since is None and not sampled) else 0)
+        code = _mutmut(workdir, ["run", *names], jobs, log) if names or (since is None and not sampled) else 0
         meta = workdir / "mutants" / (module + ".meta")
         if not meta.exists():
             raise RuntimeError(f"mutmut produced no results for {module} (exit {code}); log: {log}")
