@@ -109,7 +109,7 @@ TESTS = {
     "spherenet/optim/schedules.py": ["tests/test_ref_schedules.py", "tests/test_rules.py",
                                      "tests/test_nn_model.py"],
     "spherenet/optim/_momentum.py": RULE_TESTS + ["tests/test_kernels.py", "tests/test_ref_kernels.py"],
-    "spherenet/optim/spectrum.py": ["tests/test_spectrum.py"],
+    "spherenet/optim/spectrum.py": ["tests/test_ref_spectrum_edges.py", "tests/test_spectrum.py"],
     "spherenet/optim/_batch.py": SOLVER_TESTS,
     "spherenet/optim/lbfgs.py": SOLVER_TESTS,
     "spherenet/optim/bb.py": SOLVER_TESTS,
