@@ -150,7 +150,7 @@ def prepare(root, module, workdir):
     shutil.copy2(root / "setup.cfg", workdir / "setup.cfg")
     for name in NO_MUTATE.get(module, ()):
         path = workdir / module
-        source, count = re.subn(rf"^(def {name}\(.*\):)$", r"\1  # pragma: no mutate function",
+        source, count = re.subn(rf"^(def {name}\(.*\):)$", r"\1  # pragma: no mutate block",
                                 path.read_text(), flags=re.M)
         if count != 1:
             raise RuntimeError(f"{module}: no one-line definition of {name} to leave unmutated")
