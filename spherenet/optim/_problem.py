@@ -88,7 +88,9 @@ class Problem:
         self._egrad = egrad
         self._ehess = ehess
         self._autograd = egrad is None
-        self._grad = autograd.grad(cost) if ehess is None else None
+        # autograd's gradient serves the Hessian-vector products (no ehess) and the
+        # gradient at a trust-region proposal (no egrad): needed unless both are given.
+        self._grad = autograd.grad(cost) if ehess is None or egrad is None else None
         self._measure = measure
         self.maxfev = maxfev
         self.nfev = 0
