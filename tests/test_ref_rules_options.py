@@ -34,7 +34,7 @@ def test_betas_may_be_zero_but_not_one():
     (RAdam, {"adaptivity": "row"}, "adaptivity must be 'factor' or 'coordinate', got 'row'"),
     (RSGD, {"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
     (RSGD, {"nesterov": True}, "nesterov needs a positive momentum"),
-    (RSGD, {"weight_decay": -0.001}, "weight_decay must be >= 0, got -0.001"),
+    (RSGD, {"weight_decay": -0.001}, "weight_decay must be a finite number >= 0, got -0.001"),
 ])
 def test_bad_options_are_refused_with_a_message(rule, options, message):
     with pytest.raises(ValueError, match="^" + message + "$"):
