@@ -21,6 +21,10 @@ from spherenet.nn import Activation, Dense, Dropout, Flatten, Sequential, unit_n
 from spherenet.nn._autodiff import value_and_grads
 from spherenet.nn.layers import layer_from_config, manifold_config, manifold_from_config
 
+
+def eps(dtype):
+    return float(np.finfo(dtype).eps)
+
 # --- manifolds in saved architectures -----------------------------------------------------------
 
 SAVED = [
@@ -186,3 +190,47 @@ def test_dropout_config_keeps_rate_and_seed():
     assert config == {"class_name": "Dropout", "name": "drop", "rate": 0.25, "seed": 11}
     again = layer_from_config(config)
     assert (again.rate, again.seed, again.name) == (0.25, 11, "drop")
+
+
+def test_dropout_arguments():
+    layer = Dropout(0.5, name="drop", input_shape=(3,))
+    assert (layer.name, layer.input_shape, layer.rate, layer.seed) == ("drop", (3,), 0.5, None)
+    for bad in (False, True, 1.0, -0.1, "0.5", None):
+        with pytest.raises(ValueError, match=r"^Dropout rate must be in \[0, 1\), got "):
+            Dropout(bad)
+
+
+class FixedUniforms:
+    """A stand-in generator whose uniforms are given: the mask's comparison by hand."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+
+    def random(self, shape, dtype=np.float64):
+        return self.values.reshape(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropout_mask_keeps_uniforms_at_or_above_the_rate(dtype):
+    # keep iff u >= rate, u uniform in [0, 1) drawn as float32 from the layer's generator;
+    # kept entries are scaled by 1 / (1 - rate)
+    x = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=dtype)
+    layer = Dropout(0.5)
+    out = layer.apply((), x, training=True, rng=FixedUniforms([0.25, 0.5, 0.75, 0.4999]))
+    np.testing.assert_array_equal(out, np.array([[0.0, 4.0, 6.0, 0.0]], dtype=dtype))
+    assert out.dtype == dtype
+    # a seeded generator: its float32 uniforms, as numpy draws them
+    x = np.arange(1.0, 201.0, dtype=dtype).reshape(10, 20)
+    out = Dropout(0.3).apply((), x, training=True, rng=np.random.default_rng(9))
+    u = np.random.default_rng(9).random((10, 20), dtype=np.float32)
+    expected = np.where(u >= np.float32(0.3), x * dtype(1 / 0.7), 0)
+    np.testing.assert_allclose(out, expected, rtol=eps(dtype), atol=0)
+    # not training: the identity
+    assert Dropout(0.3).apply((), x, rng=np.random.default_rng(9)) is x
+
+
+def test_layer_from_config_refuses_unknown_classes():
+    with pytest.raises(ValueError, match=r"^unknown layer class 'Conv9'; known: \[.*'Dense'"):
+        layer_from_config({"class_name": "Conv9"})
+    with pytest.raises(ValueError, match=r"^unknown layer class None; known: \["):
+        layer_from_config({"name": "x"})
