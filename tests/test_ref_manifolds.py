@@ -11,6 +11,9 @@ Only valid inputs are used here; the errors raised for bad input are tested
 in ``test_validation.py``.
 """
 
+import copy
+import pickle
+
 import mpmath
 import numpy as np
 import pytest
@@ -718,3 +721,28 @@ def test_product_sampling(dtype):
         assert a.dtype == dtype
         assert np.linalg.norm(a.astype(np.float64)) == pytest.approx(1 / np.sqrt(2), rel=tol(dtype, 8))
     assert abs(float(np.sum(x[0].astype(np.float64) * u[0]))) < tol(dtype, 8)
+
+
+# --- the base class: hashing, copies of the unchecked view ------------------------------
+
+
+def test_hash_follows_the_class_and_the_options():
+    # equal manifolds hash alike; these unequal ones differ (a Sphere(3, 4) and an
+    # Oblique over both axes have the same key, not the same class)
+    assert hash(Sphere(3, 4)) == hash(Sphere(3, 4))
+    distinct = [Sphere(3, 4), Oblique(shape=(3, 4), axis=(0, 1)), Sphere(4), Euclidean(4),
+                Sphere(3, 4, retraction="projection")]
+    assert len({hash(m) for m in distinct}) == len(distinct)
+    assert len(set(distinct)) == len(distinct)
+
+
+def test_a_copy_of_the_unchecked_view_is_checked_also_after_pickling():
+    M = Sphere(3, 4)
+    x = M.random_point(rng=0)
+    assert isinstance(M.unchecked.dist(2 * x, x), float)  # the view checks nothing
+    for other in (copy.copy(M.unchecked), pickle.loads(pickle.dumps(copy.copy(M.unchecked)))):
+        assert other == M
+        with pytest.raises(ValueError, match=r"^dist: x is off Sphere"):
+            other.dist(2 * x, x)
+    view = pickle.loads(pickle.dumps(M.unchecked))  # the view itself stays a view
+    assert isinstance(view.dist(2 * x, x), float)

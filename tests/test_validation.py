@@ -329,3 +329,16 @@ def test_product_parts_are_checked_with_their_factor_named():
         M.exp((w, b), (np.zeros_like(w), np.zeros(4, np.float32)))
     with pytest.raises(ValueError, match=r"exp: u must have 2 parts, got 1"):
         M.exp((w, b), (np.zeros_like(w),))
+
+
+def test_atol_must_be_a_non_negative_number_or_none():
+    M = Sphere(3)
+    x = np.array([1.0, 0.0, 0.0])
+    assert M.check_point(x, atol=0) is x and M.check_point(x, atol=None) is x
+    assert M.check_point(x, atol=0.5) is x
+    for bad in (-1e-3, True, False, float("nan"), "1e-3", 1j):
+        with pytest.raises(ValueError, match=r"^atol must be a non-negative number or None, got "
+                                             + re.escape(repr(bad)) + "$"):
+            M.check_point(x, atol=bad)
+        with pytest.raises(ValueError, match=r"^atol must be a non-negative number or None"):
+            M.check_tangent(x, np.zeros(3), atol=bad)
