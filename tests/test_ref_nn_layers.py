@@ -234,3 +234,38 @@ def test_layer_from_config_refuses_unknown_classes():
         layer_from_config({"class_name": "Conv9"})
     with pytest.raises(ValueError, match=r"^unknown layer class None; known: \["):
         layer_from_config({"name": "x"})
+
+
+def test_dense_config_keeps_both_initializers():
+    layer = Dense(3, input_dim=2, activation="tanh", use_bias=True, kernel_initializer="ones",
+                  bias_initializer={"name": "random_normal", "stddev": 0.5}, name="d")
+    config = layer.get_config()
+    assert config["kernel_initializer"]["name"] == "ones"
+    assert config["bias_initializer"]["name"] == "random_normal"
+    assert config["bias_initializer"]["stddev"] == 0.5
+    again = layer_from_config(json.loads(json.dumps(config)))
+    assert again.get_config() == config
+    again.build((2,))
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(again.params[0].initializer((2, 3), np.float64, rng),
+                                  np.ones((2, 3)))
+
+
+def test_dense_arguments_are_checked():
+    for bad in (True, 2.0, 0, -1, "3"):
+        with pytest.raises(ValueError, match=r"^units must be a positive integer, got "):
+            Dense(bad)
+    with pytest.raises(ValueError, match=r"^input_dim must be a positive integer, got True$"):
+        Dense(2, input_dim=True)
+    with pytest.raises(ValueError, match=r"^give input_dim or input_shape, not both$"):
+        Dense(2, input_dim=3, input_shape=(3,))
+    assert Dense(np.int64(4), input_dim=np.int32(3)).units == 4
+
+
+@pytest.mark.parametrize("which", ["kernel_initializer", "bias_initializer"])
+def test_a_python_callable_initializer_cannot_be_saved(which):
+    layer = Dense(2, input_dim=2, name="custom", **{which: lambda shape, dtype, rng: np.ones(shape)})
+    with pytest.raises(ValueError, match=r"^layer 'custom' has the initializer <function .*>, a "
+                                         r"Python callable, which cannot be saved; use a named "
+                                         r"initializer$"):
+        layer.get_config()
