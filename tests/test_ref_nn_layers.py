@@ -269,3 +269,15 @@ def test_a_python_callable_initializer_cannot_be_saved(which):
                                          r"Python callable, which cannot be saved; use a named "
                                          r"initializer$"):
         layer.get_config()
+
+
+def test_a_python_callable_activation_cannot_be_saved():
+    layer = Activation(lambda x: x, name="mine")
+    with pytest.raises(ValueError, match=r"^layer 'mine' has the activation <function .*>, a "
+                                         r"Python callable, which cannot be saved"):
+        layer.get_config()
+
+
+def test_manifold_from_config_without_a_shape():
+    with pytest.raises(ValueError, match=r"^unknown manifold 'Stiefel' in a saved architecture$"):
+        manifold_from_config({"class_name": "Stiefel"})

@@ -2,6 +2,7 @@
 what was expected and what came."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -342,3 +343,25 @@ def test_atol_must_be_a_non_negative_number_or_none():
             M.check_point(x, atol=bad)
         with pytest.raises(ValueError, match=r"^atol must be a non-negative number or None"):
             M.check_tangent(x, np.zeros(3), atol=bad)
+
+
+@pytest.mark.parametrize("make", [lambda *s: Sphere(*s), lambda *s: Euclidean(*s),
+                                  lambda *s: Oblique(shape=s)], ids=["Sphere", "Euclidean", "Oblique"])
+def test_shape_errors_name_the_shape(make):
+    with pytest.raises(TypeError, match=r"^shape needs at least one dimension, got none$"):
+        make()
+    with pytest.raises(ValueError, match=r"^shape must have positive sizes, got \(3, 0\)$"):
+        make(3, 0)
+    with pytest.raises(TypeError, match=r"^shape must be given as ints, got \(3, 2\.0\)$"):
+        make(3, 2.0)
+
+
+def test_a_huge_negative_entry_is_measured_without_overflow():
+    # max |x| comes from the most negative entry here: it must send the norm to the
+    # rescaling path, which reports the true distance to the sphere, not inf
+    for M, x in [(Sphere(3), np.array([-1e200, 0.0, 0.0])),
+                 (Oblique(3, 2), np.array([[-1e200, 1.0], [0.0, 0.0], [0.0, 0.0]]))]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"have norm off 1 by up to 1e\+200 "):
+                M.check_point(x)
