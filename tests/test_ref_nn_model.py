@@ -1,0 +1,130 @@
+"""Sequential's reports and bookkeeping, pinned to the letter on hand-built cases.
+
+* A non-finite stop: the three messages (loss non-finite before any step,
+  after some steps, weights overflowing), each naming the epoch and batch
+  of a case built so that the overflow happens exactly there, and the
+  warning pointing at the caller's line.
+* ``evaluate(verbose=1)``'s line, ``summary`` of a model that is not
+  compiled, the errors of ``evaluate``'s arguments.
+* The optimizer signature written into saved files (resuming a saved run
+  compares it): its exact fields.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spherenet.nn import Dense, NonFiniteLossWarning, Sequential, unit_norm
+from spherenet.optim import RAdam, RSGD
+
+
+def line_model(weight, dtype="float32", use_bias=False):
+    model = Sequential(dtype=dtype)
+    model.add(Dense(1, input_dim=1, use_bias=use_bias, kernel_initializer="ones"))
+    model.build()
+    model.set_weights([np.array([[weight]])] + ([np.zeros(1)] if use_bias else []))
+    return model
+
+
+def fit_warning(model, x, y, **kwargs):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit(x, y, verbose=0, shuffle=False, **kwargs)
+    found = [w for w in record if issubclass(w.category, NonFiniteLossWarning)]
+    assert len(found) == 1, [str(w.message) for w in record]
+    # stacklevel: the warning points at the line that called fit
+    assert found[0].filename == __file__
+    return str(found[0].message)
+
+
+def test_loss_overflowing_before_any_step_names_the_batch_and_the_largest_input():
+    # float32; the first batch holds the target 1e30: (1 - 1e30)^2 overflows at once
+    model = line_model(1.0)
+    model.compile(optimizer=RSGD(lr=0.1), loss="mse")
+    x, y = np.array([[2.0], [-3.0], [1.0]]), np.array([1e30, 0.0, 0.0])
+    message = fit_warning(model, x, y, batch_size=2, epochs=1)
+    assert message == (
+        "training stopped at epoch 1, batch 1: the loss is inf at the weights training started "
+        "from, before any step; the data or the weights overflow float32 (largest |x| in the "
+        "batch: 3); scale the inputs or targets down, or use dtype='float64'. The weights are "
+        "unchanged")
+    np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
+
+
+def test_loss_overflowing_after_steps_names_the_epoch_the_batch_and_the_steps():
+    # batches of 2 with a learning rate of 0: the third sample, in the second batch,
+    # overflows; one step was taken before it
+    model = line_model(1.0)
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    x, y = np.array([[1.0], [1.0], [1.0]]), np.array([0.0, 0.0, 1e30])
+    message = fit_warning(model, x, y, batch_size=2, epochs=2)
+    assert message == (
+        "training stopped at epoch 1, batch 2: the loss became inf after 1 step(s) of this fit; "
+        "the model keeps the weights of the last step with a finite loss (try a smaller "
+        "learning rate)")
+
+
+def test_weights_overflowing_name_the_last_batch():
+    # one sample: loss (10 w)^2 = 100, gradient 200 w; w - 1e38 * 200 overflows float32
+    model = line_model(1.0)
+    model.compile(optimizer=RSGD(lr=1e38), loss="mse")
+    message = fit_warning(model, np.array([[10.0]]), np.array([0.0]), batch_size=1, epochs=3)
+    assert message == (
+        "training stopped at epoch 1, batch 1: the weights became NaN or infinite; the model "
+        "keeps the weights of the last step with a finite loss (try a smaller learning rate)")
+    np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
+    assert model.stop_reason == message
+
+
+def test_evaluate_verbose_prints_one_line(capsys):
+    model = line_model(2.0, dtype="float64")
+    model.compile(loss="mse", metrics=["mse"])
+    x, y = np.array([[1.0], [1.0]]), np.array([[1.0], [0.0]])  # squared errors 1 and 4
+    assert model.evaluate(x, y, verbose=1) == [2.5, 2.5]
+    assert capsys.readouterr().out == "loss: 2.5000 - mse: 2.5000\n"
+    model.evaluate(x, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_arguments():
+    model = line_model(2.0)
+    model.compile(loss="mse")
+    x, y = np.ones((3, 1)), np.zeros(3)
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got 0$"):
+        model.evaluate(x, y, batch_size=0)
+    # weights finite in float64 but beyond float32 are refused, not turned into an inf loss
+    with pytest.raises(ValueError, match=r"^sample_weight has 1 value\(s\) finite in float64 but "
+                                         r"beyond the range of the model's dtype float32"):
+        model.evaluate(x, y, sample_weight=np.array([1.0, 1e39, 1.0]))
+    with pytest.raises(ValueError, match=r"^sample_weight has 1 value\(s\) finite in float64"):
+        model.fit(x, y, sample_weight=np.array([1.0, 1e39, 1.0]), verbose=0)
+
+
+def test_summary_of_a_model_not_compiled_and_of_one_without_input_shape():
+    model = Sequential([Dense(3, input_dim=2, kernel_constraint=unit_norm())], name="m")
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert lines[0] == 'Model: "m"' and lines[-2] == "dtype: float32"
+    model.compile(loss="mse", strategy="projection")
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert lines[-2] == "dtype: float32; constraints kept by strategy: projection"
+    with pytest.raises(ValueError, match=r"^the model's input shape is unknown, so summary cannot "
+                                         r"be done yet"):
+        Sequential([Dense(3)]).summary()
+
+
+def test_optimizer_signature_fields():
+    model = Sequential([Dense(2, input_dim=2)])
+    model.compile(optimizer=RSGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                  loss="mse", strategy="penalty", strategy_options={"mu": 2.0})
+    assert model._optimizer_signature() == {
+        "rule": {"class_name": "RSGD", "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+        "strategy": "penalty", "strategy_options": {"mu": 2.0}}
+    model.compile(optimizer=RAdam(lr=0.1, betas=(0.8, 0.99), eps=1e-6, amsgrad=True,
+                                  adaptivity="coordinate"), loss="mse")
+    assert model._optimizer_signature() == {
+        "rule": {"class_name": "RAdam", "betas": [0.8, 0.99], "eps": 1e-6, "amsgrad": True,
+                 "adaptivity": "coordinate"},
+        "strategy": "riemannian", "strategy_options": {}}
