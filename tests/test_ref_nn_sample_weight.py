@@ -312,6 +312,11 @@ def test_fit_and_evaluate_refuse_bad_weights_before_any_change():
         assert model.history is None
     with pytest.raises(ValueError, match=r"^sample_weight has 1 NaN or infinite value\(s\)"):
         model.evaluate(x, labels, sample_weight=np.r_[np.ones(7), np.nan])
+    binary = linear_model(activation="sigmoid")
+    binary.compile(loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=r"^class_weight keys must be class indices in \[0, 2\), "
+                                         r"got 2$"):
+        binary.fit(x, labels > 0, class_weight={2: 1.0}, verbose=0)
     regression = linear_model()
     regression.compile(loss="mse")
     with pytest.raises(ValueError, match=r"^class_weight needs a classification loss, got "
