@@ -281,3 +281,15 @@ def test_a_python_callable_activation_cannot_be_saved():
 def test_manifold_from_config_without_a_shape():
     with pytest.raises(ValueError, match=r"^unknown manifold 'Stiefel' in a saved architecture$"):
         manifold_from_config({"class_name": "Stiefel"})
+
+
+def test_layer_arguments_and_state_before_build():
+    layer = Dense(2, input_shape=3, name="d")  # an int is one axis
+    assert layer.input_shape == (3,) and layer.output_shape is None and layer.params == ()
+    assert repr(layer) == "<Dense 'd'>" and repr(Flatten(name="f")) == "<Flatten 'f'>"
+    with pytest.raises(ValueError, match=r"^input_shape must be a positive integer, got 0$"):
+        Dense(2, input_shape=(3, 0))
+    with pytest.raises(ValueError, match=r"^name must be a string, got 3$"):
+        Dense(2, name=3)
+    with pytest.raises(ValueError, match=r"^give kernel_constraint or kernel_manifold, not both$"):
+        Dense(3, kernel_constraint=unit_norm(), kernel_manifold=Sphere(4, 3))
