@@ -17,6 +17,7 @@ import pytest
 
 from spherenet.nn import Dense, NonFiniteLossWarning, Sequential, unit_norm
 from spherenet.optim import RAdam, RSGD
+from spherenet.strategies import Penalty
 
 
 def line_model(weight, dtype="float32", use_bias=False):
@@ -128,3 +129,34 @@ def test_optimizer_signature_fields():
         "rule": {"class_name": "RAdam", "betas": [0.8, 0.99], "eps": 1e-6, "amsgrad": True,
                  "adaptivity": "coordinate"},
         "strategy": "riemannian", "strategy_options": {}}
+
+
+def test_optimizer_signature_of_a_strategy_class_and_of_options_it_cannot_write():
+    model = Sequential([Dense(2, input_dim=2)])
+    model.compile(optimizer=RSGD(lr=0.1), loss="mse", strategy=Penalty,
+                  strategy_options={"mu": 3})
+    assert model._optimizer_signature() == {
+        "rule": {"class_name": "RSGD", "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+        "strategy": "penalty", "strategy_options": {"mu": 3}}
+
+    class MyPenalty(Penalty):  # a subclass is not the registered strategy
+        pass
+
+    model.compile(optimizer=RSGD(lr=0.1), loss="mse", strategy=MyPenalty)
+    assert model._optimizer_signature() is None
+    for options in ({"mu": True}, {"mu": "2"}, {"mu": [1.0]}):
+        model.compile(optimizer=RSGD(lr=0.1), loss="mse", strategy="penalty",
+                      strategy_options=options)
+        assert model._optimizer_signature() is None, options
+
+
+def test_set_weights_takes_integer_arrays_and_refuses_ragged_ones():
+    model = Sequential([Dense(2, input_dim=2, kernel_constraint=unit_norm())], seed=0)
+    model.set_weights([np.array([[0, 1], [1, 0]]), np.array([3, -4])])
+    kernel, bias = model.get_weights()
+    assert kernel.dtype == np.float32 and bias.dtype == np.float32
+    np.testing.assert_array_equal(kernel, [[0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(bias, [3.0, -4.0])
+    with pytest.raises(TypeError, match=r"^dense/kernel must be a numeric array, got list: "):
+        model.set_weights([[[1.0, 0.0], [1.0]], np.zeros(2)])
+    np.testing.assert_array_equal(model.get_weights()[0], kernel)
