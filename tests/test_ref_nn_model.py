@@ -160,3 +160,26 @@ def test_set_weights_takes_integer_arrays_and_refuses_ragged_ones():
     with pytest.raises(TypeError, match=r"^dense/kernel must be a numeric array, got list: "):
         model.set_weights([[[1.0, 0.0], [1.0]], np.zeros(2)])
     np.testing.assert_array_equal(model.get_weights()[0], kernel)
+
+
+def test_set_weights_tolerance_is_1e3_eps_of_the_dtype():
+    # one input: every column of a unit_norm kernel is one entry, whose norm is its value
+    eps = np.finfo(np.float64).eps
+    model = Sequential([Dense(2, input_dim=1, use_bias=False, kernel_constraint=unit_norm())],
+                       dtype="float64", seed=0)
+    model.set_weights([np.array([[1 + 1000 * eps, -(1 - 1000 * eps)]])])
+    with pytest.raises(ValueError, match=r"^dense/kernel must lie on Oblique"):
+        model.set_weights([np.array([[1.0, 1 + 1001 * eps]])])
+
+
+def test_constraint_slack_of_each_strategy():
+    # how far set_weights (and loading a file saved under that strategy) lets a kernel be off
+    model = Sequential([Dense(2, input_dim=2)])
+    assert model._constraint_slack() == 0.0  # not compiled
+    assert model._constraint_slack("projection", {}) == pytest.approx(1e-6, rel=1e-15)
+    assert model._constraint_slack("projection", {"epsilon": 1e-3}) == pytest.approx(1e-2)
+    assert model._constraint_slack("riemannian", {}) == 0.0
+    assert model._constraint_slack("reparam", {"epsilon": 1.0}) == 0.0
+    assert model._constraint_slack("penalty", {}) is None
+    assert model._constraint_slack("none", {}) is None
+    assert model._constraint_slack(Penalty, {}) is None
