@@ -365,3 +365,11 @@ def test_a_huge_negative_entry_is_measured_without_overflow():
             warnings.simplefilter("error")
             with pytest.raises(ValueError, match=r"have norm off 1 by up to 1e\+200 "):
                 M.check_point(x)
+
+
+def test_oblique_constructor_messages():
+    with pytest.raises(TypeError, match=r"^give the shape either positionally or as shape=, "
+                                        r"not both$"):
+        Oblique(3, 2, shape=(3, 2))
+    with pytest.raises(TypeError, match=r"^unexpected keyword argument\(s\): bar, foo$"):
+        Oblique(3, 2, foo=1, bar=2)
