@@ -746,3 +746,27 @@ def test_a_copy_of_the_unchecked_view_is_checked_also_after_pickling():
             other.dist(2 * x, x)
     view = pickle.loads(pickle.dumps(M.unchecked))  # the view itself stays a view
     assert isinstance(view.dist(2 * x, x), float)
+
+
+def test_oblique_parallel_transport_over_short_and_zero_moves():
+    # Per column, the transport along the minimizing geodesic is
+    # v - <y, v> / (1 + <x, y>) (x + y): written in long double from the float64 inputs.
+    # Moves of 1e-4 rad: cos - 1 computed as such would lose 8 digits of the correction.
+    M = Oblique(3, 6, transport="parallel")
+    t = np.array([1e-4, 3e-5, 2e-4, 0.0, 1e-4, 0.0])
+    x = np.zeros((3, 6))
+    x[0] = 1.0
+    y = np.stack([np.cos(t), np.sin(t), np.zeros(6)])
+    v = np.array([[0.0] * 6, [1.0, -2.0, 0.5, 1.0, 0.0, 3.0], [0.5, 1.0, -1.0, 2.0, 1.0, 0.0]])
+    got = M.transp(x, y, v)
+    X, Y, V = (a.astype(np.longdouble) for a in (x, y, v))
+    expected = V - np.sum(Y * V, axis=0) / (1 + np.sum(X * Y, axis=0)) * (X + Y)
+    assert_allclose(got, expected.astype(np.float64), rtol=0, atol=8 * eps(np.float64))
+    # where y = x exactly the vector comes back bit for bit
+    np.testing.assert_array_equal(got[:, t == 0], v[:, t == 0])
+
+
+def test_project_point_refuses_a_zero_factor_naming_it():
+    with pytest.raises(ValueError, match=r"^project_point: x has 1 of 2 factor\(s\) of norm 0, "
+                                         r"which have no nearest point on the sphere"):
+        Oblique(3, 2).project_point(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]))
