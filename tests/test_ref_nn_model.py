@@ -17,7 +17,7 @@ import pytest
 
 from spherenet.nn import Dense, NonFiniteLossWarning, Sequential, unit_norm
 from spherenet.optim import RAdam, RSGD
-from spherenet.strategies import Penalty
+from spherenet.strategies import Penalty, Projection
 
 
 def line_model(weight, dtype="float32", use_bias=False):
@@ -183,3 +183,6 @@ def test_constraint_slack_of_each_strategy():
     assert model._constraint_slack("penalty", {}) is None
     assert model._constraint_slack("none", {}) is None
     assert model._constraint_slack(Penalty, {}) is None
+    # the class itself: its own default epsilon is 0
+    assert model._constraint_slack(Projection, {}) == 0.0
+    assert model._constraint_slack(Projection, {"epsilon": 1e-4}) == pytest.approx(1e-3)
