@@ -770,3 +770,12 @@ def test_project_point_refuses_a_zero_factor_naming_it():
     with pytest.raises(ValueError, match=r"^project_point: x has 1 of 2 factor\(s\) of norm 0, "
                                          r"which have no nearest point on the sphere"):
         Oblique(3, 2).project_point(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]))
+
+
+def test_sinc_of_a_python_float_on_the_series_branch():
+    # |t| < 1e-3 takes 1 - t^2/6 (1 - t^2/20): within an ulp of sin(t)/t (mpmath)
+    for t in (9.99e-4, -7e-4, 5e-4, 1e-4, 1e-8, 0.0, 1e-3, 0.5):
+        got = _sinc(t)
+        assert isinstance(got, float)
+        ref = mpmath.sin(mpmath.mpf(t)) / mpmath.mpf(t) if t else mpmath.mpf(1)
+        assert abs(got - float(ref)) <= eps(np.float64), (t, got, float(ref))

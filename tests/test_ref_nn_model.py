@@ -186,3 +186,53 @@ def test_constraint_slack_of_each_strategy():
     # the class itself: its own default epsilon is 0
     assert model._constraint_slack(Projection, {}) == 0.0
     assert model._constraint_slack(Projection, {"epsilon": 1e-4}) == pytest.approx(1e-3)
+
+
+def test_fit_defaults_batch_size_32_and_a_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((70, 1)), rng.standard_normal(70)
+
+    def trained(**kwargs):
+        model = line_model(0.5, dtype="float64", use_bias=True)
+        model.compile(optimizer=RSGD(lr=0.1), loss="mse")
+        history = model.fit(x, y, epochs=1, shuffle=False, **kwargs)
+        return history.history["loss"], model.get_weights()
+
+    default, explicit = trained(batch_size=None), trained(batch_size=32, verbose=0)
+    capsys.readouterr()
+    assert default[0] == explicit[0]
+    for a, b in zip(default[1], explicit[1]):
+        np.testing.assert_array_equal(a, b)
+    assert trained(batch_size=70, verbose=0)[0] != default[0]
+    capsys.readouterr()
+    trained()  # verbose=1: a tqdm bar on stderr, nothing on stdout
+    out, err = capsys.readouterr()
+    assert out == "" and "Epoch 1/1" in err
+    trained(verbose=2)  # one plain line on stdout
+    out, _ = capsys.readouterr()
+    assert out.startswith("Epoch 1/1 - ")
+
+
+def test_fit_takes_the_input_shape_from_the_data_in_the_model_dtype():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    models = []
+    for input_dim in (None, 3):
+        model = Sequential(seed=5)  # float32
+        model.add(Dense(4, input_dim=input_dim, activation="tanh"))
+        model.add(Dense(1))
+        model.compile(optimizer=RSGD(lr=0.1), loss="mse")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+        assert all(w.dtype == np.float32 for w in model.get_weights())
+        models.append(model)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_class_weight_beyond_float32_is_refused():
+    model = Sequential([Dense(1, input_dim=1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=r"^class_weight has 2 value\(s\) finite in float64 but "
+                                         r"beyond the range of the model's dtype float32"):
+        model.fit(np.ones((3, 1)), np.array([0, 1, 1]), class_weight={1: 1e39}, verbose=0)
