@@ -698,6 +698,10 @@ def test_checks_accept_valid_inputs_within_a_given_tolerance(rng):
     point, vector = (off, b), (tangent_at(x, rng.standard_normal(3)), b)
     assert M.check_point(point, atol=1e-5) is point
     assert M.check_tangent(point, vector, atol=1e-5) is vector
+    # the atol reaches the factors' tangency test: a normal component of 1e-7 passes
+    assert M.check_tangent(point, (w, b), atol=1e-5)[0] is w
+    with pytest.raises(ValueError, match=r"^factor 0 "):
+        M.check_tangent((x, b), (w, b))
     assert M.check_point([x, b]) is not None  # lists are accepted as tuples
 
 

@@ -33,7 +33,8 @@ def fit_warning(model, x, y, **kwargs):
         warnings.simplefilter("always")
         model.fit(x, y, verbose=0, shuffle=False, **kwargs)
     found = [w for w in record if issubclass(w.category, NonFiniteLossWarning)]
-    assert len(found) == 1, [str(w.message) for w in record]
+    # one warning says it all: no NumPy overflow / invalid-value warnings on the way
+    assert len(found) == len(record) == 1, [str(w.message) for w in record]
     # stacklevel: the warning points at the line that called fit
     assert found[0].filename == __file__
     return str(found[0].message)
@@ -76,6 +77,11 @@ def test_weights_overflowing_name_the_last_batch():
         "keeps the weights of the last step with a finite loss (try a smaller learning rate)")
     np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
     assert model.stop_reason == message
+    # nothing of the diverged run is resumed: the next fit starts afresh from the kept
+    # weights (and diverges the same way)
+    assert fit_warning(model, np.array([[10.0]]), np.array([0.0]), batch_size=1,
+                       epochs=1) == message
+    np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
 
 
 def test_evaluate_verbose_prints_one_line(capsys):
@@ -236,3 +242,11 @@ def test_class_weight_beyond_float32_is_refused():
     with pytest.raises(ValueError, match=r"^class_weight has 2 value\(s\) finite in float64 but "
                                          r"beyond the range of the model's dtype float32"):
         model.fit(np.ones((3, 1)), np.array([0, 1, 1]), class_weight={1: 1e39}, verbose=0)
+
+
+def test_history_params():
+    model = line_model(1.0)
+    model.compile(optimizer=RSGD(lr=0.1), loss="mse", strategy="none")
+    history = model.fit(np.ones((10, 1)), np.zeros(10), epochs=3, batch_size=4, verbose=0,
+                        validation_split=0.2)
+    assert history.params == {"epochs": 3, "steps": 2, "samples": 8, "strategy": "none"}
