@@ -373,3 +373,8 @@ def test_oblique_constructor_messages():
         Oblique(3, 2, shape=(3, 2))
     with pytest.raises(TypeError, match=r"^unexpected keyword argument\(s\): bar, foo$"):
         Oblique(3, 2, foo=1, bar=2)
+
+
+def test_empty_product_message():
+    with pytest.raises(ValueError, match=r"^Product needs at least one manifold, got none$"):
+        Product([])
