@@ -363,7 +363,8 @@ def test_a_huge_negative_entry_is_measured_without_overflow():
                  (Oblique(3, 2), np.array([[-1e200, 1.0], [0.0, 0.0], [0.0, 0.0]]))]:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            with pytest.raises(ValueError, match=r"have norm off 1 by up to 1e\+200 "):
+            with pytest.raises(ValueError, match=r"1 of \d factor\(s\) have norm off 1 by up "
+                                                 r"to 1e\+200 "):
                 M.check_point(x)
 
 
@@ -378,3 +379,13 @@ def test_oblique_constructor_messages():
 def test_empty_product_message():
     with pytest.raises(ValueError, match=r"^Product needs at least one manifold, got none$"):
         Product([])
+
+
+def test_with_options_names_the_option():
+    for M in (Sphere(3), Oblique(3, 2)):
+        with pytest.raises(ValueError, match=r"^retraction must be one of \['exp', 'projection'\], "
+                                             r"got 'bogus'$"):
+            M.with_options(retraction="bogus")
+        with pytest.raises(ValueError, match=r"^transport must be one of \['parallel', "
+                                             r"'projection'\], got 'bogus'$"):
+            M.with_options(transport="bogus")
