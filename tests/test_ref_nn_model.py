@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet.nn import Dense, NonFiniteLossWarning, Sequential, unit_norm
+from spherenet.nn import Activation, Dense, NonFiniteLossWarning, Sequential, losses, unit_norm
 from spherenet.optim import RAdam, RSGD
 from spherenet.strategies import Penalty, Projection
 
@@ -250,3 +250,124 @@ def test_history_params():
     history = model.fit(np.ones((10, 1)), np.zeros(10), epochs=3, batch_size=4, verbose=0,
                         validation_split=0.2)
     assert history.params == {"epochs": 3, "steps": 2, "samples": 8, "strategy": "none"}
+
+
+# --- construction, compile and the output modes -------------------------------------------------
+
+
+def test_a_fresh_model_has_not_trained():
+    model = Sequential()
+    assert (model.stop_training, model.stop_reason, model.last_epoch, model.log_keys,
+            model.history) == (False, None, None, (), None)
+    with pytest.raises(ValueError, match=r"^dtype must be float32 or float64, got int32$"):
+        Sequential(dtype="int32")
+
+
+def test_structure_messages():
+    with pytest.raises(ValueError, match=r"^add\(\) takes a spherenet.nn layer, got 'x'$"):
+        Sequential().add("x")
+    built = Sequential([Dense(2, input_dim=3)]).build()
+    with pytest.raises(ValueError, match=r"^cannot add a layer to a model whose weights exist; "
+                                         r"build a new model$"):
+        built.add(Dense(1))
+    with pytest.raises(ValueError, match=r"^the model has no layers$"):
+        Sequential().build((3,))
+    with pytest.raises(ValueError, match=r"^the model's input shape is unknown, so build cannot "
+                                         r"be done yet"):
+        Sequential([Dense(2)]).build()
+    with pytest.raises(ValueError, match=r"^the model expects inputs of shape \(3,\), got \(4,\)$"):
+        Sequential([Dense(2, input_dim=3)]).build((4,))
+    late = Sequential([Dense(2)]).build((3,))  # the input shape given to build
+    assert late.input_shape == (3,) and late.get_weights()[0].shape == (3, 2)
+    with pytest.raises(ValueError, match=r"^dense/kernel: its initializer gives a zero factor "
+                                         r"\(column\), which has no direction to normalize; "
+                                         r"use a random initializer$"):
+        Sequential([Dense(2, input_dim=2, kernel_initializer="zeros",
+                          kernel_constraint=unit_norm())]).build()
+    # a column of norm exactly 1 is fine (and stays as it is)
+    ones = Sequential([Dense(2, input_dim=1, kernel_initializer="ones",
+                             kernel_constraint=unit_norm())], dtype="float64").build()
+    np.testing.assert_array_equal(ones.get_weights()[0], [[1.0, 1.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_build_draws_the_initializer_in_the_model_dtype(dtype):
+    from spherenet.nn.initializers import GlorotUniform
+
+    model = Sequential([Dense(3, input_dim=4)], seed=7, dtype=np.dtype(dtype).name).build()
+    rng = np.random.default_rng(7)
+    kernel = GlorotUniform()((4, 3), dtype, rng)
+    np.testing.assert_array_equal(model.get_weights()[0], kernel)
+
+
+def test_compile_messages():
+    model = Sequential([Dense(1, input_dim=2)])
+    with pytest.raises(ValueError, match=r"^unknown optimizer 'adamw'; choose one of \['adam', "
+                                         r"'radam', 'rsgd', 'sgd'\] or pass a step rule from "
+                                         r"spherenet.optim, e.g. RSGD\(lr=0.05, momentum=0.9\)$"):
+        model.compile(optimizer="adamw", loss="mse")
+    for bad in (3, int, Penalty(Sequential([Dense(1, input_dim=1)]).build().manifold)):
+        with pytest.raises(ValueError, match=r"^strategy must be a name or a Strategy subclass, "
+                                             r"got "):
+            model.compile(loss="mse", strategy=bad)
+
+
+def compile_warning(layers, loss):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        Sequential(layers).compile(loss=loss)
+    assert len(record) == 1 and record[0].category is UserWarning
+    assert record[0].filename == __file__  # stacklevel: the line that called compile
+    return str(record[0].message)
+
+
+def test_output_mismatch_warnings_word_for_word():
+    assert compile_warning([Dense(1, input_dim=2, activation="softmax")],
+                           "binary_crossentropy") == (
+        "the output layer 'dense' is a softmax over 1 unit, which is always exactly 1: its "
+        "gradient is zero, so the model cannot learn, and binary_crossentropy reports a "
+        "meaningless loss; for two classes use Dense(1, activation='sigmoid') with "
+        "loss='binary_crossentropy' (or Dense(2, activation='softmax') with "
+        "'sparse_categorical_crossentropy')")
+    assert compile_warning([Dense(3, input_dim=2, activation="sigmoid")],
+                           "categorical_crossentropy") == (
+        "the output layer 'dense' is a sigmoid over 3 units, but categorical_crossentropy "
+        "expects a probability distribution over the classes: -log p(true class) never pushes "
+        "the other classes down, so every output drifts to 1; use activation='softmax' (or "
+        "loss='binary_crossentropy' for independent labels)")
+    assert compile_warning([Dense(2, input_dim=2, activation="sigmoid")],
+                           losses.BinaryCrossentropy(from_logits=True)) == (
+        "the loss takes logits (from_logits=True), but the output layer 'dense' already "
+        "applies a sigmoid: the loss would apply it a second time; remove the activation or "
+        "use from_logits=False")
+
+
+def test_the_three_output_modes_against_numpy():
+    # One logistic unit, logits z = 3 x: 50 (target 0, saturated), 0.3 (target 1), -2 (target 0)
+    x = np.array([[50.0 / 3], [0.1], [-2.0 / 3]])
+    y = np.array([0.0, 1.0, 0.0])
+    z = 3 * x[:, 0]
+    exact = np.mean(np.logaddexp(0, z) * (1 - y) + np.logaddexp(0, -z) * y)
+    p = np.clip(1 / (1 + np.exp(-z)), 1e-7, 1 - 1e-7)
+    clipped = -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+    def evaluate(activation, loss, output=None):
+        model = Sequential(dtype="float64")
+        model.add(Dense(1, input_dim=1, use_bias=False, activation=activation))
+        if output is not None:
+            model.add(output)
+        model.compile(loss=loss, metrics=["accuracy"])
+        model.set_weights([np.array([[3.0]])])
+        return model.evaluate(x, y)
+
+    # sigmoid output + binary cross-entropy: trained and evaluated from the logits
+    fused = evaluate("sigmoid", "binary_crossentropy")
+    assert fused[0] == pytest.approx(exact, rel=1e-14) and fused[0] > 16.7
+    # a loss from logits on a linear output: the same value; accuracy on sigmoid(z) > 0.5
+    logits = evaluate(None, losses.BinaryCrossentropy(from_logits=True))
+    assert logits[0] == pytest.approx(exact, rel=1e-14)
+    # sigmoid(0.3) = 0.57 counts as class 1 (right), z = 50 is wrong: 2 of 3
+    assert logits[1] == pytest.approx(2 / 3, rel=1e-15)
+    # probabilities that do not come from a sigmoid layer: Keras's clipped form
+    probs = evaluate(None, "binary_crossentropy", Activation(lambda a: 1 / (1 + np.exp(-a))))
+    assert probs[0] == pytest.approx(clipped, rel=1e-12) and probs[0] < exact
