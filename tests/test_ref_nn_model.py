@@ -313,11 +313,13 @@ def test_compile_messages():
 
 
 def compile_warning(layers, loss):
+    call = lambda: Sequential(layers).compile(loss=loss)  # noqa: E731
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        Sequential(layers).compile(loss=loss)
+        call()
     assert len(record) == 1 and record[0].category is UserWarning
-    assert record[0].filename == __file__  # stacklevel: the line that called compile
+    # stacklevel: the line that called compile
+    assert (record[0].filename, record[0].lineno) == (__file__, call.__code__.co_firstlineno)
     return str(record[0].message)
 
 
@@ -371,3 +373,4 @@ def test_the_three_output_modes_against_numpy():
     # probabilities that do not come from a sigmoid layer: Keras's clipped form
     probs = evaluate(None, "binary_crossentropy", Activation(lambda a: 1 / (1 + np.exp(-a))))
     assert probs[0] == pytest.approx(clipped, rel=1e-12) and probs[0] < exact
+    assert probs[1] == pytest.approx(2 / 3, rel=1e-15)  # on the probabilities as they are
