@@ -492,3 +492,31 @@ def test_float32_model_keeps_float32_with_float64_weights():
     expected = np.sum(w32 * ((x32 @ kernel + bias - y32) ** 2)[:, 0]) / 6
     got = model.evaluate(x, y, sample_weight=w)
     assert got == pytest.approx(expected, rel=32 * eps(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sparse_probability_form_keeps_the_gradient_at_the_clip_bounds(dtype):
+    # p exactly at eps and at 1 - eps: inside the clip, as
+    # TensorFlow's clip_by_value passes the gradient at its bounds; weights 2 and 0.5
+    lo = dtype(1e-7)
+    hi = dtype(1) - lo
+    p = np.array([[lo, hi], [hi, lo]], dtype=dtype)
+    assert np.all(p.sum(axis=1) == 1)
+    w = np.array([2.0, 0.5])
+    labels = np.array([0, 0])
+    _, g = value_and_gradient(
+        lambda q: losses.SparseCategoricalCrossentropy()(labels, q, sample_weight=w), p)
+    expected = np.array([[-2 / lo, 0], [-0.5 / hi, 0]]) / 2
+    np.testing.assert_allclose(g, expected.astype(dtype), rtol=4 * eps(dtype))
+
+
+def test_loss_reprs_messages_and_weights_beyond_the_dtype():
+    assert repr(losses.BinaryCrossentropy(True)) == "BinaryCrossentropy(from_logits=True)"
+    assert losses.MeanSquaredError().from_logits is False
+    with pytest.raises(ValueError, match=r"^loss must be one of \[.*'mse'.*\] or a "
+                                         r"spherenet.nn.losses.Loss, got 3$"):
+        losses.get(3)
+    pred = np.ones((2, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^sample_weight has 1 value\(s\) finite in float64 but "
+                                         r"beyond the range of the model's dtype float32"):
+        losses.MeanSquaredError()(np.zeros((2, 1)), pred, sample_weight=np.array([1.0, 1e39]))
