@@ -83,6 +83,8 @@ RULE_TESTS = [
 NN_TESTS = [
     "tests/test_ref_nn_losses.py", "tests/test_ref_nn_training.py", "tests/test_nn_parts.py",
     "tests/test_nn_model.py", "tests/test_nn_io.py", "tests/test_nn_safety.py",
+    "tests/test_ref_nn_sample_weight.py", "tests/test_ref_nn_layers.py",
+    "tests/test_ref_nn_model.py",
 ]
 
 #: Module -> the test files whose tests may kill its mutants, in the default

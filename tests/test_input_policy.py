@@ -69,9 +69,12 @@ NO_ARRAYS = {"random_point", "with_options"}
 
 
 def public_methods(manifold):
+    # "__mutmut_": the copies of every method that the mutation runner (bench/mutation.py)
+    # adds to a mutated class are not part of the API
     return sorted(
         name for name, value in inspect.getmembers(manifold)
-        if not name.startswith("_") and callable(value) and not isinstance(value, Manifold)
+        if not name.startswith("_") and "__mutmut_" not in name and callable(value)
+        and not isinstance(value, Manifold)
     )
 
 

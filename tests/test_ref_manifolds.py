@@ -11,6 +11,9 @@ Only valid inputs are used here; the errors raised for bad input are tested
 in ``test_validation.py``.
 """
 
+import copy
+import pickle
+
 import mpmath
 import numpy as np
 import pytest
@@ -695,6 +698,10 @@ def test_checks_accept_valid_inputs_within_a_given_tolerance(rng):
     point, vector = (off, b), (tangent_at(x, rng.standard_normal(3)), b)
     assert M.check_point(point, atol=1e-5) is point
     assert M.check_tangent(point, vector, atol=1e-5) is vector
+    # the atol reaches the factors' tangency test: a normal component of 1e-7 passes
+    assert M.check_tangent(point, (w, b), atol=1e-5)[0] is w
+    with pytest.raises(ValueError, match=r"^factor 0 "):
+        M.check_tangent((x, b), (w, b))
     assert M.check_point([x, b]) is not None  # lists are accepted as tuples
 
 
@@ -718,3 +725,61 @@ def test_product_sampling(dtype):
         assert a.dtype == dtype
         assert np.linalg.norm(a.astype(np.float64)) == pytest.approx(1 / np.sqrt(2), rel=tol(dtype, 8))
     assert abs(float(np.sum(x[0].astype(np.float64) * u[0]))) < tol(dtype, 8)
+
+
+# --- the base class: hashing, copies of the unchecked view ------------------------------
+
+
+def test_hash_follows_the_class_and_the_options():
+    # equal manifolds hash alike; these unequal ones differ (a Sphere(3, 4) and an
+    # Oblique over both axes have the same key, not the same class)
+    assert hash(Sphere(3, 4)) == hash(Sphere(3, 4))
+    distinct = [Sphere(3, 4), Oblique(shape=(3, 4), axis=(0, 1)), Sphere(4), Euclidean(4),
+                Sphere(3, 4, retraction="projection")]
+    assert len({hash(m) for m in distinct}) == len(distinct)
+    assert len(set(distinct)) == len(distinct)
+
+
+def test_a_copy_of_the_unchecked_view_is_checked_also_after_pickling():
+    M = Sphere(3, 4)
+    x = M.random_point(rng=0)
+    assert isinstance(M.unchecked.dist(2 * x, x), float)  # the view checks nothing
+    for other in (copy.copy(M.unchecked), pickle.loads(pickle.dumps(copy.copy(M.unchecked)))):
+        assert other == M
+        with pytest.raises(ValueError, match=r"^dist: x is off Sphere"):
+            other.dist(2 * x, x)
+    view = pickle.loads(pickle.dumps(M.unchecked))  # the view itself stays a view
+    assert isinstance(view.dist(2 * x, x), float)
+
+
+def test_oblique_parallel_transport_over_short_and_zero_moves():
+    # Per column, the transport along the minimizing geodesic is
+    # v - <y, v> / (1 + <x, y>) (x + y): written in long double from the float64 inputs.
+    # Moves of 1e-4 rad: cos - 1 computed as such would lose 8 digits of the correction.
+    M = Oblique(3, 6, transport="parallel")
+    t = np.array([1e-4, 3e-5, 2e-4, 0.0, 1e-4, 0.0])
+    x = np.zeros((3, 6))
+    x[0] = 1.0
+    y = np.stack([np.cos(t), np.sin(t), np.zeros(6)])
+    v = np.array([[0.0] * 6, [1.0, -2.0, 0.5, 1.0, 0.0, 3.0], [0.5, 1.0, -1.0, 2.0, 1.0, 0.0]])
+    got = M.transp(x, y, v)
+    X, Y, V = (a.astype(np.longdouble) for a in (x, y, v))
+    expected = V - np.sum(Y * V, axis=0) / (1 + np.sum(X * Y, axis=0)) * (X + Y)
+    assert_allclose(got, expected.astype(np.float64), rtol=0, atol=8 * eps(np.float64))
+    # where y = x exactly the vector comes back bit for bit
+    np.testing.assert_array_equal(got[:, t == 0], v[:, t == 0])
+
+
+def test_project_point_refuses_a_zero_factor_naming_it():
+    with pytest.raises(ValueError, match=r"^project_point: x has 1 of 2 factor\(s\) of norm 0, "
+                                         r"which have no nearest point on the sphere"):
+        Oblique(3, 2).project_point(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]))
+
+
+def test_sinc_of_a_python_float_on_the_series_branch():
+    # |t| < 1e-3 takes 1 - t^2/6 (1 - t^2/20): within an ulp of sin(t)/t (mpmath)
+    for t in (9.99e-4, -7e-4, 5e-4, 1e-4, 1e-8, 0.0, 1e-3, 0.5):
+        got = _sinc(t)
+        assert isinstance(got, float)
+        ref = mpmath.sin(mpmath.mpf(t)) / mpmath.mpf(t) if t else mpmath.mpf(1)
+        assert abs(got - float(ref)) <= eps(np.float64), (t, got, float(ref))

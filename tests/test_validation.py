@@ -2,6 +2,7 @@
 what was expected and what came."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -329,3 +330,62 @@ def test_product_parts_are_checked_with_their_factor_named():
         M.exp((w, b), (np.zeros_like(w), np.zeros(4, np.float32)))
     with pytest.raises(ValueError, match=r"exp: u must have 2 parts, got 1"):
         M.exp((w, b), (np.zeros_like(w),))
+
+
+def test_atol_must_be_a_non_negative_number_or_none():
+    M = Sphere(3)
+    x = np.array([1.0, 0.0, 0.0])
+    assert M.check_point(x, atol=0) is x and M.check_point(x, atol=None) is x
+    assert M.check_point(x, atol=0.5) is x
+    for bad in (-1e-3, True, False, float("nan"), "1e-3", 1j):
+        with pytest.raises(ValueError, match=r"^atol must be a non-negative number or None, got "
+                                             + re.escape(repr(bad)) + "$"):
+            M.check_point(x, atol=bad)
+        with pytest.raises(ValueError, match=r"^atol must be a non-negative number or None"):
+            M.check_tangent(x, np.zeros(3), atol=bad)
+
+
+@pytest.mark.parametrize("make", [lambda *s: Sphere(*s), lambda *s: Euclidean(*s),
+                                  lambda *s: Oblique(shape=s)], ids=["Sphere", "Euclidean", "Oblique"])
+def test_shape_errors_name_the_shape(make):
+    with pytest.raises(TypeError, match=r"^shape needs at least one dimension, got none$"):
+        make()
+    with pytest.raises(ValueError, match=r"^shape must have positive sizes, got \(3, 0\)$"):
+        make(3, 0)
+    with pytest.raises(TypeError, match=r"^shape must be given as ints, got \(3, 2\.0\)$"):
+        make(3, 2.0)
+
+
+def test_a_huge_negative_entry_is_measured_without_overflow():
+    # max |x| comes from the most negative entry here: it must send the norm to the
+    # rescaling path, which reports the true distance to the sphere, not inf
+    for M, x in [(Sphere(3), np.array([-1e200, 0.0, 0.0])),
+                 (Oblique(3, 2), np.array([[-1e200, 1.0], [0.0, 0.0], [0.0, 0.0]]))]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"1 of \d factor\(s\) have norm off 1 by up "
+                                                 r"to 1e\+200 "):
+                M.check_point(x)
+
+
+def test_oblique_constructor_messages():
+    with pytest.raises(TypeError, match=r"^give the shape either positionally or as shape=, "
+                                        r"not both$"):
+        Oblique(3, 2, shape=(3, 2))
+    with pytest.raises(TypeError, match=r"^unexpected keyword argument\(s\): bar, foo$"):
+        Oblique(3, 2, foo=1, bar=2)
+
+
+def test_empty_product_message():
+    with pytest.raises(ValueError, match=r"^Product needs at least one manifold, got none$"):
+        Product([])
+
+
+def test_with_options_names_the_option():
+    for M in (Sphere(3), Oblique(3, 2)):
+        with pytest.raises(ValueError, match=r"^retraction must be one of \['exp', 'projection'\], "
+                                             r"got 'bogus'$"):
+            M.with_options(retraction="bogus")
+        with pytest.raises(ValueError, match=r"^transport must be one of \['parallel', "
+                                             r"'projection'\], got 'bogus'$"):
+            M.with_options(transport="bogus")

@@ -4,11 +4,13 @@ Everything here raises ``ValueError`` naming what was expected and what came,
 before any weight changes; the training loop then trusts its inputs.
 """
 
+import math
 import numbers
 
 import numpy as np
 
-__all__ = ["as_inputs", "as_targets", "check_int", "split_validation"]
+__all__ = ["as_inputs", "as_targets", "as_sample_weight", "class_sample_weight", "check_int",
+           "split_validation"]
 
 
 def _numeric(a, what):
@@ -117,6 +119,70 @@ def as_targets(y, n, target, units, dtype, what="y", x_what="x"):
     if target == "categorical" and units == 1:
         raise ValueError("categorical_crossentropy needs at least two outputs")
     return _cast(y, dtype, what)
+
+
+def as_sample_weight(w, n, dtype, what="sample_weight", x_what="x"):
+    """``w`` as one finite weight >= 0 per sample, shape ``(n,)``, cast to ``dtype``.
+
+    None stays None (every sample weighs 1).
+
+    Examples
+    --------
+    >>> as_sample_weight([1, 0.5], 2, np.float32)
+    array([1. , 0.5], dtype=float32)
+    >>> as_sample_weight([1.0, -1.0], 2, np.float32)
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_weight must be >= 0, got -1.0 at sample 1
+    """
+    if w is None:
+        return None
+    w = _numeric(w, what)
+    if w.ndim == 1 and len(w) != n:
+        raise ValueError(f"{x_what} has {n} samples but {what} has {len(w)}")
+    if w.shape != (n,):
+        raise ValueError(f"{what} must hold one weight per sample, shape ({n},), got shape {w.shape}")
+    _check_finite(w, what)
+    negative = w < 0
+    if negative.any():
+        i = int(np.argmax(negative))
+        raise ValueError(f"{what} must be >= 0, got {w[i].item()!r} at sample {i}")
+    return _cast(w, dtype, what)
+
+
+def class_sample_weight(class_weight, y, target, units, dtype):
+    """Keras's ``class_weight``: the weight of every sample of the checked targets ``y``.
+
+    A sample's class is its label (sparse targets), the argmax of its row
+    (several outputs) or its rounded target (one output); it weighs
+    ``class_weight[class]``, or 1 for a class not in the dict.
+
+    Examples
+    --------
+    >>> class_sample_weight({1: 3.0}, np.array([0, 1, 1]), "sparse", 2, np.float64)
+    array([1., 3., 3.])
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+    if target not in ("binary", "categorical", "sparse"):
+        raise ValueError(f"class_weight needs a classification loss, got targets of kind {target!r}")
+    classes = max(units, 2)
+    table = np.ones(classes, dtype=np.float64)
+    for key, value in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral) \
+                or not 0 <= key < classes:
+            raise ValueError(f"class_weight keys must be class indices in [0, {classes}), got {key!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+                or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"class_weight[{key}] must be a finite number >= 0, got {value!r}")
+        table[int(key)] = value
+    if y.ndim == 1:
+        labels = y
+    elif y.shape[-1] != 1:
+        labels = np.argmax(y, axis=-1)
+    else:
+        labels = np.round(y[:, 0])
+    return _cast(table[labels.astype(np.intp)], dtype, "class_weight")
 
 
 def check_int(name, value, low):

@@ -229,17 +229,17 @@ class Layer:
             )
         return model
 
-    def _weight_range(self, model):
-        model._require_shapes("get_weights")
+    def _weight_range(self, model, what="get_weights"):
+        model._require_shapes(what)
         i = next(k for k, layer in enumerate(model.layers) if layer is self)
         return model._full_slices[i]
 
-    def _own(self):
+    def _own(self, what="get_weights"):
         """The model holding this layer, or None for a layer on its own (built by a call)."""
         model = None if self._model is None else self._model()
         if model is None and self._own_weights is not None:
             return None
-        return self._owner("get_weights")
+        return self._owner(what)
 
     def get_weights(self):
         """Copies of this layer's weights, in Keras's order: ``[kernel, bias]``.
@@ -302,11 +302,11 @@ class Layer:
             if len(weights):
                 raise ValueError(f"layer {self.name!r} has no weights, got {len(weights)} arrays")
             return
-        model = self._own()
+        model = self._own("set_weights")
         if model is None:
             self._set_own_weights(weights)
             return
-        a, b = self._weight_range(model)
+        a, b = self._weight_range(model, "set_weights")
         names = [p.name for p in self.params + self.states]
         if len(weights) != b - a:
             raise ValueError(

@@ -1,7 +1,11 @@
 r"""Losses: numerically stable, from logits or from probabilities, dtype-preserving.
 
 Every loss is the mean over the batch (and, for the element-wise losses, over
-the outputs), as in Keras. The cross-entropies from logits are primitives
+the outputs), as in Keras. With ``sample_weight`` (one non-negative weight
+:math:`w_i` per sample) it is Keras 3's ``"sum_over_batch_size"`` reduction,
+:math:`\frac{1}{n} \sum_i w_i \ell_i` with :math:`\ell_i` the loss of
+sample i: the weights scale the samples' terms and are *not* normalized by
+their sum (weights all 1 give the unweighted loss, weights all 2 twice it). The cross-entropies from logits are primitives
 with closed-form gradients,
 
 .. math::
@@ -19,9 +23,11 @@ Keras does, so the default way of writing a classifier is the stable one.
 
 import numpy as np
 from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 from scipy import special
 
 from .._checks import check_flag
+from ._data import as_sample_weight
 from ._registry import from_config
 
 __all__ = [
@@ -46,40 +52,55 @@ def _scale(g, n):
     return g.dtype.type(g / n)
 
 
+def _weigh(a, weights):
+    """``a`` (samples along axis 0) times the sample weights, broadcast over the other axes.
+
+    ``weights`` None: ``a`` itself. The weights are cast to ``a``'s dtype, so a
+    float32 loss stays float32.
+    """
+    if weights is None:
+        return a
+    w = np.asarray(weights, dtype=a.dtype)
+    return a * w.reshape(w.shape + (1,) * (a.ndim - 1))
+
+
 @primitive
-def mean_squared_error(pred, targets):
-    """mean((pred - targets)^2)."""
+def mean_squared_error(pred, targets, weights=None):
+    """mean((pred - targets)^2), each sample's terms times its weight."""
     d = pred - targets
-    return np.mean(d * d)
+    return np.mean(_weigh(d * d, weights))
 
 
 defvjp(mean_squared_error,
-       lambda ans, pred, targets: lambda g: (pred - targets) * _scale(g, pred.size / 2))
+       lambda ans, pred, targets, weights=None:
+       lambda g: _weigh(pred - targets, weights) * _scale(g, pred.size / 2))
 
 
 @primitive
-def sigmoid_binary_crossentropy(logits, targets):
+def sigmoid_binary_crossentropy(logits, targets, weights=None):
     """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1]."""
     z = logits
-    return np.mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z))))
+    return np.mean(_weigh(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z))), weights))
 
 
 defvjp(sigmoid_binary_crossentropy,
-       lambda ans, z, t: lambda g: (special.expit(z) - t) * _scale(g, z.size))
+       lambda ans, z, t, weights=None:
+       lambda g: _weigh(special.expit(z) - t, weights) * _scale(g, z.size))
 
 
 @primitive
-def binary_crossentropy_probs(probs, targets):
+def binary_crossentropy_probs(probs, targets, weights=None):
     """Mean binary cross-entropy of probabilities clipped to [eps, 1 - eps]."""
     p = np.clip(probs, EPSILON, 1 - EPSILON)
-    return -np.mean(targets * np.log(p) + (1 - targets) * np.log1p(-p))
+    return -np.mean(_weigh(targets * np.log(p) + (1 - targets) * np.log1p(-p), weights))
 
 
-def _bce_probs_vjp(ans, probs, targets):
+def _bce_probs_vjp(ans, probs, targets, weights=None):
     def vjp(g):
         p = np.clip(probs, EPSILON, 1 - EPSILON)
         inside = (probs >= EPSILON) & (probs <= 1 - EPSILON)
-        return ((1 - targets) / (1 - p) - targets / p) * inside * _scale(g, probs.size)
+        d = ((1 - targets) / (1 - p) - targets / p) * inside
+        return _weigh(d, weights) * _scale(g, probs.size)
     return vjp
 
 
@@ -109,33 +130,34 @@ def _softmax(z):
 
 
 @primitive
-def softmax_crossentropy(logits, targets):
+def softmax_crossentropy(logits, targets, weights=None):
     """Mean over rows of sum_c t_c (lse(z) - z_c), targets rows being distributions."""
     s, lse = _shifted_logsumexp(logits)
-    return np.mean(np.sum(targets * (lse - s), axis=-1))
+    return np.mean(_weigh(np.sum(targets * (lse - s), axis=-1), weights))
 
 
-def _softmax_ce_vjp(ans, z, t):
-    return lambda g: (_softmax(z) * np.sum(t, axis=-1, keepdims=True) - t) * _scale(g, z.shape[0])
+def _softmax_ce_vjp(ans, z, t, weights=None):
+    return lambda g: _weigh(_softmax(z) * np.sum(t, axis=-1, keepdims=True) - t,
+                            weights) * _scale(g, z.shape[0])
 
 
 defvjp(softmax_crossentropy, _softmax_ce_vjp)
 
 
 @primitive
-def sparse_softmax_crossentropy(logits, labels):
+def sparse_softmax_crossentropy(logits, labels, weights=None):
     """Mean over rows of lse(z) - z_label."""
     rows = np.arange(logits.shape[0])
     s, lse = _shifted_logsumexp(logits)
-    return np.mean(lse[:, 0] - s[rows, labels])
+    return np.mean(_weigh(lse[:, 0] - s[rows, labels], weights))
 
 
-def _sparse_ce_vjp(ans, z, labels):
+def _sparse_ce_vjp(ans, z, labels, weights=None):
     def vjp(g):
         p = _softmax(z)
         p[np.arange(z.shape[0]), labels] -= 1
         p *= _scale(g, z.shape[0])
-        return p
+        return _weigh(p, weights)
     return vjp
 
 
@@ -147,13 +169,13 @@ def _clipped_log(p):
 
 
 @primitive
-def categorical_crossentropy_probs(probs, targets):
+def categorical_crossentropy_probs(probs, targets, weights=None):
     """Keras's form: rows renormalized to sum 1, clipped, mean of -sum t log p."""
     q = probs / np.sum(probs, axis=-1, keepdims=True)
-    return -np.mean(np.sum(targets * _clipped_log(q), axis=-1))
+    return -np.mean(_weigh(np.sum(targets * _clipped_log(q), axis=-1), weights))
 
 
-def _cce_probs_vjp(ans, probs, targets):
+def _cce_probs_vjp(ans, probs, targets, weights=None):
     def vjp(g):
         s = np.sum(probs, axis=-1, keepdims=True)
         q = probs / s
@@ -161,7 +183,7 @@ def _cce_probs_vjp(ans, probs, targets):
         dq = -targets / np.clip(q, EPSILON, 1 - EPSILON) * inside
         # through q = p / s: dp = (dq - <dq, q>) / s
         dp = (dq - np.sum(dq * q, axis=-1, keepdims=True)) / s
-        return dp * _scale(g, probs.shape[0])
+        return _weigh(dp, weights) * _scale(g, probs.shape[0])
     return vjp
 
 
@@ -169,18 +191,19 @@ defvjp(categorical_crossentropy_probs, _cce_probs_vjp)
 
 
 @primitive
-def sparse_crossentropy_probs(probs, labels):
+def sparse_crossentropy_probs(probs, labels, weights=None):
     """Mean of -log(clip(p_label))."""
-    return -np.mean(_clipped_log(probs[np.arange(probs.shape[0]), labels]))
+    return -np.mean(_weigh(_clipped_log(probs[np.arange(probs.shape[0]), labels]), weights))
 
 
-def _sparse_probs_vjp(ans, probs, labels):
+def _sparse_probs_vjp(ans, probs, labels, weights=None):
     def vjp(g):
         rows = np.arange(probs.shape[0])
         p = probs[rows, labels]
         inside = (p >= EPSILON) & (p <= 1 - EPSILON)
         out = np.zeros_like(probs)
-        out[rows, labels] = inside / np.clip(p, EPSILON, 1 - EPSILON) * -_scale(g, probs.shape[0])
+        d = _weigh(inside / np.clip(p, EPSILON, 1 - EPSILON), weights)
+        out[rows, labels] = d * -_scale(g, probs.shape[0])
         return out
     return vjp
 
@@ -192,7 +215,12 @@ defvjp(sparse_crossentropy_probs, _sparse_probs_vjp)
 
 
 class Loss:
-    """Base class: a loss is ``loss(y_true, y_pred) -> mean loss`` plus what the model needs.
+    r"""Base class: a loss is ``loss(y_true, y_pred, sample_weight=None) -> mean loss``.
+
+    Plus what the model needs (the attributes below). ``sample_weight``, one
+    finite weight >= 0 per sample (shape ``(n,)``), scales each sample's
+    term of the mean: Keras 3's ``"sum_over_batch_size"``,
+    :math:`\frac{1}{n} \sum_i w_i \ell_i`.
 
     Attributes
     ----------
@@ -217,15 +245,37 @@ class Loss:
     def __repr__(self):
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
-    def __call__(self, y_true, y_pred):
-        if self.from_logits:
-            return self.logits_loss(y_true, y_pred)
-        return self.probs_loss(y_true, y_pred)
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The mean loss of the batch, optionally weighted per sample.
 
-    def logits_loss(self, y_true, logits):
+        Raises
+        ------
+        ValueError
+            For a ``sample_weight`` that is not one finite weight >= 0 per
+            sample (shape ``(len(y_pred),)``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> loss = MeanSquaredError()
+        >>> y, pred = np.zeros((2, 1)), np.array([[1.0], [3.0]])
+        >>> float(loss(y, pred)), float(loss(y, pred, sample_weight=np.array([1.0, 0.0])))
+        (5.0, 0.5)
+        """
+        if sample_weight is not None:
+            pred = getval(y_pred)
+            sample_weight = as_sample_weight(sample_weight, len(pred), pred.dtype, "sample_weight",
+                                             "y_pred")
+        if self.from_logits:
+            return self.logits_loss(y_true, y_pred, sample_weight)
+        return self.probs_loss(y_true, y_pred, sample_weight)
+
+    def logits_loss(self, y_true, logits, sample_weight=None):
+        """The loss of ``logits`` (``sample_weight`` trusted: validated by the caller)."""
         raise NotImplementedError(f"{self.name} has no logits form")
 
-    def probs_loss(self, y_true, probs):
+    def probs_loss(self, y_true, probs, sample_weight=None):
+        """The loss of ``probs`` (``sample_weight`` trusted: validated by the caller)."""
         raise NotImplementedError
 
     def get_config(self):
@@ -240,8 +290,8 @@ class MeanSquaredError(Loss):
     def __init__(self):
         super().__init__(False)
 
-    def probs_loss(self, y_true, y_pred):
-        return mean_squared_error(y_pred, y_true)
+    def probs_loss(self, y_true, y_pred, sample_weight=None):
+        return mean_squared_error(y_pred, y_true, sample_weight)
 
     def get_config(self):
         return {"name": self.name}
@@ -262,11 +312,11 @@ class BinaryCrossentropy(Loss):
     target = "binary"
     output_activation = "sigmoid"
 
-    def logits_loss(self, y_true, logits):
-        return sigmoid_binary_crossentropy(logits, y_true)
+    def logits_loss(self, y_true, logits, sample_weight=None):
+        return sigmoid_binary_crossentropy(logits, y_true, sample_weight)
 
-    def probs_loss(self, y_true, probs):
-        return binary_crossentropy_probs(probs, y_true)
+    def probs_loss(self, y_true, probs, sample_weight=None):
+        return binary_crossentropy_probs(probs, y_true, sample_weight)
 
 
 class CategoricalCrossentropy(Loss):
@@ -276,11 +326,11 @@ class CategoricalCrossentropy(Loss):
     target = "categorical"
     output_activation = "softmax"
 
-    def logits_loss(self, y_true, logits):
-        return softmax_crossentropy(logits, y_true)
+    def logits_loss(self, y_true, logits, sample_weight=None):
+        return softmax_crossentropy(logits, y_true, sample_weight)
 
-    def probs_loss(self, y_true, probs):
-        return categorical_crossentropy_probs(probs, y_true)
+    def probs_loss(self, y_true, probs, sample_weight=None):
+        return categorical_crossentropy_probs(probs, y_true, sample_weight)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -298,11 +348,11 @@ class SparseCategoricalCrossentropy(Loss):
     target = "sparse"
     output_activation = "softmax"
 
-    def logits_loss(self, y_true, logits):
-        return sparse_softmax_crossentropy(logits, y_true)
+    def logits_loss(self, y_true, logits, sample_weight=None):
+        return sparse_softmax_crossentropy(logits, y_true, sample_weight)
 
-    def probs_loss(self, y_true, probs):
-        return sparse_crossentropy_probs(probs, y_true)
+    def probs_loss(self, y_true, probs, sample_weight=None):
+        return sparse_crossentropy_probs(probs, y_true, sample_weight)
 
 
 _LOSSES = {

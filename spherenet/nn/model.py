@@ -32,7 +32,8 @@ from . import activations, losses
 from . import metrics as metrics_module
 from ._autodiff import value_and_grads
 from ._init import as_weight as _as_weight, initial_weights
-from ._data import as_inputs, as_targets, check_int, split_validation
+from ._data import (as_inputs, as_sample_weight, as_targets, check_int, class_sample_weight,
+                    split_validation)
 from .callbacks import CallbackList, History, ProgressBar
 from .layers import Activation, Dense, Dropout, Layer
 from .summary import summary_lines
@@ -575,8 +576,12 @@ class Sequential:
                 total = total + p.regularizer(wi)
         return total
 
-    def _batch_loss(self, w, xb, yb, mode, training=False, rngs=None, updates=None):
-        """(loss, probabilities) of one batch; the loss includes the regularization terms."""
+    def _batch_loss(self, w, xb, yb, mode, training=False, rngs=None, updates=None, swb=None):
+        """(loss, probabilities) of one batch; the loss includes the regularization terms.
+
+        ``updates``: a list that receives the layers' new states, or None; ``swb``: the
+        batch's checked sample weights, or None.
+        """
         loss = self._compiled["loss"]
         out = self._forward(w, xb, training, rngs, logits=(mode == "fused"), updates=updates)
         # a margin classifier (CosFace) lowers the true class's logit while training
@@ -586,12 +591,14 @@ class Sequential:
                 f"layer {self._layers[-1].name!r} has a margin, which acts on logits: give it "
                 "activation='softmax' with a cross-entropy loss, or use a loss with "
                 "from_logits=True")
+        if mode in ("fused", "logits"):
+            value = loss.logits_loss(
+                yb, out if adjust is None else adjust(out, yb, loss.target), swb)
+        else:
+            value = loss.probs_loss(yb, out, swb)
         if mode == "fused":
-            value = loss.logits_loss(yb, out if adjust is None else adjust(out, yb, loss.target))
             probs = self._layers[-1].activation(getval(out))
         else:
-            value = loss(yb, out if adjust is None or mode != "logits"
-                         else adjust(out, yb, loss.target))
             probs = getval(out)
             if mode == "logits" and loss.output_activation is not None:
                 probs = activations.get(loss.output_activation)(probs)
@@ -669,28 +676,47 @@ class Sequential:
         out = [self._forward(self._weights, x[i:i + bs]) for i in range(0, len(x), bs)]
         return np.concatenate(out, axis=0)
 
-    def _evaluate_arrays(self, x, y, batch_size, metric_fns):
+    def _evaluate_arrays(self, x, y, batch_size, metric_fns, sw=None):
         mode = self._output_mode()
         total, sums = 0.0, [0.0] * len(metric_fns)
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            value, probs = self._batch_loss(self._weights, xb, yb, mode)
+            swb = None if sw is None else sw[i:i + batch_size]
+            value, probs = self._batch_loss(self._weights, xb, yb, mode, swb=swb)
             total += float(value) * len(xb)
             for k, (_, fn) in enumerate(metric_fns):
                 sums[k] += fn(yb, probs) * len(xb)
         n = len(x)
         return total / n, [s / n for s in sums]
 
-    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
-        """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]``, or a dict."""
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False, sample_weight=None):
+        r"""Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]``, or a dict.
+
+        ``sample_weight``: one finite weight >= 0 per sample, shape ``(n,)``;
+        the loss is then Keras's :math:`\frac{1}{n} \sum_i w_i \ell_i`
+        (whatever the batch size), the metrics stay unweighted (Keras's
+        ``metrics``, not its ``weighted_metrics``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spherenet.nn import Sequential, Dense
+        >>> model = Sequential([Dense(1, input_dim=1, use_bias=False)], dtype="float64")
+        >>> model.compile(loss="mse")
+        >>> model.set_weights([np.array([[2.0]])])
+        >>> x, y = np.array([[1.0], [1.0]]), np.array([[1.0], [0.0]])  # squared errors 1 and 4
+        >>> model.evaluate(x, y), model.evaluate(x, y, sample_weight=[3.0, 0.0])
+        (2.5, 1.5)
+        """
         compiled = self._require_compiled()
         x = self._prepare_x(x)
         units = self.output_shape[-1]
         y = as_targets(y, len(x), compiled["loss"].target, units, self.dtype)
+        sw = as_sample_weight(sample_weight, len(x), self.dtype)
         self.build()
         bs = 1024 if batch_size is None else check_int("batch_size", batch_size, 1)
         metric_fns = self._metric_fns()
-        loss, values = self._evaluate_arrays(x, y, bs, metric_fns)
+        loss, values = self._evaluate_arrays(x, y, bs, metric_fns, sw)
         result = {"loss": loss, **{name: v for (name, _), v in zip(metric_fns, values)}}
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -701,8 +727,9 @@ class Sequential:
     # --- fit --------------------------------------------------------------------------
 
     def fit(self, x, y, epochs=1, batch_size=32, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, seed=None):
-        """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
+            validation_split=0.0, validation_data=None, shuffle=True, seed=None,
+            sample_weight=None, class_weight=None):
+        r"""Train for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
 
         Parameters
         ----------
@@ -729,6 +756,20 @@ class Sequential:
             continues its shuffling and dropout generators, as well as the
             optimizer's state: ``fit(epochs=2); fit(epochs=2)`` is then
             bit for bit ``fit(epochs=4)``. A seed restarts them.
+        sample_weight : array_like, shape (samples,), optional
+            One finite weight >= 0 per sample: the loss of a batch of m
+            samples is Keras's :math:`\frac{1}{m} \sum_i w_i \ell_i`, and the
+            epoch's ``loss`` in the history is :math:`\frac{1}{n} \sum_i w_i
+            \ell_i` over the epoch (what :meth:`evaluate` with the same
+            weights reports). Metrics stay unweighted. With
+            ``validation_split``, the last fraction of the weights goes with
+            the held-out samples; ``validation_data`` may then be a triple
+            ``(x_val, y_val, sample_weight_val)``.
+        class_weight : dict, optional
+            ``{class index: weight}`` (Keras's): every sample weighs the weight
+            of its class (its label, the argmax of its target row, or its
+            rounded 0/1 target), 1 for a class not listed. Not together with
+            ``sample_weight``.
 
         Returns
         -------
@@ -768,15 +809,27 @@ class Sequential:
             x = self._prepare_x(x)
         units, target = self.output_shape[-1], compiled["loss"].target
         y = as_targets(y, len(x), target, units, self.dtype)
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("give sample_weight or class_weight, not both")
+            sw = class_sample_weight(class_weight, y, target, units, self.dtype)
+        else:
+            sw = as_sample_weight(sample_weight, len(x), self.dtype)
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val) or a triple "
+                                 "(x_val, y_val, sample_weight_val)")
             xv = self._prepare_x(validation_data[0], "validation x")
             val = (xv, as_targets(validation_data[1], len(xv), target, units, self.dtype,
-                                  "validation y", "validation x"))
+                                  "validation y", "validation x"),
+                   None if len(validation_data) == 2 else as_sample_weight(
+                       validation_data[2], len(xv), self.dtype, "validation sample_weight",
+                       "validation x"))
         elif validation_split:
-            (x, y), val = split_validation(x, y, validation_split)
+            (x, y), (xv, yv) = split_validation(x, y, validation_split)
+            val = (xv, yv, None if sw is None else sw[len(x):])
+            sw = None if sw is None else sw[:len(x)]
         metric_fns = self._metric_fns()
         history = History()
         cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
@@ -815,7 +868,8 @@ class Sequential:
 
         def data_loss(w):
             updates = [] if self._state_params else None
-            value, probs = self._batch_loss(w, batch["x"], batch["y"], mode, True, rngs, updates)
+            value, probs = self._batch_loss(w, batch["x"], batch["y"], mode, True, rngs, updates,
+                                            swb=batch["sw"])
             batch["loss"], batch["probs"], batch["states"] = getval(value), probs, updates
             return value
 
@@ -835,7 +889,7 @@ class Sequential:
                 order = rng.permutation(n) if shuffle else None
                 z, state, seen, sums = self._train_epoch(
                     z, state, rule, geometry, objective, batch, x, y, order, batch_size,
-                    metric_fns, callback_list, epoch)
+                    metric_fns, callback_list, epoch, sw)
                 if self.stop_training:
                     break
                 self._weights = tuple(strategy.to_weights(z))
@@ -846,7 +900,7 @@ class Sequential:
                 logs.update((name, v / seen) for (name, _), v in zip(metric_fns, sums[1:]))
                 if val is not None:
                     vloss, vvalues = self._evaluate_arrays(val[0], val[1], max(batch_size, 1024),
-                                                           metric_fns)
+                                                           metric_fns, val[2])
                     logs["val_loss"] = vloss
                     logs.update((f"val_{name}", v) for (name, _), v in zip(metric_fns, vvalues))
                 for i in constrained:
@@ -864,8 +918,10 @@ class Sequential:
         return history
 
     def _train_epoch(self, z, state, rule, geometry, objective, batch, x, y, order, batch_size,
-                     metric_fns, callback_list, epoch):
+                     metric_fns, callback_list, epoch, sw=None):
         """One pass over the batches: ``(z, state, samples seen, [loss sum, metric sums...])``.
+
+        ``sw``: the checked sample weights, or None.
 
         ``state`` is None when a non-finite loss or weights stopped training;
         ``z`` is then the last variable whose loss was finite. Steps never
@@ -877,9 +933,11 @@ class Sequential:
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             if order is None:
                 batch["x"], batch["y"] = x[lo:hi], y[lo:hi]
+                batch["sw"] = None if sw is None else sw[lo:hi]
             else:
                 idx = order[lo:hi]
                 batch["x"], batch["y"] = x.take(idx, axis=0), y.take(idx, axis=0)
+                batch["sw"] = None if sw is None else sw.take(idx)
             value, grads = value_and_grads(objective, z)
             if not math.isfinite(float(value)):
                 self._stop_nonfinite(float(value), epoch, step, batch["x"])
