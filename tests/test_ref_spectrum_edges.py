@@ -5,8 +5,10 @@ at the top eigenvector, the Hessian's eigenvalues are 2 (lambda_max - lambda_i).
 
 import numpy as np
 import pytest
+from scipy.sparse.linalg import LinearOperator
 
 from spherenet import Sphere
+from spherenet.optim import spectrum
 from spherenet.optim.spectrum import HessianSpectrum, hessian_spectrum
 
 A3 = np.diag([1.0, 2.0, 5.0])
@@ -75,3 +77,81 @@ def test_is_local_min_with_its_own_gradient_tolerance():
     with pytest.raises(ValueError, match='^is_local_min needs the smallest eigenvalues: use '
                                          'which="smallest" or "both"$'):
         none.is_local_min()
+
+
+# --- the shift of the normal space, one attempt at a time -----------------------------
+
+A4 = np.diag([1.0, 2.0, 3.0, 10.0])  # at e_4: Hessian eigenvalues 2 (lambda_i - 10) = -18, -16, -14
+
+
+def _spy_sides(monkeypatch, n_normal):
+    """Record the shift of each ``_eigsh_side`` call; report ``n_normal(i)`` normal vectors."""
+    real = spectrum._eigsh_side
+    shifts = []
+
+    def side(apply, project, size, k, which, shift, v0, tol):
+        shifts.append(shift)
+        values, _ = real(apply, project, size, k, which, shift, v0, tol)
+        return values, n_normal(len(shifts) - 1)
+
+    monkeypatch.setattr(spectrum, "_eigsh_side", side)
+    return shifts
+
+
+def test_a_three_dimensional_tangent_space_is_shifted_by_twice_the_spectral_radius(monkeypatch):
+    # dim 3 is the smallest with a Lanczos radius estimate (loose: tol 1e-3); the radius is
+    # max |2 (lambda_i - 10)| = 18 (numpy's eigh of the Hessian in a tangent basis).
+    x = np.eye(4)[3]
+    basis = np.eye(4)[:, :3]
+    hess = basis.T @ (2.0 * A4 - 2.0 * (x @ A4 @ x) * np.eye(4)) @ basis
+    radius = np.max(np.abs(np.linalg.eigvalsh(hess)))
+    shifts = _spy_sides(monkeypatch, lambda i: 0)
+    spec = hessian_spectrum(lambda v: v @ A4 @ v, Sphere(4), x, k=1, method="eigsh",
+                            which="smallest")
+    assert spec.method == "eigsh"
+    assert shifts == [pytest.approx(2.0 * radius, rel=1e-2)]
+    assert spec.smallest.tolist() == [pytest.approx(-18.0, rel=1e-10)]
+
+
+def test_the_shift_grows_eightfold_when_a_normal_vector_comes_back(monkeypatch):
+    shifts = _spy_sides(monkeypatch, lambda i: 1 if i == 0 else 0)
+    spec = hessian_spectrum(lambda v: v @ A4 @ v, Sphere(4), np.eye(4)[3], k=1,
+                            method="eigsh", which="largest")
+    assert len(shifts) == 2 and shifts[1] == 8.0 * shifts[0]
+    assert spec.largest.tolist() == [pytest.approx(-14.0, rel=1e-10)]
+
+
+def test_four_attempts_with_a_normal_vector_are_an_error(monkeypatch):
+    shifts = _spy_sides(monkeypatch, lambda i: 1)
+    with pytest.raises(RuntimeError, match=r"^could not separate the normal space from the "
+                                           r"Hessian's spectrum$"):
+        hessian_spectrum(lambda v: v @ A4 @ v, Sphere(4), np.eye(4)[3], k=1, method="eigsh",
+                         which="smallest")
+    assert [s / shifts[0] for s in shifts] == [1.0, 8.0, 64.0, 512.0]
+
+
+def test_a_projector_of_the_wrong_rank_is_an_error():
+    # The identity as "projector" of a space of dimension 2 in R^3: rank 3.
+    with pytest.raises(RuntimeError, match=r"^the tangent projector has rank 3, but the "
+                                           r"manifold has dimension 2$"):
+        spectrum._dense(lambda v: v, lambda v: v, 3, 2)
+
+
+def test_every_hessian_vector_product_is_one_the_eigensolver_asked_for(monkeypatch):
+    # nhev counts the products of the run; with the Lanczos path they all come from ARPACK
+    # (the radius estimate and each end): none spent elsewhere, e.g. on building operators.
+    real = spectrum.eigsh
+    asked = []
+
+    def eigsh(operator, **kwargs):
+        def matvec(v):
+            asked.append(1)
+            return operator.matvec(v)
+
+        counted = LinearOperator(operator.shape, matvec=matvec, dtype=np.float64)
+        return real(counted, **kwargs)
+
+    monkeypatch.setattr(spectrum, "eigsh", eigsh)
+    spec = hessian_spectrum(rayleigh(A30), Sphere(30), E30 + 0.0, k=2, method="eigsh")
+    assert spec.method == "eigsh" and len(asked) > 0
+    assert spec.nhev == len(asked)
