@@ -191,3 +191,26 @@ def test_float64_recompute_is_per_factor_in_the_kernel():
         scale = np.linalg.norm(g[:, j])
         np.testing.assert_allclose(out[:, j], x_ref, rtol=0, atol=4 * lr * scale * EPS64)
         np.testing.assert_allclose(new_b[:, j], b_ref, rtol=0, atol=4 * scale * EPS64)
+
+
+def test_float32_kernel_recomputes_below_its_own_threshold():
+    # The compiled kernel sums float32 data in float64 and forms x+ in float64: one rounding
+    # to float32 at the end. The subtraction <a,a> - c <x,a> loses ~aa/dd * eps64 of dd;
+    # the float32 threshold (dd < rows 2^-25 aa = 1.2e-7 aa) recomputes below it. At
+    # dd / aa = 2.5e-11 the subtraction would move x+ by ~4 float32 ulps; recomputed, x+ and
+    # b+ are the reference rounded to float32 (within one ulp).
+    pytest.importorskip("numba")  # the NumPy path forms x+ in float32: ~lr eps32 at lr = 1e5
+    eps32 = np.finfo(np.float32).eps
+    x, g = _nearly_normal(4, 3, 1e-5)
+    x, g = x.astype(np.float32), g.astype(np.float32)
+    with mpmath.workdps(40):  # lr = 1 / ||d||: t = 1
+        xm, gm = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in g]
+        c = mpmath.fsum(u * v for u, v in zip(xm, gm)) / mpmath.fsum(u * u for u in xm)
+        nd = float(mpmath.sqrt(mpmath.fsum((v - c * u) ** 2 for u, v in zip(xm, gm))))
+    assert 1e-11 < nd**2 / float(g.astype(np.float64) @ g) < 1e-10
+    lr = 1.0 / nd
+    out, new_b = _momentum.momentum_step(Sphere(4, transport="parallel"), x, g, None, lr, 0.9)
+    x_ref, b_ref = _reference(x, g, lr)
+    assert out.dtype == new_b.dtype == np.float32
+    np.testing.assert_allclose(out, x_ref, rtol=0, atol=eps32)
+    np.testing.assert_allclose(new_b, b_ref, rtol=0, atol=eps32 * nd)
