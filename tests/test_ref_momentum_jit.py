@@ -95,6 +95,21 @@ def test_without_numba_there_is_no_kernel_and_the_numpy_path_runs(unloaded, monk
     np.testing.assert_allclose(out, np.cos(0.5) * x - np.sin(0.5) * g, rtol=0, atol=4 * EPS64)
 
 
+def test_a_broken_numba_install_leaves_the_numpy_path(unloaded, monkeypatch):
+    # Importing numba fails with something other than ImportError (e.g. a binary mismatch).
+    class Broken:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "numba":
+                raise OSError("numba: undefined symbol")
+            return None
+
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    assert unloaded._jit() is False
+    assert unloaded._load() is None
+
+
 def _njit_spy(monkeypatch, numba, fail):
     """Replace numba.njit: record the ``cache`` asked for, raise RuntimeError when ``fail(cache)``."""
     calls = []
@@ -158,14 +173,17 @@ def _nearly_normal(n, seed, eps, normal=2.0):
     return x, normal * x + eps * u
 
 
+@pytest.mark.parametrize("scale", [1.0, 4.0])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_float64_recomputes_a_cancelled_dd_exactly(layout):
+def test_float64_recomputes_a_cancelled_dd_exactly(layout, scale):
     # dd / aa = 2.25e-6: above the float32 threshold 4 * 2^-25 = 1.2e-7, below 1/2. The
     # subtraction <a,a> - c <x,a> loses about aa/dd * eps of dd: ~4e5 eps, which at t = 1
     # moves x+ by ~2e5 eps; recomputed, x+ carries only the rounding of pa a + px x with
-    # |pa| ~ lr: a few lr ||a|| eps.
+    # |pa| ~ lr: a few lr ||a|| eps. The formulas take ||x|| != 1 (the correction of c is
+    # <x, d> / <x, x>): scale 4 checks that too.
     eps = 3e-3
     x, g = _nearly_normal(4, 3, eps)
+    x = x * scale
     lr = 1.0 / eps  # t = lr ||d|| = 1
     if layout == "strided":  # the NumPy path; contiguous is the compiled kernel (with numba)
         x, g = np.repeat(x, 2)[::2], np.repeat(g, 2)[::2]
