@@ -155,3 +155,97 @@ def test_every_hessian_vector_product_is_one_the_eigensolver_asked_for(monkeypat
     spec = hessian_spectrum(rayleigh(A30), Sphere(30), E30 + 0.0, k=2, method="eigsh")
     assert spec.method == "eigsh" and len(asked) > 0
     assert spec.nhev == len(asked)
+
+
+def test_a_two_dimensional_tangent_space_gets_the_unit_shift(monkeypatch):
+    # dim 2: no radius estimate, so the shift is 1 (not 2 rho).
+    shifts = _spy_sides(monkeypatch, lambda i: 0)
+    hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], k=1, method="eigsh", which="smallest")
+    assert shifts == [1.0]
+
+
+def test_one_lanczos_start_for_the_radius_and_both_ends(monkeypatch):
+    real = spectrum.eigsh
+    starts = []
+
+    def eigsh(operator, **kwargs):
+        starts.append(kwargs.get("v0"))
+        return real(operator, **kwargs)
+
+    monkeypatch.setattr(spectrum, "eigsh", eigsh)
+    hessian_spectrum(rayleigh(A30), Sphere(30), E30 + 0.0, k=2, method="eigsh")
+    assert len(starts) == 3 and starts[0] is not None
+    assert all(s is starts[0] for s in starts)
+    # tangent at e_30 (projected), from the default generator seed 0
+    assert starts[0][-1] == 0.0
+    v0 = np.random.default_rng(0).standard_normal(30)
+    np.testing.assert_array_equal(starts[0][:-1], v0[:-1])
+
+
+def test_the_radius_of_an_unconverged_lanczos_is_what_it_found(monkeypatch):
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    found = []
+
+    def eigsh(operator, **kwargs):
+        raise ArpackNoConvergence("no convergence", found[0], np.zeros((4, len(found[0]))))
+
+    monkeypatch.setattr(spectrum, "eigsh", eigsh)
+    op = LinearOperator((4, 4), matvec=lambda v: v, dtype=np.float64)
+    found.append(np.array([3.0, -5.0]))
+    assert spectrum._radius(op, np.ones(4), 3) == 5.0
+    found[0] = np.array([])
+    assert spectrum._radius(op, np.ones(4), 3) == 0.0
+    assert spectrum._radius(op, np.ones(4), 2) == 0.0  # below dimension 3: no estimate
+
+
+def test_auto_method_at_its_thresholds():
+    # size <= dense_max: dense (also at equality); 4 k >= dim: dense (also at equality)
+    x30 = E30 + 0.0
+    assert hessian_spectrum(rayleigh(A30), Sphere(30), x30, k=1, dense_max=30).method == "dense"
+    assert hessian_spectrum(rayleigh(A30), Sphere(30), x30, k=1, dense_max=29).method == "eigsh"
+    a29, e29 = np.diag(np.arange(1.0, 30.0)), np.eye(29)[-1]
+    assert hessian_spectrum(rayleigh(a29), Sphere(29), e29, k=7, dense_max=10).method == "dense"
+    # the default dense_max is 200: a sphere in R^201 takes Lanczos for k = 1
+    a201, e201 = np.diag(np.arange(1.0, 202.0)), np.eye(201)[-1]
+    spec = hessian_spectrum(rayleigh(a201), Sphere(201), e201, k=1, which="smallest")
+    assert spec.method == "eigsh"
+    assert spec.smallest.tolist() == [pytest.approx(2.0, rel=1e-8)]
+
+
+def test_the_default_start_is_seed_zero():
+    one = hessian_spectrum(rayleigh(A30), Sphere(30), E30 + 0.0, k=2, method="eigsh")
+    two = hessian_spectrum(rayleigh(A30), Sphere(30), E30 + 0.0, k=2, method="eigsh", rng=0)
+    np.testing.assert_array_equal(one.smallest, two.smallest)
+    assert one.nhev == two.nhev
+
+
+def test_a_users_gradient_and_hessian_are_the_ones_used():
+    # The cost is -x'A3x, but the user's derivatives are those of -2 x'A3x: the spectrum
+    # and the gradient norm follow the user's (twice the closed form; e_3 is critical, so
+    # the gradient norm is 0 either way: take x off the eigenvectors for it).
+    spec = hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], k=2, method="dense",
+                            grad=lambda x: -4.0 * A3 @ x, hess=lambda x, u: -4.0 * A3 @ u)
+    np.testing.assert_allclose(spec.smallest, [12.0, 16.0], rtol=1e-12)
+    x = np.array([0.6, 0.0, 0.8])
+    spec = hessian_spectrum(rayleigh(A3), Sphere(3), x, k=1, method="dense",
+                            grad=lambda x: -4.0 * A3 @ x)
+    egrad = -4.0 * A3 @ x
+    assert spec.grad_norm == pytest.approx(np.linalg.norm(egrad - (x @ egrad) * x), rel=1e-12)
+
+
+def test_is_local_min_accepts_the_smallest_eigenvalue_at_minus_tol():
+    spec = HessianSpectrum(smallest=np.array([-0.25, 1.0]), largest=None, grad_norm=0.0, dim=2,
+                           method="dense", nhev=0)
+    assert spec.is_local_min(tol=0.25) is True
+    assert spec.is_local_min(tol=0.125) is False
+
+
+def test_bad_arguments_are_refused_with_what_came():
+    with pytest.raises(TypeError, match=r"^manifold must be a spherenet Manifold, got tuple$"):
+        hessian_spectrum(rayleigh(A3), (3,), np.eye(3)[2])
+    with pytest.raises(ValueError, match=r"^method must be one of \['auto', 'dense', 'eigsh'\], "
+                                         r"got 'lanczos'$"):
+        hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], method="lanczos")
+    with pytest.raises(ValueError, match=r"^k must be a positive int, got 0$"):
+        hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], k=0)
