@@ -189,25 +189,15 @@ def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False):
             np.maximum(block, 0, out=block)
 
 
-def _im2col(x, window, strides, dilation, pads):
-    """The patches of ``x`` (N, H, W, C), zero-padded, as a matrix (N * Ho * Wo, kh * kw * C).
-
-    Row (n, p, q) holds the window of output (p, q) in the kernel's order
-    (i, j, c), so that the convolution is ``patches @ kernel.reshape(-1, F)``.
-    """
-    view = _windows(_pad(x, pads, 0), window, strides, dilation)
-    return np.ascontiguousarray(view).reshape(-1, view.shape[3] * view.shape[4] * view.shape[5])
-
-
 def _is_pointwise(window, strides, pads, x):
-    """A 1x1 kernel with stride 1, no padding, on a C-contiguous batch: x itself is the im2col matrix."""
+    """A 1x1 kernel, stride 1, no padding, C-contiguous x: x itself is the im2col matrix."""
     return (window == (1, 1) and strides == (1, 1) and not any(pads[0] + pads[1])
             and x.flags.c_contiguous)
 
 
 @primitive
 def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
-    """The convolution ``im2col(x) @ kernel + bias``, shaped (N, Ho, Wo, F), then max(., 0) if ``relu``.
+    """``im2col(x) @ kernel + bias`` shaped (N, Ho, Wo, F), then max(., 0) if ``relu``.
 
     With ``kept`` a list, the whole batch's im2col matrix is appended to it,
     for the kernel's vector-Jacobian product (``patches.T @ g``) to use
