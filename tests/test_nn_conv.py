@@ -262,6 +262,101 @@ def test_conv1d_gradients_equal_finite_differences(padding):
                                    rtol=1e-8, atol=1e-8)
 
 
+ALL_AT_ONCE_CASES = [
+    ((7, 6), (3, 2), (2, 1), "same", (1, 1)),
+    ((7, 6), (3, 3), (3, 2), "valid", (1, 2)),
+    ((4, 5), (1, 1), (1, 1), "same", (1, 1)),  # 1x1, stride 1: the input is the im2col matrix
+    ((5, 5), (1, 1), (2, 2), "valid", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("block_bytes", [None, 1])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("hw, ksize, strides, padding, dilation", ALL_AT_ONCE_CASES)
+def test_all_three_gradients_at_once_equal_the_naive_convolution(monkeypatch, hw, ksize, strides,
+                                                                  padding, dilation, relu,
+                                                                  block_bytes):
+    # as a model asks for them: input, kernel and bias traced together, the kernel's gradient
+    # from the patches the forward pass kept; with relu fused into the convolution or not, the
+    # whole batch in one block or one image per block
+    from spherenet.nn import conv
+    from spherenet.nn._autodiff import value_and_grads
+
+    if block_bytes is not None:
+        monkeypatch.setattr(conv, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, *hw, 3))
+    k = rng.standard_normal((*ksize, 3, 4))
+    b = rng.standard_normal(4)
+    _, top, bottom = conv._window(hw[0], ksize[0], strides[0], dilation[0], padding)
+    _, left, right = conv._window(hw[1], ksize[1], strides[1], dilation[1], padding)
+    pads = ((top, bottom), (left, right))
+    ho, _ = keras_window(hw[0], ksize[0], strides[0], dilation[0], padding)
+    wo, _ = keras_window(hw[1], ksize[1], strides[1], dilation[1], padding)
+    weights = rng.standard_normal((3, ho, wo, 4))
+
+    def ours(x, k, b):
+        return anp.sum(conv._conv2d(x, k, b, strides, dilation, pads, relu) * weights)
+
+    def naive(x, k, b):
+        y = traced_conv2d(x, k, strides, padding, dilation) + b
+        return anp.sum((anp.where(y > 0, y, 0.0) if relu else y) * weights)
+
+    value, grads = value_and_grads(ours, [x, k, b])
+    want_value, want = value_and_grads(naive, [x, k, b])
+    np.testing.assert_allclose(value, want_value, rtol=0, atol=2000 * EPS64)
+    for got, ref in zip(grads, want):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=0, atol=500 * EPS64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_fused_into_the_layer_changes_nothing_and_has_gradient_zero_at_zero(dtype):
+    # Conv2D(activation="relu") applies relu inside the convolution; a callable that is not
+    # spherenet's relu goes the unfused way. Same values and gradients, bit for bit. Two of the
+    # four images are zero and the bias is zero there, so those outputs sit exactly at the kink:
+    # their gradient must be 0 (as TensorFlow and PyTorch), not 1 or 1/2.
+    from spherenet.nn import activations
+    from spherenet.nn._autodiff import value_and_grads
+
+    rng = np.random.default_rng(13)
+    fused = Conv2D(4, 3, padding="same", activation="relu")
+    unfused = Conv2D(4, 3, padding="same", activation=lambda t: activations.relu(t))
+    for layer in (fused, unfused):
+        layer.build((5, 6, 2))
+    x = rng.standard_normal((4, 5, 6, 2)).astype(dtype)
+    x[1::2] = 0.0
+    k = rng.standard_normal((3, 3, 2, 4)).astype(dtype)
+    b = np.zeros(4, dtype=dtype)
+    weights = rng.standard_normal((4, 5, 6, 4)).astype(dtype)
+    results = [value_and_grads(lambda *a, layer=layer: anp.sum(layer.apply(a[1:], a[0]) * weights),
+                               [x, k, b]) for layer in (fused, unfused)]
+    (value, grads), (value_ref, grads_ref) = results
+    assert value == value_ref
+    for got, ref in zip(grads, grads_ref):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, ref)
+    dx, dk, db = grads
+    np.testing.assert_array_equal(dx[1::2], 0.0)
+    # the zero images add nothing to the kernel's and the bias's gradients
+    _, (_, dk_half, db_half) = value_and_grads(
+        lambda x, k, b: anp.sum(fused.apply((k, b), x) * weights[::2]), [x[::2], k, b])
+    np.testing.assert_allclose(dk, dk_half, rtol=0, atol=50 * float(np.finfo(dtype).eps))
+    np.testing.assert_allclose(db, db_half, rtol=0, atol=50 * float(np.finfo(dtype).eps))
+    # and Conv1D likewise
+    fused1 = Conv1D(3, 2, padding="causal", activation="relu")
+    unfused1 = Conv1D(3, 2, padding="causal", activation=lambda t: activations.relu(t))
+    for layer in (fused1, unfused1):
+        layer.build((6, 2))
+    x1, k1 = x[:, 0, :, :], k[0, :2, :, :3]
+    w1 = weights[:, 0, :, :3]
+    got, want = (value_and_grads(lambda *a, layer=layer: anp.sum(layer.apply(a[1:], a[0]) * w1),
+                                 [x1, k1, b[:3]]) for layer in (fused1, unfused1))
+    assert got[0] == want[0]
+    for g, ref in zip(got[1], want[1]):
+        np.testing.assert_array_equal(g, ref)
+
+
 # --- pooling --------------------------------------------------------------------------
 
 

@@ -16,10 +16,16 @@ view, no Python loop over the data -- and multiplied by the kernel viewed as
 (kh * kw * C, F). The convolution is one autograd primitive with
 hand-written vector-Jacobian products: the kernel's gradient is
 ``patches.T @ g``, the bias's the sum of ``g``, and the input's a transposed
-convolution, again one im2col and one GEMM (see :func:`_input_grad`); all in
-the data's dtype. The batch is processed in blocks of images whose patches
-fit in the cache (about 1 MB), gathered again for the backward pass rather
-than kept.
+convolution, again im2col and GEMM (see :func:`_input_grad`); all in the
+data's dtype, and only those autograd asks for (not the input's for the
+network's first layer). The batch is processed in blocks of images whose
+patches fit in the cache (about 1 MB), each block copied and multiplied
+while it is there. When the kernel is traced (training), the forward pass
+writes the blocks into one matrix of the whole batch's patches, which the
+kernel's gradient uses rather than gather them again (9 MB for 128 images
+of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
+block. A ``relu`` activation is applied by the convolution itself, in place
+on each block, and its mask joins the convolution's backward pass.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -40,8 +46,10 @@ import numbers
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.extend import defvjp_argnum, primitive
+from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import isbox
 
+from . import activations
 from .layers import LAYERS, _KernelLayer
 
 __all__ = ["Conv1D", "Conv2D", "conv1d", "conv2d"]
@@ -127,32 +135,97 @@ def _slices(padded_shape, window, strides, dilation):
     return ho, wo, cuts
 
 
-def _im2col(x, window, strides, dilation, pads):
-    """The patches of ``x`` (N, H, W, C), zero-padded, as a matrix (N * Ho * Wo, kh * kw * C).
+def _windows(xp, window, strides, dilation):
+    """The windows of a padded batch ``xp`` (N, H, W, C) as a read-only view (N, Ho, Wo, kh, kw, C).
 
-    Row (n, p, q) holds the window of output (p, q) in the kernel's order
-    (i, j, c), so that the convolution is ``patches @ kernel.reshape(-1, F)``.
-    One copy of a strided view of the padded input: its inner axes (j, c)
-    are contiguous in memory when the dilation is 1, which keeps the copy
-    near memory speed.
+    Entry (n, p, q, i, j, c) is ``xp[n, p s_h + i d_h, q s_w + j d_w, c]``;
+    what ``sliding_window_view`` gives, without its per-call overhead. Every
+    index stays inside ``xp``. Copied, the view is the im2col matrix: its
+    inner axes (j, c) are contiguous in memory when the dilation is 1, which
+    keeps the copy near memory speed.
     """
     (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
-    n, c = x.shape[0], x.shape[3]
-    if (kh, kw) == (1, 1) and not any(pads[0] + pads[1]):
-        view = x[:, ::sh, ::sw, :]
-        return np.ascontiguousarray(view).reshape(-1, c)
-    xp = np.ascontiguousarray(_pad(x, pads, 0))
+    xp = np.ascontiguousarray(xp)
+    n, c = xp.shape[0], xp.shape[3]
     ho = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
     wo = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    # the windows as a read-only strided view of xp (what sliding_window_view gives, without
-    # its per-call overhead, which counts at one call per block): every index stays inside xp
     s0, s1, s2, s3 = xp.strides
     view = np.ndarray((n, ho, wo, kh, kw, c), dtype=xp.dtype, buffer=xp,
                       strides=(s0, sh * s1, sw * s2, dh * s1, dw * s2, s3))
     view.flags.writeable = False
-    cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
-    np.copyto(cols, view)
-    return cols.reshape(n * ho * wo, kh * kw * c)
+    return view
+
+
+#: The patches are gathered and multiplied block by block of images, each block's im2col
+#: matrix about this many bytes: small enough to stay in the cache between its copy and its
+#: GEMM (a whole batch's, 9 MB for 128 images of 8x8x32 and a 3x3 kernel, would make two
+#: trips through memory), large enough for efficient GEMMs.
+_BLOCK_BYTES = 1 << 20
+
+
+def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False):
+    """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
+
+    ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
+    ``out`` has shape (N * Ho * Wo, F). Each block of images is copied to a
+    contiguous im2col block and multiplied while it is in the cache; the
+    blocks go into ``kept`` (an array of the view's shape, then the whole
+    batch's patches) or else into one block-sized buffer used again.
+    """
+    n, ho, wo, kh, kw, c = view.shape
+    rows, depth = ho * wo, kh * kw * c
+    size = max(1, _BLOCK_BYTES // max(1, rows * depth * view.itemsize))
+    buffer = kept if kept is not None else np.empty(
+        (min(size, n), ho, wo, kh, kw, c), dtype=view.dtype)
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
+        cols = kept[lo:hi] if kept is not None else buffer[:hi - lo]
+        np.copyto(cols, view[lo:hi])
+        block = out[lo * rows:hi * rows]
+        np.matmul(cols.reshape(-1, depth), matrix, out=block)
+        if bias is not None:
+            block += bias
+        if relu:
+            np.maximum(block, 0, out=block)
+
+
+def _is_pointwise(window, strides, pads, x):
+    """A 1x1 kernel, stride 1, no padding, C-contiguous x: x itself is the im2col matrix."""
+    return (window == (1, 1) and strides == (1, 1) and not any(pads[0] + pads[1])
+            and x.flags.c_contiguous)
+
+
+@primitive
+def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
+    """``im2col(x) @ kernel + bias`` shaped (N, Ho, Wo, F), then max(., 0) if ``relu``.
+
+    With ``kept`` a list, the whole batch's im2col matrix is appended to it,
+    for the kernel's vector-Jacobian product (``patches.T @ g``) to use
+    rather than gather the patches again; with None, one block-sized buffer
+    serves every block (see :func:`_patches_gemm`).
+    """
+    kh, kw, c, f = kernel.shape
+    n = x.shape[0]
+    matrix = kernel.reshape(kh * kw * c, f)
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    if _is_pointwise((kh, kw), strides, pads, x):
+        cols = x.reshape(-1, c)
+        out = cols @ matrix
+        if bias is not None:
+            out += bias
+        if relu:
+            np.maximum(out, 0, out=out)
+        if kept is not None:
+            kept.append(cols)
+        return out.reshape(n, x.shape[1], x.shape[2], f)
+    view = _windows(_pad(x, pads, 0), (kh, kw), strides, dilation)
+    ho, wo = view.shape[1:3]
+    out = np.empty((n * ho * wo, f), dtype=dtype)
+    patches = None if kept is None else np.empty(view.shape, dtype=x.dtype)
+    _patches_gemm(view, matrix, out, patches, bias, relu)
+    if kept is not None:
+        kept.append(patches.reshape(n * ho * wo, kh * kw * c))
+    return out.reshape(n, ho, wo, f)
 
 
 def _input_grad(g, kernel, x_shape, strides, dilation, pads):
@@ -163,17 +236,18 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     :math:`(p s_h + i d_h, q s_w + j d_w)`. Spreading ``g`` out with
     :math:`s - 1` zeros between entries (``gd``) makes it the correlation of
     ``gd``, zero-padded by the kernel's span less the forward padding, with
-    the kernel flipped in space and its channel axes swapped -- again one
-    im2col and one GEMM, rather than a scatter (col2im) of
+    the kernel flipped in space and its channel axes swapped -- again im2col
+    and GEMM, block by block of images, rather than a scatter (col2im) of
     kh * kw strided additions, which runs at a fraction of memory speed for
     few channels.
     """
     kh, kw, c, f = kernel.shape
     n, h, w, _ = x_shape
     (sh, sw), (dh, dw) = strides, dilation
-    (top, bottom), (left, right) = pads
+    (top, _), (left, _) = pads
     ho, wo = g.shape[1], g.shape[2]
-    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and not (top or bottom or left or right):
+    dtype = np.result_type(g.dtype, kernel.dtype)
+    if _is_pointwise((kh, kw), strides, pads, g):
         return (g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape)
     if (sh, sw) != (1, 1):
         gd = np.zeros((n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, f), dtype=g.dtype)
@@ -181,82 +255,38 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     else:
         gd = g
     before_h, before_w = (kh - 1) * dh - top, (kw - 1) * dw - left
-    after_h = h + top - gd.shape[1]
-    after_w = w + left - gd.shape[2]
+    after_h, after_w = h + top - gd.shape[1], w + left - gd.shape[2]
     flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-    cols = _im2col(gd, (kh, kw), (1, 1), (dh, dw), ((before_h, after_h), (before_w, after_w)))
-    return (cols @ flipped.reshape(kh * kw * f, c)).reshape(x_shape)
+    view = _windows(_pad(gd, ((before_h, after_h), (before_w, after_w)), 0), (kh, kw), (1, 1),
+                    (dh, dw))
+    dx = np.empty((n * h * w, c), dtype=dtype)
+    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx)
+    return dx.reshape(x_shape)
 
 
-#: The patches are gathered and multiplied block by block of images, each block's im2col
-#: matrix about this many bytes: small enough to stay in the cache between its copy and its
-#: GEMM (a whole batch's, 9 MB for 128 images of 8x8x32 and a 3x3 kernel, makes two trips
-#: through memory instead), large enough for efficient GEMMs.
-_BLOCK_BYTES = 1 << 20
+def _conv_gemm_vjp(argnums, ans, args, kwargs):
+    x, kernel, bias, strides, dilation, pads, relu, kept = args
+    f = kernel.shape[3]
+
+    def vjp(g):
+        if relu:
+            g = g * (ans > 0)  # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch
+        grads = []
+        for argnum in argnums:
+            if argnum == 0:
+                grads.append(_input_grad(g, kernel, x.shape, strides, dilation, pads))
+            elif argnum == 1:
+                # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+                grads.append((kept[0].T @ g.reshape(-1, f)).reshape(kernel.shape))
+            else:
+                # a matrix-vector product: ten times faster than np.sum over the long axis 0
+                rows = g.reshape(-1, f)
+                grads.append(np.ones(len(rows), dtype=rows.dtype) @ rows)
+        return grads
+    return vjp
 
 
-def _blocks(n, bytes_per_image):
-    """``(lo, hi)`` bounds of blocks of the ``n`` images of a batch."""
-    size = max(1, _BLOCK_BYTES // max(1, bytes_per_image))
-    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
-
-
-@primitive
-def _conv_gemm(x, kernel, bias, out_hw, strides, dilation, pads):
-    """The convolution ``im2col(x) @ kernel + bias``, shaped (N, Ho, Wo, F), block by block.
-
-    The vector-Jacobian products gather the patches again, block by block,
-    rather than keep the whole batch's: the kernel's gradient is
-    ``sum over blocks of patches.T @ g``, the input's a transposed
-    convolution (:func:`_input_grad`), the bias's the sum of ``g``.
-    """
-    kh, kw, c, f = kernel.shape
-    n, rows = x.shape[0], out_hw[0] * out_hw[1]
-    matrix = kernel.reshape(kh * kw * c, f)
-    out = np.empty((n * rows, f), dtype=np.result_type(x.dtype, kernel.dtype))
-    for lo, hi in _blocks(n, rows * kh * kw * c * x.itemsize):
-        cols = _im2col(x[lo:hi], (kh, kw), strides, dilation, pads)
-        np.matmul(cols, matrix, out=out[lo * rows:hi * rows])
-    if bias is not None:
-        out += bias
-    return out.reshape(n, out_hw[0], out_hw[1], f)
-
-
-def _kernel_grad(g, x, kernel_shape, strides, dilation, pads):
-    kh, kw, c, f = kernel_shape
-    n = x.shape[0]
-    rows = g.shape[1] * g.shape[2]
-    g2 = g.reshape(n * rows, f)
-    total = None
-    for lo, hi in _blocks(n, rows * kh * kw * c * x.itemsize):
-        cols = _im2col(x[lo:hi], (kh, kw), strides, dilation, pads)
-        part = cols.T @ g2[lo * rows:hi * rows]
-        if total is None:
-            total = part
-        else:
-            total += part
-    return total.reshape(kernel_shape)
-
-
-def _input_grad_blocks(g, kernel, x_shape, strides, dilation, pads):
-    kh, kw, c, f = kernel.shape
-    n, h, w, _ = x_shape
-    dx = np.empty(x_shape, dtype=np.result_type(g.dtype, kernel.dtype))
-    for lo, hi in _blocks(n, h * w * kh * kw * f * g.itemsize):
-        dx[lo:hi] = _input_grad(g[lo:hi], kernel, (hi - lo, h, w, c), strides, dilation, pads)
-    return dx
-
-
-def _conv_gemm_vjp(argnum, ans, args, kwargs):
-    x, kernel, bias, _, strides, dilation, pads = args
-    if argnum == 0:
-        return lambda g: _input_grad_blocks(g, kernel, x.shape, strides, dilation, pads)
-    if argnum == 1:
-        return lambda g: _kernel_grad(g, x, kernel.shape, strides, dilation, pads)
-    return lambda g: np.sum(g.reshape(-1, kernel.shape[3]), axis=0)
-
-
-defvjp_argnum(_conv_gemm, _conv_gemm_vjp)
+defvjp_argnums(_conv_gemm, _conv_gemm_vjp)
 
 
 # --- the convolutions ---------------------------------------------------------------
@@ -266,14 +296,14 @@ def _shape_of(a):
     return tuple(getattr(a, "shape", np.shape(a)))
 
 
-def _conv2d(x, kernel, bias, strides, dilation, pads):
-    """The convolution with explicit pads, unchecked (the layers' hot path)."""
-    kh, kw = kernel.shape[:2]
-    hp = x.shape[1] + pads[0][0] + pads[0][1]
-    wp = x.shape[2] + pads[1][0] + pads[1][1]
-    out_hw = ((hp - (kh - 1) * dilation[0] - 1) // strides[0] + 1,
-              (wp - (kw - 1) * dilation[1] - 1) // strides[1] + 1)
-    return _conv_gemm(x, kernel, bias, out_hw, strides, dilation, pads)
+def _conv2d(x, kernel, bias, strides, dilation, pads, relu=False):
+    """The convolution with explicit pads, unchecked (the layers' hot path).
+
+    The im2col matrix is kept for the backward pass when the kernel is
+    traced by autograd (training), not otherwise (inference).
+    """
+    return _conv_gemm(x, kernel, bias, strides, dilation, pads, relu,
+                      [] if isbox(kernel) else None)
 
 
 def _check_operands(x, kernel, bias, rank):
@@ -347,11 +377,11 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
     return _conv2d(x, kernel, bias, strides, dilation, ((top, bottom), (left, right)))
 
 
-def _conv1d(x, kernel, bias, stride, dilation, pads):
+def _conv1d(x, kernel, bias, stride, dilation, pads, relu=False):
     n, steps, c = x.shape
     k, _, f = kernel.shape
     out = _conv2d(anp.reshape(x, (n, 1, steps, c)), anp.reshape(kernel, (1, k, c, f)), bias,
-                  (1, stride), (1, dilation), ((0, 0), pads))
+                  (1, stride), (1, dilation), ((0, 0), pads), relu)
     return anp.reshape(out, (n, out.shape[2], f))
 
 
@@ -448,6 +478,17 @@ class _Conv(_KernelLayer):
         self.output_shape = (*sizes, self.filters)
         return self.output_shape
 
+    def pre_activation(self, params, x):
+        """The convolution plus bias, before the activation."""
+        return self._convolve(params, x, False)
+
+    def apply(self, params, x, training=False, rng=None):
+        # relu is applied by the convolution itself, in place and block by block while its
+        # output is in the cache, and its gradient mask joins the convolution's backward pass
+        if self.activation is activations.relu:
+            return self._convolve(params, x, True)
+        return self.activation(self.pre_activation(params, x))
+
     def _shape_config(self):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding,
@@ -501,10 +542,9 @@ class Conv2D(_Conv):
 
     rank = 2
 
-    def pre_activation(self, params, x):
-        """The convolution plus bias, before the activation."""
+    def _convolve(self, params, x, relu):
         return _conv2d(x, params[0], params[1] if self.use_bias else None, self.strides,
-                       self.dilation_rate, self._pads)
+                       self.dilation_rate, self._pads, relu)
 
 
 class Conv1D(_Conv):
@@ -526,10 +566,9 @@ class Conv1D(_Conv):
     rank = 1
     _paddings = _PADDINGS + ("causal",)
 
-    def pre_activation(self, params, x):
-        """The convolution plus bias, before the activation."""
+    def _convolve(self, params, x, relu):
         return _conv1d(x, params[0], params[1] if self.use_bias else None, self.strides[0],
-                       self.dilation_rate[0], self._pads[0])
+                       self.dilation_rate[0], self._pads[0], relu)
 
 
 LAYERS.update({cls.__name__: cls for cls in (Conv1D, Conv2D)})
