@@ -249,3 +249,27 @@ def test_bad_arguments_are_refused_with_what_came():
         hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], method="lanczos")
     with pytest.raises(ValueError, match=r"^k must be a positive int, got 0$"):
         hessian_spectrum(rayleigh(A3), Sphere(3), np.eye(3)[2], k=0)
+
+
+def test_is_local_min_default_tolerance_is_1e_6():
+    # the smallest eigenvalue -1e-3 is far below -1e-6: not a local minimum by default
+    spec = HessianSpectrum(smallest=np.array([-1e-3, 1.0]), largest=None, grad_norm=0.0, dim=2,
+                           method="dense", nhev=0)
+    assert spec.is_local_min() is False
+    assert spec.is_local_min(tol=2e-3) is True
+
+
+@pytest.mark.parametrize("k", [2.0, 1.5, np.float64(3.0), "2"])
+def test_k_must_be_an_integer(k):
+    with pytest.raises((TypeError, ValueError), match="k"):
+        hessian_spectrum(rayleigh(A30), Sphere(30), E30, k=k)
+
+
+def test_a_spectral_radius_below_one_still_gives_twice_the_radius_as_shift(monkeypatch):
+    # the Hessian of -x'Ax/100 (A4) at e_4 has eigenvalues 2 (lambda_i - 10) / 100 =
+    # -0.18, -0.16, -0.14: radius 0.18 < 1, shift 0.36 (not the unit shift of dimension 2)
+    shifts = _spy_sides(monkeypatch, lambda i: 0)
+    spec = hessian_spectrum(lambda v: v @ A4 @ v / 100.0, Sphere(4), np.eye(4)[3], k=1,
+                            method="eigsh", which="smallest")
+    assert shifts == [pytest.approx(0.36, rel=1e-2)]
+    assert spec.smallest.tolist() == [pytest.approx(-0.18, rel=1e-10)]
