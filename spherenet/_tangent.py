@@ -2,6 +2,8 @@
 
 import numpy as np
 
+_all = np.logical_and.reduce
+
 
 def is_tuple(u):
     return isinstance(u, (tuple, list))
@@ -30,6 +32,8 @@ def copy(u):
 
 
 def all_finite(u):
+    if u.__class__ is np.ndarray:  # the reduction itself: ndarray.all adds a Python layer
+        return bool(_all(np.isfinite(u), axis=None))
     if is_tuple(u):
         return all(all_finite(ui) for ui in u)
     return bool(np.isfinite(u).all())

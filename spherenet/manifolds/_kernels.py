@@ -115,7 +115,9 @@ def gradient_step(reducer, use_exp, x, egrad, lr, out):
     lr = float(lr)
     factor_size = rows if kind == "lead" else cols
     rho = 0.5 if x.dtype == np.float64 else min(0.5, factor_size * 2.0**-25)
-    inplace = _same_view(out2, x2)
+    # may_share_memory (bounds only) first: the usual fresh ``out`` is settled
+    # without reading the data pointers, which builds a dict per array.
+    inplace = out is x or (np.may_share_memory(out2, x2) and _same_view(out2, x2))
     if kind == "lead":
         kernels["lead"](x2, g2, out2, lr, bool(use_exp), rho, inplace, min(_BLOCK_COLS, cols))
     else:
@@ -165,7 +167,7 @@ def _same_view(a, b):
 
 def _disjoint_or_same(a, b):
     """True if a and b are the very same view, or cannot overlap in memory."""
-    return _same_view(a, b) or not np.may_share_memory(a, b)
+    return a is b or not np.may_share_memory(a, b) or _same_view(a, b)
 
 
 def _layout(shape, axes, transpose):
