@@ -92,6 +92,8 @@ class Problem:
         # gradient at a trust-region proposal (no egrad): needed unless both are given.
         self._grad = autograd.grad(cost) if ehess is None or egrad is None else None
         self._measure = measure
+        #: True when the stationarity measure is the norm of rgrad in the geometry.
+        self.measure_is_norm = measure is None
         self.maxfev = maxfev
         self.nfev = 0
         self.ngev = 0
