@@ -2,6 +2,8 @@
 
 import numpy as np
 
+_all = np.logical_and.reduce
+
 
 def is_tuple(u):
     return isinstance(u, (tuple, list))
@@ -12,6 +14,8 @@ def lincomb(a, u, b=0.0, v=None):
     if u.__class__ is np.ndarray:  # the common case first: one array, no tuple tests
         if v is None:
             return -u if a == -1.0 else u.dtype.type(a) * u
+        if a == 1.0 and b == -1.0:  # the same numbers as 1*u + (-1)*v, in one operation
+            return u - v
         return u.dtype.type(a) * u + v.dtype.type(b) * v
     if is_tuple(u):
         if v is None:
@@ -30,6 +34,8 @@ def copy(u):
 
 
 def all_finite(u):
+    if u.__class__ is np.ndarray:  # the reduction itself: ndarray.all adds a Python layer
+        return bool(_all(np.isfinite(u), axis=None))
     if is_tuple(u):
         return all(all_finite(ui) for ui in u)
     return bool(np.isfinite(u).all())

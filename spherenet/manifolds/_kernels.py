@@ -115,7 +115,9 @@ def gradient_step(reducer, use_exp, x, egrad, lr, out):
     lr = float(lr)
     factor_size = rows if kind == "lead" else cols
     rho = 0.5 if x.dtype == np.float64 else min(0.5, factor_size * 2.0**-25)
-    inplace = _same_view(out2, x2)
+    # may_share_memory (bounds only) first: the usual fresh ``out`` is settled
+    # without reading the data pointers, which builds a dict per array.
+    inplace = out is x or (np.may_share_memory(out2, x2) and _same_view(out2, x2))
     if kind == "lead":
         kernels["lead"](x2, g2, out2, lr, bool(use_exp), rho, inplace, min(_BLOCK_COLS, cols))
     else:
@@ -136,18 +138,22 @@ def _layout_of(reducer, x, egrad, out):
     if not isinstance(x, np.ndarray):
         return None
     dtype = x.dtype
+    # Equal to the native float64 or float32: a byte-swapped dtype compares unequal.
     if dtype != np.float64 and dtype != np.float32:
         return None
+    flags = []  # each ndarray.flags read builds an object: once per array
     for a in (x, egrad, out):
         if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != reducer.shape:
             return None
-        if not a.flags.aligned or not a.dtype.isnative:
+        flags.append(a.flags)
+        if not flags[-1].aligned:
             return None
-    if not out.flags.writeable or not (_disjoint_or_same(out, x) and _disjoint_or_same(out, egrad)):
+    x_flags, g_flags, out_flags = flags
+    if not out_flags.writeable or not (_disjoint_or_same(out, x) and _disjoint_or_same(out, egrad)):
         return None
-    if x.flags.c_contiguous and egrad.flags.c_contiguous and out.flags.c_contiguous:
+    if x_flags.c_contiguous and g_flags.c_contiguous and out_flags.c_contiguous:
         return _layout(reducer.shape, reducer.axes, False)
-    if x.flags.f_contiguous and egrad.flags.f_contiguous and out.flags.f_contiguous:
+    if x_flags.f_contiguous and g_flags.f_contiguous and out_flags.f_contiguous:
         return _layout(reducer.shape, reducer.axes, True)
     return None
 
@@ -165,7 +171,7 @@ def _same_view(a, b):
 
 def _disjoint_or_same(a, b):
     """True if a and b are the very same view, or cannot overlap in memory."""
-    return _same_view(a, b) or not np.may_share_memory(a, b)
+    return a is b or not np.may_share_memory(a, b) or _same_view(a, b)
 
 
 def _layout(shape, axes, transpose):

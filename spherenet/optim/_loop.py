@@ -336,12 +336,13 @@ class Recorder:
         x (only read when telemetry is on; NaN telemetry when it is None)."""
         self.last = (x, f, grad_norm, it)
         rows = self.rows
-        if self._batchable and self._batch is None:
-            self._batchable = SphereBatch.fits(x)
-        if self._batchable and self._batch is None:
-            self._batch = SphereBatch(self.strategy.manifold, x, self.strategy.name == "projection",
-                                      self._violation_and_angle)
         batch = self._batch
+        if batch is None and self._batchable:
+            self._batchable = SphereBatch.fits(x)
+            if self._batchable:
+                batch = self._batch = SphereBatch(
+                    self.strategy.manifold, x, self.strategy.name == "projection",
+                    self._violation_and_angle)
         if batch is not None and not batch.add(x):
             self._stop_batching()
             batch = None

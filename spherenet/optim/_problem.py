@@ -92,6 +92,8 @@ class Problem:
         # gradient at a trust-region proposal (no egrad): needed unless both are given.
         self._grad = autograd.grad(cost) if ehess is None or egrad is None else None
         self._measure = measure
+        #: True when the stationarity measure is the norm of rgrad in the geometry.
+        self.measure_is_norm = measure is None
         self.maxfev = maxfev
         self.nfev = 0
         self.ngev = 0
@@ -145,8 +147,14 @@ class Problem:
         self.nfev += 1
 
     def cost(self, x):
-        self._spend()
-        return self._count(self._scalar(self.cost_fn(x)))
+        # _spend and _count written out: this runs at every line-search trial.
+        if self.maxfev is not None and self.nfev >= self.maxfev:
+            raise EvaluationBudgetExhausted
+        self.nfev += 1
+        f = self._scalar(self.cost_fn(x))
+        if not math.isfinite(f):
+            self.nonfinite += 1
+        return f
 
     def cost_and_egrad(self, x, f=None):
         """Cost and Euclidean gradient at x; a known cost ``f`` (from a line

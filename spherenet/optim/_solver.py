@@ -96,8 +96,10 @@ def stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step):
     there is nothing to compare.
     """
     unresolved = None if f_old is None else stopper.unresolved(
-        x, f_old, f, improved=grad_norm < grad_norm_old)
-    stop = stopper.check(it, recorder.elapsed(), grad_norm, f_old, f, step, x, unresolved)
+        x, f_old, f, 0.0, grad_norm < grad_norm_old)
+    # The clock is read only when a time limit can stop the run.
+    elapsed = recorder.elapsed() if stopper.maxtime != math.inf else 0.0
+    stop = stopper.check(it, elapsed, grad_norm, f_old, f, step, x, unresolved)
     return recorder.result(x, f, grad_norm, it, *stop) if stop else None
 
 
@@ -111,7 +113,7 @@ def advance(problem, recorder, stopper, x, f, f_old, grad_norm, it, direction, s
     """
     if step == 0.0:
         return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old), None, None
-    taken = step_taken(recorder, problem.geometry, x, direction, step)
+    taken = step_taken(recorder, problem.geometry, x, direction, step) if recorder.telemetry else None
     new = evaluate(problem, new_x, new_f)
     if new is None:
         return failed(recorder, x, f, grad_norm, it), None, None

@@ -70,14 +70,17 @@ class BacktrackingLineSearch:
             trials += 1
         return alpha, new_x, new_f, trials
 
-    def search(self, problem, x, d, f0, df0):
+    def search(self, problem, x, d, f0, df0, norm_d=None):
         """Return ``(step_length, new_x, new_f)``; step 0 and x itself when no decrease was found.
 
         When a first step guessed from the previous iteration finds no
         decrease (the guess can be tiny when the last decrease was at
         rounding level), the search starts once more from ``initial_step``.
+        ``norm_d``, the norm of d when the caller knows it already (steepest
+        descent: the gradient norm), saves computing it again.
         """
-        norm_d = problem.geometry.norm(x, d)
+        if norm_d is None:
+            norm_d = problem.geometry.norm(x, d)
         guess, fresh = float(self._first_alpha(f0, df0, norm_d)), self.initial_step / norm_d
         alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, guess)
         if not new_f <= f0 and guess != fresh:

@@ -22,6 +22,10 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     """
     line_search = (BacktrackingLineSearch() if line_search is None
                    else check_line_search(line_search))
+    # When the gradient norm is the measure, it is also the norm of the direction
+    # -rgrad (bit for bit: a sum of the same squares); our line searches take it.
+    pass_norm = problem.measure_is_norm and (
+        getattr(line_search.search, "__func__", None) is BacktrackingLineSearch.search)
     x = x0
     f, _, rgrad, grad_norm = start(problem, recorder, x)
     it, f_old, grad_norm_old, step = 0, None, None, None
@@ -31,7 +35,10 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
             return done
         direction = _tangent.lincomb(-1.0, rgrad)
         slope = problem.geometry.directional_derivative(x, rgrad, direction)
-        step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
+        if pass_norm:
+            step, new_x, new_f = line_search.search(problem, x, direction, f, slope, grad_norm)
+        else:
+            step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
         done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
                                    direction, step, new_x, new_f)
