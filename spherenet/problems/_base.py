@@ -108,10 +108,13 @@ class Problem:
         check_flag(closed_form, "closed_form")
         if x0 is None:
             x0 = self.x0(rng)
-        grad = self.egrad if closed_form else None
-        hess = self.ehess if closed_form else None
         return minimize(self.cost, self.manifold, x0=x0, method=method, strategy=strategy,
-                        grad=grad, hess=hess, **options)
+                        **self._minimize_args(closed_form, rng), **options)
+
+    def _minimize_args(self, closed_form, rng):
+        """What :meth:`minimize` passes besides x0, method, strategy and the options."""
+        return {"grad": self.egrad if closed_form else None,
+                "hess": self.ehess if closed_form else None}
 
 
 def as_symmetric(A, what="A"):

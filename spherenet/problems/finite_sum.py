@@ -13,7 +13,6 @@ import numpy as np
 
 from ..manifolds import Sphere
 from ..manifolds.base import as_rng
-from .._checks import check_flag
 from ._base import Problem, angle_to_subspace, top_eigenspace
 
 __all__ = ["FiniteSumProblem", "StreamingPCA", "streaming_pca", "spiked_samples",
@@ -54,14 +53,12 @@ class FiniteSumProblem(Problem):
         -------
         OptimizeResult
         """
-        from ..minimize import minimize
+        return super().minimize(method, strategy, x0, rng, closed_form, batch_size=batch_size,
+                                **options)
 
-        check_flag(closed_form, "closed_form")
-        if x0 is None:
-            x0 = self.x0(rng)
-        grad = self.egrad if closed_form else None
-        return minimize(self.cost, self.manifold, x0=x0, method=method, strategy=strategy,
-                        grad=grad, data=self.data, batch_size=batch_size, rng=rng, **options)
+    def _minimize_args(self, closed_form, rng):
+        # no Hessian (the stochastic methods take none); the data, and rng for the sampler
+        return {"grad": self.egrad if closed_form else None, "data": self.data, "rng": rng}
 
 
 class StreamingPCA(FiniteSumProblem):
