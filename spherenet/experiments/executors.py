@@ -8,11 +8,14 @@ about dask.
 """
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import sys
+import threading
 
-__all__ = ["SerialExecutor", "make_executor", "stop_executor", "EXECUTORS"]
+__all__ = ["SerialExecutor", "make_executor", "stop_executor", "stoppable_run",
+           "deferred_sigint", "RunStopped", "EXECUTORS"]
 
 EXECUTORS = ("serial", "threads", "processes")
 
@@ -68,28 +71,129 @@ def make_executor(executor, n_runs, workers=None):
     if executor == "threads":
         return concurrent.futures.ThreadPoolExecutor(max_workers=size), True
     return concurrent.futures.ProcessPoolExecutor(max_workers=size,
-                                                  initializer=_leave_sigint_to_the_parent), True
+                                                  initializer=_stop_runs_in_this_worker), True
 
 
-def _leave_sigint_to_the_parent():
+class RunStopped(KeyboardInterrupt):
+    """Ctrl-C reached a worker process: its run stopped (and nothing was kept of it)."""
+
+
+class _WorkerState:
+    """Per process: has Ctrl-C been seen, and is a run executing (where it may stop)."""
+
+    stop_requested = False
+    in_run = False
+
+
+def _stop_runs_on_sigint(signum, frame):
+    # Raise only inside a run. Anywhere else in the worker's loop (taking the next
+    # run from the call queue, sending a result back) an exception would leave a
+    # half-written message in a pipe and the pool's manager thread blocked on it.
+    _WorkerState.stop_requested = True
+    if _WorkerState.in_run:
+        _WorkerState.in_run = False
+        raise RunStopped("interrupted")
+
+
+def _stop_runs_in_this_worker():
     # Ctrl-C reaches every process of the terminal's foreground group. A worker that
-    # took it would print a traceback from its task loop; the parent handles it instead
-    # (it keeps the finished runs and stops the workers, see stop_executor).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # took it as KeyboardInterrupt could be anywhere, sending a result included; it
+    # stops only its run instead, and starts no new one (see stoppable_run). A forked
+    # worker starts from a copy of the parent's state: reset it.
+    _WorkerState.stop_requested = _WorkerState.in_run = False
+    signal.signal(signal.SIGINT, _stop_runs_on_sigint)
 
 
-def stop_executor(executor):
-    """Shut down an executor made by :func:`make_executor` at once: queued runs are
-    cancelled and the workers of a process pool are terminated (their runs are lost)."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join()
-    if processes:
-        executor.shutdown(wait=True)
+@contextlib.contextmanager
+def stoppable_run():
+    """The block where SIGINT stops a run in a worker of a process pool from
+    :func:`make_executor` (raising :class:`RunStopped`); elsewhere a no-op.
+
+    After a SIGINT the worker's next runs stop at once, so that a pool that is
+    being shut down drains in moments.
+
+    Examples
+    --------
+    >>> with stoppable_run():
+    ...     total = sum(range(10))
+    >>> total
+    45
+    """
+    if _WorkerState.stop_requested:
+        raise RunStopped("interrupted before it started")
+    try:
+        _WorkerState.in_run = True  # inside the try: no window where it stays set
+        yield
+    finally:
+        _WorkerState.in_run = False
+
+
+class deferred_sigint:
+    """Within the block, Ctrl-C in the main thread sets :attr:`pending` instead of
+    raising ``KeyboardInterrupt`` wherever the thread happens to be.
+
+    An asynchronous ``KeyboardInterrupt`` can land inside
+    ``concurrent.futures`` (between the acquisitions of the futures' locks in
+    ``wait``, inside ``submit``) and leave a lock held that the pool's manager
+    thread then waits for forever. The caller polls :attr:`pending` at points
+    where stopping is safe. Only Python's default handler is replaced, and only
+    in the main thread; otherwise SIGINT behaves as before (and
+    :attr:`installed` is False).
+
+    Examples
+    --------
+    >>> import os, signal
+    >>> with deferred_sigint() as sigint:
+    ...     os.kill(os.getpid(), signal.SIGINT)
+    ...     seen = sigint.pending
+    >>> seen, signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    (True, True)
+    """
+
+    def __init__(self):
+        self.pending = False
+        self.installed = False
+
+    def _note(self, signum, frame):
+        self.pending = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._note)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
+        return False
+
+
+def stop_executor(executor, futures, owned):
+    """Stop a grid's runs at once after Ctrl-C, without leaving anything behind.
+
+    The ``futures`` not started are cancelled. An ``owned`` executor (made by
+    :func:`make_executor`) is shut down: the workers of a process pool are
+    sent SIGINT (a terminal sends it to them already; ``kill -INT`` of the
+    parent alone does not), which stops their runs between two Python
+    instructions (:func:`stoppable_run`), and the pool is then shut down
+    normally. Workers are never terminated: one killed while it sends a
+    result leaves a partial message in the result pipe, and the pool's
+    manager thread, which ``shutdown`` and the interpreter's exit both wait
+    for, blocked on it forever. Threads cannot be stopped: their runs in
+    flight finish first. An executor passed in is left running.
+    """
+    for future in futures:
+        future.cancel()
+    if not owned:
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        if process.pid is not None and process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def progress_bar(total, enabled, desc="runs"):

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import _tangent
 from ..strategies import ProjectionGeometry, get_strategy
-from .executors import SerialExecutor, make_executor, progress_bar, stop_executor
+from .executors import (SerialExecutor, deferred_sigint, make_executor, progress_bar,
+                        stop_executor, stoppable_run)
 from .problems import (OPTIMIZERS, PROBLEMS, accepted_options, build_problem, resolve,
                        resolve_strategy)
 from .results import Results, RunStore
@@ -268,7 +269,7 @@ def execute(run):
     record = {"key": run.key(), "run": run.describe()}
     try:
         problem = build_problem(run.problem)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with stoppable_run(), np.errstate(all="ignore"), warnings.catch_warnings():
             # Divergent baselines (penalty with a large step, none) overflow on purpose;
             # the run's status and message say so.
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -406,35 +407,65 @@ def compare(problems, strategies, optimizers, seeds, budget=200, executor=None, 
 
 def _run_all(runs, todo, records, store, executor, progress, workers):
     pool, owned = make_executor(executor, len(todo), workers)
-    # A serial executor runs at submit time: hand it one run at a time, so that
-    # each run is written (and the bar moves) as soon as it is done.
-    window = 1 if isinstance(pool, SerialExecutor) else len(todo)
-    queue = iter(todo)
-    pending = {}
     bar = progress_bar(len(todo), progress)
-    interrupted = False
     try:
-        while True:
-            while len(pending) < window:
-                i = next(queue, None)
-                if i is None:
-                    break
-                pending[pool.submit(execute, runs[i])] = i
-            if not pending:
-                break
-            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                i = pending.pop(future)
-                records[i] = future.result()
-                if store is not None:
-                    store.save(runs[i], records[i])
-                bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
+        if isinstance(pool, SerialExecutor):
+            _run_serially(pool, runs, todo, records, store, bar)
+        else:
+            _run_pooled(pool, owned, runs, todo, records, store, bar)
     finally:
         bar.close()
-        if owned and interrupted:
-            stop_executor(pool)  # the runs in flight are lost; waiting for them is not an option
-        elif owned:
-            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_serially(pool, runs, todo, records, store, bar):
+    # A serial executor runs at submit time, in this thread: Ctrl-C stops the run where
+    # it is (a run file being written is removed, see atomic_open), and each run is
+    # written (and the bar moves) as soon as it is done.
+    for i in todo:
+        records[i] = pool.submit(execute, runs[i]).result()
+        if store is not None:
+            store.save(runs[i], records[i])
+        bar.update(1)
+
+
+def _run_pooled(pool, owned, runs, todo, records, store, bar):
+    """Runs on a pool; Ctrl-C is taken at safe points only (see deferred_sigint): the
+    runs not started are cancelled, those in flight stopped, the finished ones saved."""
+    pending = {}
+    with deferred_sigint() as sigint:
+        try:
+            for i in todo:
+                if sigint.pending:
+                    raise KeyboardInterrupt
+                pending[pool.submit(execute, runs[i])] = i
+            while pending:
+                if sigint.pending:
+                    raise KeyboardInterrupt
+                done, _ = concurrent.futures.wait(
+                    pending, timeout=0.1 if sigint.installed else None,
+                    return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    # RunStopped (a KeyboardInterrupt) if Ctrl-C reached the worker first.
+                    records[i] = future.result()
+                    if store is not None:
+                        store.save(runs[i], records[i])
+                    bar.update(1)
+        except KeyboardInterrupt:
+            stop_executor(pool, pending, owned)
+            _save_finished(pending, runs, records, store)
+            raise
+        except BaseException:
+            stop_executor(pool, pending, owned)
+            raise
+        if owned:
+            pool.shutdown(wait=True)
+
+
+def _save_finished(pending, runs, records, store):
+    """After Ctrl-C: keep the runs that finished while the pool stopped."""
+    for future, i in pending.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            records[i] = future.result()
+            if store is not None:
+                store.save(runs[i], records[i])
