@@ -115,6 +115,45 @@ class CosineDense(Dense):
                 f"or sparse categorical cross-entropy, not a loss for {target!r} targets")
         return logits - dtype(self.scale * self.margin) * onehot
 
+    def check_loss(self, loss):
+        """Refuse, at ``compile``, a loss the margin cannot act through.
+
+        A margin (m > 0) lowers the true class's logit while training, so the
+        loss must be a categorical or sparse categorical cross-entropy that
+        sees the logits: on the logits themselves (``from_logits=True``, no
+        activation) or fused with the layer's softmax (``activation="softmax"``,
+        ``from_logits=False``). Without a margin any loss is accepted.
+
+        Raises
+        ------
+        ValueError
+            Naming the layer, the loss and its ``from_logits``, the activation
+            and what would work.
+
+        Examples
+        --------
+        >>> from spherenet.nn import CosineDense
+        >>> from spherenet.nn.losses import SparseCategoricalCrossentropy
+        >>> layer = CosineDense(3, margin=0.2, name="cos")
+        >>> layer.check_loss(SparseCategoricalCrossentropy(from_logits=True))  # logits: fine
+        >>> layer.check_loss(SparseCategoricalCrossentropy())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: layer 'cos' has a margin (0.2), which lowers the true class's logit: ...
+        """
+        if not self.margin:
+            return
+        activation = _activation_name(self.activation, self)
+        categorical = loss.target in ("categorical", "sparse")
+        if categorical and (activation == "linear") == bool(loss.from_logits):
+            return
+        raise ValueError(
+            f"layer {self.name!r} has a margin ({self.margin:g}), which lowers the true class's "
+            "logit: it needs a categorical or sparse categorical cross-entropy that sees the "
+            "logits, either with activation='softmax' and from_logits=False or with no "
+            f"activation and from_logits=True; got {loss.name} (from_logits={loss.from_logits}) "
+            f"with activation {activation!r}")
+
     def get_config(self):
         config = {"class_name": type(self).__name__, "name": self.name}
         if self.input_shape is not None:

@@ -476,7 +476,9 @@ class Sequential:
         Raises
         ------
         ValueError
-            Unknown optimizer, loss, metric or strategy.
+            Unknown optimizer, loss, metric or strategy; a ``CosineDense``
+            output with a margin and a loss other than a (sparse) categorical
+            cross-entropy on its logits.
 
         Warns
         -----
@@ -504,6 +506,9 @@ class Sequential:
         elif not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise ValueError(f"strategy must be a name or a Strategy subclass, got {strategy!r}")
         if self._layers:
+            check_loss = getattr(self._layers[-1], "check_loss", None)
+            if check_loss is not None:
+                check_loss(loss)  # a CosineDense margin needs logits and class labels
             _warn_output_mismatch(self._layers, loss)
         options = dict(strategy_options or {})
         if strategy == "projection":
