@@ -116,11 +116,20 @@ class AngularTelemetry(Callback):
     Parameters
     ----------
     layers : list of str, optional
-        Names of the layers whose kernels to follow; all layers with a
-        kernel by default.
+        Names of the layers whose kernels to follow (at least one); all
+        layers with a kernel by default.
     axis : int or tuple of int, default 0
         The axes of one factor of an unconstrained kernel (an ``Oblique``
         kernel uses its own).
+
+    Raises
+    ------
+    TypeError
+        ``layers`` not a list of names, ``axis`` not an int or tuple of ints.
+    ValueError
+        ``layers=[]``; and when training starts, a name that is not a layer
+        of the model or a layer without a kernel (the message names the
+        layers with one).
 
     Attributes
     ----------
@@ -148,9 +157,13 @@ class AngularTelemetry(Callback):
 
     def __init__(self, layers=None, axis=0):
         if layers is not None:
-            if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            if (isinstance(layers, str) or not hasattr(layers, "__iter__")
+                    or not all(isinstance(n, str) for n in layers)):
                 raise TypeError(f"layers must be a list of layer names, got {layers!r}")
             layers = list(layers)
+            if not layers:
+                raise ValueError("layers must name at least one layer with a kernel, got []; "
+                                 "leave it out (None) to follow every kernel")
         self.layers = layers
         axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
         if not axes or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool)
@@ -162,12 +175,17 @@ class AngularTelemetry(Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        names = [layer.name for layer in model.layers]
+        with_kernel = [layer.name for layer, p in model._params if p.name == "kernel"]
         if self.layers is not None:
+            names = [layer.name for layer in model.layers]
             unknown = [n for n in self.layers if n not in names]
             if unknown:
                 raise ValueError(f"AngularTelemetry: no layer named {unknown} in the model; "
-                                 f"its layers are {names}")
+                                 f"its layers are {names}, those with a kernel {with_kernel}")
+            kernelless = [n for n in self.layers if n not in with_kernel]
+            if kernelless:
+                raise ValueError(f"AngularTelemetry: the layers {kernelless} have no kernel to "
+                                 f"follow; the layers with one are {with_kernel}")
         self._tracked = []
         for i, (layer, p) in enumerate(model._params):
             if p.name != "kernel" or (self.layers is not None and layer.name not in self.layers):
