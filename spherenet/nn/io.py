@@ -5,8 +5,8 @@ in layer order) and ``architecture``, a JSON string with the layers' configs,
 the weights' names and shapes, the model's dtype and, when it can be written
 down, its compile settings.
 
-When the model has been trained (by ``RSGD`` or ``RAdam``, under one of the
-named strategies), the file also holds the optimizer's state: the step
+When the model has been trained (by ``RSGD`` or ``RAdam``, alone or inside
+``DecoupledWeightDecay``, under one of the named strategies), the file also holds the optimizer's state: the step
 rule's buffers and moments (``optimizer_000``, ...), its step count (hence
 the position of a learning-rate schedule), the strategy's variable where it
 differs from the weights (``variable_000``, ...: the unnormalized v of
@@ -39,6 +39,7 @@ import zipfile
 import numpy as np
 
 from .._atomic import atomic_open
+from ..optim.decoupled import DecoupledWeightDecay
 from ..optim.rules import RAdam, RSGD
 from ..strategies import STRATEGIES
 from . import losses
@@ -192,17 +193,29 @@ def _rule_config(rule):
     if type(rule) is RAdam and not callable(rule.lr):
         return {"class_name": "RAdam", "lr": rule.lr, "betas": list(rule.betas), "eps": rule.eps,
                 "amsgrad": rule.amsgrad, "adaptivity": rule.adaptivity}
+    if type(rule) is DecoupledWeightDecay:
+        inner = _rule_config(rule.rule)
+        return None if inner is None else {"class_name": "DecoupledWeightDecay", "rule": inner,
+                                           "weight_decay": rule.weight_decay}
     return None
+
+
+_RULES = {"RSGD": RSGD, "RAdam": RAdam, "DecoupledWeightDecay": DecoupledWeightDecay}
 
 
 def _rule_from_config(config):
     if isinstance(config, str):
         return config
     config = dict(config)
-    cls = {"RSGD": RSGD, "RAdam": RAdam}[config.pop("class_name")]
+    name = config.pop("class_name", None)
+    if name not in _RULES:
+        raise ValueError(f"unknown step rule {name!r} in the compile settings; "
+                         f"known: {sorted(_RULES)}")
+    if name == "DecoupledWeightDecay":
+        config["rule"] = _rule_from_config(config["rule"])
     if "betas" in config:
         config["betas"] = tuple(config["betas"])
-    return cls(**config)
+    return _RULES[name](**config)
 
 
 def _compile_config(compiled):
@@ -423,7 +436,11 @@ def load_model(path):
     compiled = config.get("compile")
     if compiled:
         # compiled first: under "penalty" or "none" the kernels are legitimately off their manifold
-        model.compile(optimizer=_rule_from_config(compiled["optimizer"]),
+        try:
+            rule = _rule_from_config(compiled["optimizer"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: cannot rebuild the saved step rule: {err}") from None
+        model.compile(optimizer=rule,
                       loss=losses.get(compiled["loss"]), metrics=compiled["metrics"],
                       strategy=compiled["strategy"], strategy_options=compiled["strategy_options"])
     _set(model, weights, config, path, rebuilt=True)

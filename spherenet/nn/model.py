@@ -26,6 +26,7 @@ from autograd.tracer import getval
 from .. import _tangent
 from ..manifolds import Product
 from ..manifolds.base import as_dtype, as_rng
+from ..optim.decoupled import DecoupledWeightDecay
 from ..optim.rules import RAdam, RSGD, StepRule
 from ..strategies import STRATEGIES, NoConstraint, Penalty, Projection, Strategy, get_strategy
 from . import activations, losses
@@ -56,6 +57,21 @@ def _get_optimizer(optimizer):
         f"unknown optimizer {optimizer!r}; choose one of {sorted(_OPTIMIZERS)} or pass a "
         "step rule from spherenet.optim, e.g. RSGD(lr=0.05, momentum=0.9)"
     )
+
+
+def _rule_signature(rule):
+    """The step rule's class and hyper-parameters but the learning rate, as JSON, or None."""
+    if type(rule) is RSGD:
+        return {"class_name": "RSGD", "momentum": rule.momentum, "nesterov": rule.nesterov,
+                "weight_decay": rule.weight_decay}
+    if type(rule) is RAdam:
+        return {"class_name": "RAdam", "betas": list(rule.betas), "eps": rule.eps,
+                "amsgrad": rule.amsgrad, "adaptivity": rule.adaptivity}
+    if type(rule) is DecoupledWeightDecay:
+        inner = _rule_signature(rule.rule)
+        return None if inner is None else {"class_name": "DecoupledWeightDecay", "rule": inner,
+                                           "weight_decay": rule.weight_decay}
+    return None
 
 
 @contextlib.contextmanager
@@ -404,13 +420,8 @@ class Sequential:
         if self._compiled is None:
             return None
         rule, strategy = self._compiled["rule"], self._compiled["strategy"]
-        if type(rule) is RSGD:
-            config = {"class_name": "RSGD", "momentum": rule.momentum, "nesterov": rule.nesterov,
-                      "weight_decay": rule.weight_decay}
-        elif type(rule) is RAdam:
-            config = {"class_name": "RAdam", "betas": list(rule.betas), "eps": rule.eps,
-                      "amsgrad": rule.amsgrad, "adaptivity": rule.adaptivity}
-        else:
+        config = _rule_signature(rule)
+        if config is None:
             return None
         name = strategy if isinstance(strategy, str) else getattr(strategy, "name", None)
         if name not in STRATEGIES or not (isinstance(strategy, str) or STRATEGIES[name] is strategy):

@@ -67,9 +67,10 @@ class DecoupledWeightDecay(StepRule):
 
     Notes
     -----
-    A model compiled with this rule trains, saves and loads, but its
-    optimizer state is not written to the file (the next ``fit`` after
-    loading restarts the momentum).
+    A model compiled with this rule around ``RSGD`` or ``RAdam`` (with a
+    constant learning rate) is saved with it: :func:`~spherenet.nn.load_model`
+    compiles the loaded model with the same rule and decay, and its training
+    resumes the saved optimizer state.
 
     References
     ----------
