@@ -75,7 +75,11 @@ def make_executor(executor, n_runs, workers=None):
 
 
 class RunStopped(KeyboardInterrupt):
-    """Ctrl-C reached a worker process: its run stopped (and nothing was kept of it)."""
+    """Ctrl-C reached a worker process: its run stopped (and nothing was kept of it).
+
+    Raised by the run's future; the grid then stops as if the parent had been
+    interrupted.
+    """
 
 
 class _WorkerState:
@@ -142,9 +146,9 @@ class deferred_sigint:
 
     Examples
     --------
-    >>> import os, signal
+    >>> import signal
     >>> with deferred_sigint() as sigint:
-    ...     os.kill(os.getpid(), signal.SIGINT)
+    ...     signal.raise_signal(signal.SIGINT)  # Ctrl-C
     ...     seen = sigint.pending
     >>> seen, signal.getsignal(signal.SIGINT) is signal.default_int_handler
     (True, True)

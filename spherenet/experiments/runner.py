@@ -460,6 +460,8 @@ def _run_pooled(pool, owned, runs, todo, records, store, bar):
             raise
         if owned:
             pool.shutdown(wait=True)
+        if sigint.pending:  # Ctrl-C after the last result: every run is saved, but it was pressed
+            raise KeyboardInterrupt
 
 
 def _save_finished(pending, runs, records, store):
