@@ -19,8 +19,11 @@ Run from the repository root, e.g.::
 
     python bench/ctrl_c.py --trials 200 --executor processes
     python bench/ctrl_c.py --trials 50 --executor threads
+    python bench/ctrl_c.py --trials 100 --moment "first file" --root ../other-checkout
 
-It prints one line per failed trial and a tally; the exit code is 1 if any
+(``--root``: the spherenet to run, e.g. an older checkout to compare with.) A
+Ctrl-C during Python's imports, before spherenet can handle it, ends with
+Python's own traceback; such trials are counted apart, not as failures. It prints one line per failed trial and a tally; the exit code is 1 if any
 trial failed. This is a stress test, not a benchmark: nothing is timed.
 """
 
@@ -116,15 +119,17 @@ def _resume(argv, cwd, runs, timeout):
     return ""
 
 
-def trial(rng, executor, timeout, resume):
+MOMENTS = ("start-up", "before the runs", "in flight", "first file", "later file")
+
+
+def trial(rng, executor, timeout, resume, moments=MOMENTS):
     """One interrupted run; returns (moment, problem) with problem "" when all is well."""
     with tempfile.TemporaryDirectory(prefix="spherenet-ctrl-c-") as tmp:
         folder = Path(tmp)
         runs = folder / "grid" / "runs"
         argv = GRID + ["--out", "grid", "--executor", executor, "--workers", "2"]
         process = _start(argv, folder)
-        moment = rng.choice(["start-up", "before the runs", "in flight", "first file",
-                             "later file"])
+        moment = rng.choice(list(moments))
         started = time.monotonic()
         if moment == "start-up":
             time.sleep(rng.uniform(0.0, 2.0))  # imports, maybe already the grid
@@ -176,6 +181,8 @@ def main():
     parser.add_argument("--resume-every", type=int, default=10,
                         help="check resuming after every n-th trial (0: never)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moment", choices=MOMENTS, action="append",
+                        help="only these moments (repeatable; default: all, at random)")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="the checkout whose spherenet is run (default: this one)")
     args = parser.parse_args()
@@ -184,7 +191,8 @@ def main():
     failures = startup = 0
     for i in range(args.trials):
         resume = args.resume_every > 0 and i % args.resume_every == args.resume_every - 1
-        moment, problem = trial(rng, args.executor, args.timeout, resume)
+        moment, problem = trial(rng, args.executor, args.timeout, resume,
+                                args.moment or MOMENTS)
         if problem == "STARTUP":
             startup += 1
         elif problem:
