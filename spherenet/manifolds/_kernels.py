@@ -26,6 +26,11 @@ two layouts:
   ``contract``...), which lets LLVM split each into vector lanes -- partial
   sums that are, if anything, more accurate than one running sum.
 
+The public ``gradient_step`` passes a ``check``: the kernel then runs pass 1
+(the sums below) over all factors first, hands the sums of squares to the
+check, which validates x and egrad from them (or raises, nothing written),
+and goes on with the same sums -- the checks cost no pass of their own.
+
 F-contiguous arrays are handled as the C-contiguous transpose. Factor axes in
 the middle (``axis=1`` of a 3-D array) or strided views fall back to NumPy.
 
@@ -78,9 +83,10 @@ _LAYOUTS = {}
 # by; wider blocks measured slower for few rows, no faster for many.
 _BLOCK_COLS = 1024
 _TINY_T = 1e-3  # below this, sinc(t) = 1 - t^2/6 (1 - t^2/20) exactly to rounding
+_NO_SUMS = np.empty((3, 0))  # the kernels compute their sums themselves
 
 
-def gradient_step(reducer, use_exp, x, egrad, lr, out):
+def gradient_step(reducer, use_exp, x, egrad, lr, out, check=None):
     """One fused Riemannian gradient step in place into ``out``, if a kernel can.
 
     Parameters
@@ -92,13 +98,21 @@ def gradient_step(reducer, use_exp, x, egrad, lr, out):
     x, egrad, out : ndarray
         Point, Euclidean gradient and output (``out`` may be ``x``).
     lr : float
-        Step size.
+        Step size (converted with ``float`` after ``check``).
+    check : callable, optional
+        ``check(xx, gg)`` with the float64 per-factor sums of squares of x
+        and egrad (1-D, in the kernel's order of the factors), called after
+        the pass that computes them and before anything is written: the
+        public method validates its inputs there, raising to stop the step,
+        instead of reading the arrays once more for that. The step then
+        reuses the sums (the same numbers it computes without ``check``).
 
     Returns
     -------
     bool
         True when the step was computed into ``out``; False when numba is
-        missing or the arrays are not in a supported layout (nothing written).
+        missing or the arrays are not in a supported layout (nothing
+        written, ``check`` not called).
     """
     layout = _layout_of(reducer, x, egrad, out)
     if layout is None:
@@ -112,16 +126,28 @@ def gradient_step(reducer, use_exp, x, egrad, lr, out):
     x2 = x.reshape(rows, cols)
     g2 = egrad.reshape(rows, cols)
     out2 = out.reshape(rows, cols)
+    block = min(_BLOCK_COLS, cols)
+    if check is None:
+        sums = _NO_SUMS
+    else:
+        # Pass 1 over all factors first, so that a refused input leaves out untouched.
+        sums = np.empty((3, cols if kind == "lead" else rows))
+        if kind == "lead":
+            kernels["lead_sums"](x2, g2, sums, block)
+        else:
+            kernels["trail_sums"](x2, g2, sums)
+        check(sums[0], sums[2])
     lr = float(lr)
     factor_size = rows if kind == "lead" else cols
     rho = 0.5 if x.dtype == np.float64 else min(0.5, factor_size * 2.0**-25)
     # may_share_memory (bounds only) first: the usual fresh ``out`` is settled
     # without reading the data pointers, which builds a dict per array.
     inplace = out is x or (np.may_share_memory(out2, x2) and _same_view(out2, x2))
+    have = check is not None
     if kind == "lead":
-        kernels["lead"](x2, g2, out2, lr, bool(use_exp), rho, inplace, min(_BLOCK_COLS, cols))
+        kernels["lead"](x2, g2, out2, lr, bool(use_exp), rho, inplace, block, sums, have)
     else:
-        kernels["trail"](x2, g2, out2, lr, bool(use_exp), rho, inplace)
+        kernels["trail"](x2, g2, out2, lr, bool(use_exp), rho, inplace, sums, have)
     return True
 
 
@@ -240,6 +266,8 @@ def _jit_all(numba):
         ("_refine", {}),
         ("_lead_sums", {}),
         ("_lead_exact", {}),
+        ("_lead_all_sums", {}),
+        ("_trail_all_sums", {}),
         ("_trail_update", {}),
         ("_trail_update_inplace", {}),
         ("_lead_update", {}),
@@ -254,7 +282,12 @@ def _jit_all(numba):
         except RuntimeError:  # no writable cache location
             jitted = numba.njit(cache=False, nogil=True, error_model="numpy", **options)(func)
         namespace[name] = jitted
-    return {"lead": namespace["_step_lead"], "trail": namespace["_step_trail"]}
+    return {
+        "lead": namespace["_step_lead"],
+        "trail": namespace["_step_trail"],
+        "lead_sums": namespace["_lead_all_sums"],
+        "trail_sums": namespace["_trail_all_sums"],
+    }
 
 
 def _fma_intrinsic(numba):
@@ -345,10 +378,23 @@ def _refine(xx, rr, xr):
     return dc, max(rr - dc * xr, 0.0)
 
 
-def _step_trail(x, g, out, lr, use_exp, rho, inplace):
-    """(F, R) layout: factor f is the contiguous row x[f]."""
+def _trail_all_sums(x, g, sums):
+    """sums[:, f] = (xx, xg, gg) of every row f (the pass 1 of :func:`_step_trail`)."""
     for f in range(x.shape[0]):
-        xx, xg, gg = _row_moments(x, g, f)
+        sums[0, f], sums[1, f], sums[2, f] = _row_moments(x, g, f)
+
+
+def _step_trail(x, g, out, lr, use_exp, rho, inplace, sums, have_sums):
+    """(F, R) layout: factor f is the contiguous row x[f].
+
+    With ``have_sums`` the sums of pass 1 are read from ``sums`` (see
+    :func:`_trail_all_sums`) instead of computed row by row.
+    """
+    for f in range(x.shape[0]):
+        if have_sums:
+            xx, xg, gg = sums[0, f], sums[1, f], sums[2, f]
+        else:
+            xx, xg, gg = _row_moments(x, g, f)
         c = xg / xx
         rr = gg - c * xg
         dc = 0.0
@@ -400,14 +446,23 @@ def _trail_update_inplace(x, g, f, a, b, c, dc):
             x[f, j] = a * xv + b * _fma(-dc, xv, _fma(-c, xv, np.float64(g[f, j])))
 
 
-def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
+def _lead_all_sums(x, g, sums, block):
+    """sums[:, j] = (xx, xg, gg) of every column j (the pass 1 of :func:`_step_lead`)."""
+    sums[:] = 0.0
+    for j0 in range(0, x.shape[1], block):
+        w = min(block, x.shape[1] - j0)
+        _lead_sums(x, g, j0, w, sums[0, j0:], sums[1, j0:], sums[2, j0:])
+
+
+def _step_lead(x, g, out, lr, use_exp, rho, inplace, block, sums, have_sums):
     """(R, F) layout: factor j is the column x[:, j]; columns go by blocks.
 
     Rows are streamed in order (``block`` columns at a time), with float64
     sums and coefficients per column that stay in cache; the inner loops run
     over 1-D row views and vectorize over columns, so each sum keeps its
     order. When R is small a block of x and g also stays in cache for the
-    final pass.
+    final pass. With ``have_sums`` the sums are read from ``sums`` (see
+    :func:`_lead_all_sums`: the same numbers) instead of computed.
     """
     rows, cols = x.shape
     xx = np.empty(block)
@@ -421,10 +476,15 @@ def _step_lead(x, g, out, lr, use_exp, rho, inplace, block):
     still = np.zeros(block, dtype=np.bool_)
     for j0 in range(0, cols, block):
         w = min(block, cols - j0)
-        xx[:] = 0.0
-        xg[:] = 0.0
-        gg[:] = 0.0
-        _lead_sums(x, g, j0, w, xx, xg, gg)
+        if have_sums:
+            xx[:w] = sums[0, j0 : j0 + w]
+            xg[:w] = sums[1, j0 : j0 + w]
+            gg[:w] = sums[2, j0 : j0 + w]
+        else:
+            xx[:] = 0.0
+            xg[:] = 0.0
+            gg[:] = 0.0
+            _lead_sums(x, g, j0, w, xx, xg, gg)
         exact = False
         dc[:] = 0.0
         for k in range(w):
