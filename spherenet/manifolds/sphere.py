@@ -324,12 +324,13 @@ class _Spheres(Manifold):
         # two passes, instead of by two more passes over the arrays. Any doubt
         # (a sum that is not finite, a norm off) sends the arguments through
         # the usual checks, which raise with their messages (or accept finite
-        # entries whose squares overflowed). Types, dtypes and shapes first.
+        # entries whose squares overflowed). One small factor: as usual (its
+        # step has no pass to share). Otherwise types, dtypes and shapes first.
+        if isinstance(x, np.ndarray) and isinstance(egrad, np.ndarray) and self._small(x, egrad):
+            return super()._checked_gradient_step(args, x, egrad, lr, out)
         self._check_args("gradient_step", [
             (name, a, _OUT if role == _OUT else _SHAPE_ONLY) for name, a, role in args
         ])
-        if self._small(x, egrad):
-            return super()._checked_gradient_step(args, x, egrad, lr, out)
         tol = _POINT_ATOL[x.dtype]
 
         def check(xx, gg):
