@@ -6,7 +6,10 @@ matrices (unit Frobenius norm) and the oblique manifold (unit columns), and
 prints one table per manifold with, measured in the same run:
 
 * the traffic floor of a fused in-place step, ``np.add(x, g, out=x)``
-  (read two arrays, write one); ``np.add(x, g, out=c)`` for reference;
+  (read two arrays, write one); ``np.add(x, g, out=c)`` for reference; and
+  the floor of any two-pass step (sums, then the update: x and g read
+  twice), ``np.dot(x, g)`` then ``np.add(x, g, out=x)`` (BLAS and NumPy at
+  their memory speed), with ``np.dot(x, g)`` alone (read two arrays);
 * pymanopt 2.2 (``euclidean_to_riemannian_gradient``, scale, ``retraction``
   or ``exp``);
 * geoopt's ``RiemannianSGD.step()`` on a ``ManifoldParameter`` whose ``.grad``
@@ -135,6 +138,21 @@ def floor_inplace(x, g, lr):
 def floor_out(x, g, lr):
     c = np.empty_like(x)
     return lambda: np.add(x, g, out=c)
+
+
+def read_two(x, g, lr):
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    return lambda: np.dot(xf, gf)
+
+
+def two_pass_floor(x, g, lr):
+    xf, gf = x.reshape(-1), g.reshape(-1)
+
+    def step():
+        np.dot(xf, gf)
+        np.add(x, g, out=x)
+
+    return step
 
 
 def pymanopt_step(kind, which):
@@ -277,6 +295,8 @@ def methods(kind):
     rows = [
         (FLOOR, floor_inplace),
         ("np.add(x, g, out=c) (for reference)", floor_out),
+        ("np.dot(x, g): read 2", read_two),
+        ("2-pass floor: dot, then add", two_pass_floor),
     ]
     for which in ("retr", "exp"):
         if not ARGS.no_peers:

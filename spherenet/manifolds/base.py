@@ -66,6 +66,9 @@ _POINT_ATOL = {dt: 1000.0 * float(np.finfo(dt).eps) for dt in _FLOAT_DTYPES}
 # Roles of an argument: a point (norm checked), a tangent or ambient vector,
 # an array checked for dtype/shape/finiteness only, an output buffer.
 _POINT, _VECTOR, _ARRAY, _OUT = "point", "vector", "array", "out"
+# An array checked for type, dtype and shape only (its data are checked later,
+# by a method that fuses the check into its own pass: _checked_gradient_step).
+_SHAPE_ONLY = "shape only"
 
 #: The public methods that take arrays; each has a raw twin ``_name`` that
 #: :attr:`Manifold.unchecked` binds to the public name.
@@ -397,6 +400,8 @@ class Manifold(abc.ABC):
                 if not a.flags.writeable:
                     raise ValueError(f"{method}: {name} must be a writeable array, got a read-only one")
                 continue
+            if role == _SHAPE_ONLY:
+                continue
             if role == _POINT:
                 self._check_on(a, name, method, atol)
             else:
@@ -681,6 +686,14 @@ class Manifold(abc.ABC):
         args = [("x", x, _POINT), ("egrad", egrad, _VECTOR)]
         if out is not None:
             args.append(("out", out, _OUT))
+        return self._checked_gradient_step(args, x, egrad, lr, out)
+
+    def _checked_gradient_step(self, args, x, egrad, lr, out):
+        """Validate ``args`` (as made by :meth:`gradient_step`) and ``lr``, then step.
+
+        A manifold whose step reads the arrays anyway may override this to
+        fuse the checks into its own pass (same errors, same results).
+        """
         self._check_args("gradient_step", args)
         _check_lr(lr)
         return self._gradient_step(x, egrad, lr, out)

@@ -9,8 +9,8 @@ import numpy as np
 
 from . import _kernels
 from ._reduce import FactorReducer, hypot
-from .base import (_POINT_ATOL, Manifold, _check_choice, _check_finite, _check_shape, as_dtype,
-                   as_rng, point_atol)
+from .base import (_OUT, _POINT_ATOL, _SHAPE_ONLY, Manifold, _check_choice, _check_finite,
+                   _check_lr, _check_shape, as_dtype, as_rng, point_atol)
 
 __all__ = ["Sphere"]
 
@@ -317,28 +317,67 @@ class _Spheres(Manifold):
     def _gradient_step(self, x, egrad, lr, out=None):
         return self._step(x, egrad, float(lr), self.retraction == "exp", out)
 
-    def _step(self, x, egrad, lr, use_exp, out):
+    def _checked_gradient_step(self, args, x, egrad, lr, out):
+        # The step's first pass computes the per-factor sums of squares of x
+        # and egrad, which are what the checks of x (finite, norm near 1) and
+        # egrad (finite) look at: they are made from those sums, between the
+        # two passes, instead of by two more passes over the arrays. Any doubt
+        # (a sum that is not finite, a norm off) sends the arguments through
+        # the usual checks, which raise with their messages (or accept finite
+        # entries whose squares overflowed). One small factor: as usual (its
+        # step has no pass to share). Otherwise types, dtypes and shapes first.
+        if isinstance(x, np.ndarray) and isinstance(egrad, np.ndarray) and self._small(x, egrad):
+            return super()._checked_gradient_step(args, x, egrad, lr, out)
+        self._check_args("gradient_step", [
+            (name, a, _OUT if role == _OUT else _SHAPE_ONLY) for name, a, role in args
+        ])
+        tol = _POINT_ATOL[x.dtype]
+
+        def check(xx, gg):
+            with np.errstate(invalid="ignore"):
+                fine = bool(np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg)))
+            if not fine:
+                self._check_args("gradient_step", args)
+            _check_lr(lr)
+
+        return self._step(x, egrad, lr, self.retraction == "exp", out, check)
+
+    def _step(self, x, egrad, lr, use_exp, out, check=None):
         """retr(x, -lr * P_x(egrad)) with the exp or projection retraction, into ``out``.
 
         With the optional ``numba`` extra installed this runs as a compiled
         kernel in two or three passes over memory with no full-size temporary;
-        otherwise in NumPy. Both evaluate the same formulas: with
-        c = <x, g>/<x, x> and r = g - c x (the Riemannian gradient),
+        otherwise in NumPy, also in two passes when the gradient is not
+        mostly normal (see :meth:`_update`). Both evaluate the same formulas:
+        with c = <x, g>/<x, x> and r = g - c x (the Riemannian gradient),
 
         * exp: x+ = cos(t)/||x|| x - lr sinc(t) r, t = |lr| ||r||;
         * projection: x+ = (x - lr r) / sqrt(<x, x> + lr^2 ||r||^2),
 
         so the new point has unit norm to rounding whatever the drift of x;
-        factors with t = 0 are copied from x unchanged.
+        factors with t = 0 are copied from x unchanged. ``check(xx, gg)``, if
+        given, is called with the per-factor sums of squares of x and egrad
+        before anything is written (it validates, raising to stop the step);
+        ``lr`` is converted to float after it.
         """
         if self._small(x, egrad):
-            return self._step_small(x, egrad, lr, use_exp, out)
+            return self._step_small(x, egrad, float(lr), use_exp, out)
         if out is None:
             out = np.empty_like(x)
-        if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out):
+        if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out, check):
             return out
-        xx = self._red.dot(x, x)
-        c = self._red.dot(x, egrad) / xx
+        xx, xg, gg = self._red.moments(x, egrad)
+        if check is not None:
+            check(xx, gg)
+        lr = float(lr)
+        c = xg / xx
+        # rr from the sums, ||g||^2 - <x, g>^2/||x||^2, is accurate when the
+        # tangent part is at least half of g (see _kernels: rho = 1/2), and
+        # the update a x + b (g - c x) = (a - b c) x + b g has no cancellation
+        # then; otherwise r is formed and projected once more below.
+        rr = gg - c * xg
+        if np.all(rr >= 0.5 * gg) and np.all(np.isfinite(gg)):
+            return self._update(x, egrad, lr, use_exp, out, xx, c, rr)
         r = egrad - self._coef(c, x) * x
         rr = self._red.dot(r, r)
         if np.any(c * c * xx > rr):
@@ -348,18 +387,50 @@ class _Spheres(Manifold):
             # the point off the sphere by ~ lr ||g|| eps.
             r -= self._coef(self._red.dot(x, r) / xx, x) * x
             rr = self._red.dot(r, r)
+        a, b, still = self._coefs(lr, use_exp, xx, rr)
+        # x itself when out is x and some factor stays: it is overwritten below.
+        point = x.copy() if np.any(still) and np.may_share_memory(out, x) else x
+        np.multiply(r, self._coef(b, x), out=r)
+        np.multiply(x, self._coef(a, x), out=out)
+        np.add(out, r, out=out)
+        return _keep_still(out, point, still)
+
+    @staticmethod
+    def _coefs(lr, use_exp, xx, rr):
+        """Per-factor (a, b, still) of x+ = a x + b r; still where the step is zero."""
         t = abs(lr) * np.sqrt(rr)
         if use_exp:
             a, b = np.cos(t) / np.sqrt(xx), -lr * _sinc(t)
         else:
             scale = 1.0 / np.sqrt(xx + lr * lr * rr)
             a, b = scale, -lr * scale
-        still = t == 0.0
-        # x itself when out is x and some factor stays: it is overwritten below.
+        return a, b, t == 0.0
+
+    def _update(self, x, g, lr, use_exp, out, xx, c, rr):
+        """out = (a - b c) x + b g, slice by slice along axis 0 (the NumPy step's pass 2).
+
+        A slice of x, g and out and a buffer for b g stay in cache between
+        the three operations on them, so that the arrays are read once from
+        memory (see ``FactorReducer.chunk_rows``); out may be x or g, each
+        element being read before it is written. Other overlaps go in one piece.
+        """
+        a, b, still = self._coefs(lr, use_exp, xx, rr)
+        coef_x, coef_g = self._coef(a - b * c, x), self._coef(b, x)
         point = x.copy() if np.any(still) and np.may_share_memory(out, x) else x
-        np.multiply(r, self._coef(b, x), out=r)
-        np.multiply(x, self._coef(a, x), out=out)
-        np.add(out, r, out=out)
+        n0 = self._shape[0]
+        step = self._red.chunk_rows(x)
+        if not (g.flags.c_contiguous and out.flags.c_contiguous
+                and _kernels._disjoint_or_same(out, x) and _kernels._disjoint_or_same(out, g)):
+            step = n0
+        per_row = coef_x.shape[0] > 1  # axis 0 is not a factor axis: coefficients by slice
+        buf = np.empty((min(step, n0),) + self._shape[1:], dtype=x.dtype)
+        for i0 in range(0, n0, step):
+            rows = slice(i0, i0 + step)
+            cx, cg = (coef_x[rows], coef_g[rows]) if per_row else (coef_x, coef_g)
+            part = buf[: min(step, n0 - i0)]
+            np.multiply(g[rows], cg, out=part)
+            np.multiply(x[rows], cx, out=out[rows])
+            np.add(out[rows], part, out=out[rows])
         return _keep_still(out, point, still)
 
     def _small(self, x, g):
