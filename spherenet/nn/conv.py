@@ -43,6 +43,7 @@ means ``axis=0``, which normalizes along the kernel's first axis only.
 """
 
 import numbers
+import threading
 
 import autograd.numpy as anp
 import numpy as np
@@ -50,6 +51,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
 from . import activations
+from ._parallel import run_chunks, run_tasks
 from .layers import LAYERS, _KernelLayer
 
 __all__ = ["Conv1D", "Conv2D", "conv1d", "conv2d"]
@@ -116,11 +118,16 @@ def _pad(x, pads, value):
         return x
     n, h, w, c = x.shape
     out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-    out[:, :top] = value
-    out[:, top + h:] = value
-    out[:, top:top + h, :left] = value
-    out[:, top:top + h, left + w:] = value
-    out[:, top:top + h, left:left + w] = x
+
+    def chunk(lo, hi):
+        part = out[lo:hi]
+        part[:, :top] = value
+        part[:, top + h:] = value
+        part[:, top:top + h, :left] = value
+        part[:, top:top + h, left + w:] = value
+        part[:, top:top + h, left:left + w] = x[lo:hi]
+
+    run_chunks(chunk, n)
     return out
 
 
@@ -163,30 +170,42 @@ def _windows(xp, window, strides, dilation):
 _BLOCK_BYTES = 1 << 20
 
 
-def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False):
+def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
     """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
 
     ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
     ``out`` has shape (N * Ho * Wo, F). Each block of images is copied to a
     contiguous im2col block and multiplied while it is in the cache; the
     blocks go into ``kept`` (an array of the view's shape, then the whole
-    batch's patches) or else into one block-sized buffer used again.
+    batch's patches) or else into a block-sized buffer used again. With
+    several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are
+    tasks that the threads share, after the tasks ``also``, each the same
+    computation as on one thread.
     """
     n, ho, wo, kh, kw, c = view.shape
     rows, depth = ho * wo, kh * kw * c
     size = max(1, _BLOCK_BYTES // max(1, rows * depth * view.itemsize))
-    buffer = kept if kept is not None else np.empty(
-        (min(size, n), ho, wo, kh, kw, c), dtype=view.dtype)
-    for lo in range(0, n, size):
+    buffers = threading.local()  # one block buffer per thread
+
+    def block(lo):
         hi = min(n, lo + size)
-        cols = kept[lo:hi] if kept is not None else buffer[:hi - lo]
+        if kept is not None:
+            cols = kept[lo:hi]
+        else:
+            buffer = getattr(buffers, "array", None)
+            if buffer is None:
+                buffer = buffers.array = np.empty((min(size, n), ho, wo, kh, kw, c),
+                                                  dtype=view.dtype)
+            cols = buffer[:hi - lo]
         np.copyto(cols, view[lo:hi])
-        block = out[lo * rows:hi * rows]
-        np.matmul(cols.reshape(-1, depth), matrix, out=block)
+        rows_out = out[lo * rows:hi * rows]
+        np.matmul(cols.reshape(-1, depth), matrix, out=rows_out)
         if bias is not None:
-            block += bias
+            rows_out += bias
         if relu:
-            np.maximum(block, 0, out=block)
+            np.maximum(rows_out, 0, out=rows_out)
+
+    run_tasks([*also, *(lambda lo=lo: block(lo) for lo in range(0, n, size))])
 
 
 def _is_pointwise(window, strides, pads, x):
@@ -228,7 +247,7 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
     return out.reshape(n, ho, wo, f)
 
 
-def _input_grad(g, kernel, x_shape, strides, dilation, pads):
+def _input_grad(g, kernel, x_shape, strides, dilation, pads, also=()):
     r"""The gradient of the convolution with respect to its input: a transposed convolution.
 
     With ``g`` (N, Ho, Wo, F) the output's gradient, the padded input's
@@ -248,7 +267,11 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     ho, wo = g.shape[1], g.shape[2]
     dtype = np.result_type(g.dtype, kernel.dtype)
     if _is_pointwise((kh, kw), strides, pads, g):
-        return (g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape)
+        def product():
+            grads.append((g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape))
+        grads = []
+        run_tasks([*also, product])
+        return grads[0]
     if (sh, sw) != (1, 1):
         gd = np.zeros((n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, f), dtype=g.dtype)
         gd[:, ::sh, ::sw] = g
@@ -260,8 +283,20 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     view = _windows(_pad(gd, ((before_h, after_h), (before_w, after_w)), 0), (kh, kw), (1, 1),
                     (dh, dw))
     dx = np.empty((n * h * w, c), dtype=dtype)
-    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx)
+    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, also=also)
     return dx.reshape(x_shape)
+
+
+def _relu_mask(g, ans):
+    """``g * (ans > 0)``, chunk by chunk of images."""
+    out = np.empty(g.shape, dtype=g.dtype)
+
+    def chunk(lo, hi):
+        # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch
+        np.multiply(g[lo:hi], ans[lo:hi] > 0, out=out[lo:hi])
+
+    run_chunks(chunk, len(g))
+    return out
 
 
 def _conv_gemm_vjp(argnums, ans, args, kwargs):
@@ -270,19 +305,24 @@ def _conv_gemm_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         if relu:
-            g = g * (ans > 0)  # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch
-        grads = []
-        for argnum in argnums:
-            if argnum == 0:
-                grads.append(_input_grad(g, kernel, x.shape, strides, dilation, pads))
-            elif argnum == 1:
-                # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
-                grads.append((kept[0].T @ g.reshape(-1, f)).reshape(kernel.shape))
+            g = _relu_mask(g, ans)
+        rows = g.reshape(-1, f)
+        grads = {}
+        if 1 in argnums:
+            # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+            def kernel_grad():
+                grads[1] = (kept[0].T @ rows).reshape(kernel.shape)
+            if 0 in argnums:  # one more task among the blocks of the input's gradient
+                grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads,
+                                       also=[kernel_grad])
             else:
-                # a matrix-vector product: ten times faster than np.sum over the long axis 0
-                rows = g.reshape(-1, f)
-                grads.append(np.ones(len(rows), dtype=rows.dtype) @ rows)
-        return grads
+                kernel_grad()
+        elif 0 in argnums:
+            grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads)
+        if 2 in argnums:
+            # a matrix-vector product: ten times faster than np.sum over the long axis 0
+            grads[2] = np.ones(len(rows), dtype=rows.dtype) @ rows
+        return [grads[argnum] for argnum in argnums]
     return vjp
 
 
