@@ -169,6 +169,11 @@ def _windows(xp, window, strides, dilation):
 #: trips through memory), large enough for efficient GEMMs.
 _BLOCK_BYTES = 1 << 20
 
+#: ... and of at most this many images, so that a batch of 128 has blocks for several threads
+#: to share (:func:`~spherenet.nn.set_num_threads`) even when its patches are few, as those of
+#: a first layer on one channel. The blocks do not depend on the number of threads.
+_BLOCK_IMAGES = 32
+
 
 def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
     """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
@@ -184,7 +189,7 @@ def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
     """
     n, ho, wo, kh, kw, c = view.shape
     rows, depth = ho * wo, kh * kw * c
-    size = max(1, _BLOCK_BYTES // max(1, rows * depth * view.itemsize))
+    size = max(1, min(_BLOCK_IMAGES, _BLOCK_BYTES // max(1, rows * depth * view.itemsize)))
     buffers = threading.local()  # one block buffer per thread
 
     def block(lo):
@@ -292,8 +297,12 @@ def _relu_mask(g, ans):
     out = np.empty(g.shape, dtype=g.dtype)
 
     def chunk(lo, hi):
-        # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch
-        np.multiply(g[lo:hi], ans[lo:hi] > 0, out=out[lo:hi])
+        # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch. The mask is written
+        # as 1.0 / 0.0 straight into the output: a third faster than multiplying by a boolean
+        # array, which NumPy casts in small buffers; the same values
+        part = out[lo:hi]
+        np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
+        np.multiply(g[lo:hi], part, out=part)
 
     run_chunks(chunk, len(g))
     return out
