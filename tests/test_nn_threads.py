@@ -13,6 +13,7 @@
   from the environment variable ``SPHERENET_NN_THREADS``.
 """
 
+import os
 import threading
 
 import autograd.numpy as anp
@@ -87,6 +88,29 @@ def test_a_chunk_does_not_split_again(threads):
 
     _parallel.run_chunks(fn, 8)
     assert sorted(inner) == [(0, 0, 4), (4, 0, 4)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_its_chunks_on_threads_of_its_own(threads):
+    threads(2)
+    _parallel.run_chunks(lambda lo, hi: None, 4)  # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a pool copied from the parent would never run the chunk
+        try:
+            seen = []
+            call = threading.Thread(target=_parallel.run_chunks,
+                                    args=(lambda lo, hi: seen.append(lo), 4), daemon=True)
+            call.start()
+            call.join(10)
+            os.write(write, b"ok" if not call.is_alive() and sorted(seen) == [0, 2] else b"hung")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", None])

@@ -123,6 +123,18 @@ def _mark_inside():
     _inside.active = True
 
 
+def _forget_pool_after_fork():
+    # a forked child has none of the parent's threads: a pool copied from the parent would
+    # accept tasks that no thread ever runs (a process pool of the experiments harness, say)
+    global _lock
+    _lock = threading.Lock()
+    _state["pool"], _state["workers"] = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def run_tasks(tasks):
     """Call each of ``tasks`` (callables without arguments) once, on up to n threads.
 
