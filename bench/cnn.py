@@ -16,12 +16,12 @@ shuffling, in:
 * PyTorch with the same constraint kept Keras's way: every filter and
   hidden column divided by its norm after each step.
 
-For each thread count t (``--threads 1,2``) spherenet runs in two ways: with
-its BLAS on t threads (threadpoolctl) and the layers serial ("BLAS
-threads"), and with the convolution and pooling layers splitting the batch
-over t threads (``spherenet.nn.set_num_threads(t)``) and BLAS on one thread
-("layer threads"); PyTorch runs with ``torch.set_num_threads(t)``. The
-methods are interleaved epoch by epoch, ``--repeat`` times, with a pause
+For each thread count t (``--threads 1,2``) spherenet runs with its BLAS on
+t threads (threadpoolctl) and the layers serial ("BLAS t, layers 1"), with
+the convolution and pooling layers sharing their blocks of images between t
+threads (``spherenet.nn.set_num_threads(t)``) and BLAS on one thread ("BLAS
+1, layers t"), and with both; PyTorch runs with ``torch.set_num_threads(t)``.
+The methods are interleaved epoch by epoch, ``--repeat`` times, with a pause
 before each timed epoch (``--pause``, default 0.2 s): OpenBLAS's and
 OpenMP's idle threads spin for a while after their last call, and would
 otherwise take a core from the method timed next. The table gives each
@@ -166,19 +166,19 @@ def run(threads, x, y, torch, baseline):
 
     A method is ``(name, epoch, blas threads, spherenet.nn threads)``.
     """
-    blas, layers = f"BLAS {threads} thr", f"layers {threads} thr"
-    methods = [
-        (f"spherenet.nn Conv2D, {blas}", make_spherenet(x, y), threads, 1),
-        (f"spherenet.nn Conv2D, {layers}", make_spherenet(x, y), 1, threads),
-        (f"unit-norm filters, riemannian, {blas}", make_spherenet(x, y, True), threads, 1),
-        (f"unit-norm filters, riemannian, {layers}", make_spherenet(x, y, True), 1, threads),
-        (f"unit-norm filters, projection, {layers}", make_spherenet(x, y, True, "projection"),
-         1, threads),
-    ]
+    configs = [(threads, 1), (1, threads), (threads, threads)] if threads > 1 else [(1, 1)]
+    methods = []
+    for what, kwargs in (("Conv2D", {}), ("unit-norm filters, riemannian", {"constrained": True})):
+        for blas, layers in configs:
+            methods.append((f"spherenet.nn {what}, BLAS {blas}, layers {layers}",
+                            make_spherenet(x, y, **kwargs), blas, layers))
+    methods.append((f"spherenet.nn unit-norm filters, projection, BLAS 1, layers {threads}",
+                    make_spherenet(x, y, True, "projection"), 1, threads))
     if baseline is not None:
         methods += [
-            (f"baseline Conv2D, {blas}", make_spherenet(x, y, lib=baseline), threads, 1),
-            (f"baseline riemannian, {blas}", make_spherenet(x, y, True, lib=baseline), threads, 1),
+            (f"baseline Conv2D, BLAS {threads}", make_spherenet(x, y, lib=baseline), threads, 1),
+            (f"baseline unit-norm filters, riemannian, BLAS {threads}",
+             make_spherenet(x, y, True, lib=baseline), threads, 1),
         ]
     if torch is not None:
         torch.set_num_threads(threads)
