@@ -25,7 +25,11 @@ writes the blocks into one matrix of the whole batch's patches, which the
 kernel's gradient uses rather than gather them again (9 MB for 128 images
 of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
 block. A ``relu`` activation is applied by the convolution itself, in place
-on each block, and its mask joins the convolution's backward pass.
+on each block, and its mask joins the convolution's backward pass. With
+several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are tasks
+the threads share (one buffer per thread), and the kernel's gradient is one
+more task beside the blocks of the input's; every task is the serial path's
+own call, so the results are the same, bit for bit.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -272,9 +276,10 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads, also=()):
     ho, wo = g.shape[1], g.shape[2]
     dtype = np.result_type(g.dtype, kernel.dtype)
     if _is_pointwise((kh, kw), strides, pads, g):
+        grads = []
+
         def product():
             grads.append((g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape))
-        grads = []
         run_tasks([*also, product])
         return grads[0]
     if (sh, sw) != (1, 1):
