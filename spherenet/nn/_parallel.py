@@ -110,12 +110,11 @@ def get_num_threads():
 def _pool(workers):
     with _lock:
         if _state["workers"] < workers:
-            old = _state["pool"]
+            # a larger pool replaces the old one, which is not shut down: another thread may be
+            # handing it tasks; its threads end once it is no longer referenced
             _state["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="spherenet-nn",
                                                 initializer=_mark_inside)
             _state["workers"] = workers
-            if old is not None:
-                old.shutdown(wait=False)
         return _state["pool"]
 
 
