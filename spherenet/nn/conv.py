@@ -115,15 +115,16 @@ def _window(size, kernel, stride, dilation, padding, what="input"):
 # --- im2col, and the convolution as one autograd primitive -------------------------------
 
 
-def _pad(x, pads, value):
-    """``x`` (N, H, W, C) with ``pads = ((top, bottom), (left, right))`` of ``value`` around."""
+def _padded(x, pads, value):
+    """An empty array for ``x`` (N, H, W, C) padded by ``pads``, and ``fill(lo, hi)`` that writes
+    images lo..hi into it with ``value`` around; ``(x, None)`` without padding."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
-        return x
+        return x, None
     n, h, w, c = x.shape
     out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
 
-    def chunk(lo, hi):
+    def fill(lo, hi):
         part = out[lo:hi]
         part[:, :top] = value
         part[:, top + h:] = value
@@ -131,7 +132,14 @@ def _pad(x, pads, value):
         part[:, top:top + h, left + w:] = value
         part[:, top:top + h, left:left + w] = x[lo:hi]
 
-    run_chunks(chunk, n)
+    return out, fill
+
+
+def _pad(x, pads, value):
+    """``x`` (N, H, W, C) with ``pads = ((top, bottom), (left, right))`` of ``value`` around."""
+    out, fill = _padded(x, pads, value)
+    if fill is not None:
+        run_chunks(fill, x.shape[0])
     return out
 
 
@@ -179,7 +187,7 @@ _BLOCK_BYTES = 1 << 20
 _BLOCK_IMAGES = 32
 
 
-def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
+def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=(), fill=None):
     """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
 
     ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
@@ -189,7 +197,9 @@ def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
     batch's patches) or else into a block-sized buffer used again. With
     several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are
     tasks that the threads share, after the tasks ``also``, each the same
-    computation as on one thread.
+    computation as on one thread. ``fill(lo, hi)``, if given, first writes
+    images lo..hi of the padded array under ``view`` (see :func:`_padded`):
+    each block pads its own images, which are then in the cache for its copy.
     """
     n, ho, wo, kh, kw, c = view.shape
     rows, depth = ho * wo, kh * kw * c
@@ -198,6 +208,8 @@ def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=()):
 
     def block(lo):
         hi = min(n, lo + size)
+        if fill is not None:
+            fill(lo, hi)
         if kept is not None:
             cols = kept[lo:hi]
         else:
@@ -246,11 +258,12 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
         if kept is not None:
             kept.append(cols)
         return out.reshape(n, x.shape[1], x.shape[2], f)
-    view = _windows(_pad(x, pads, 0), (kh, kw), strides, dilation)
+    xp, fill = _padded(x, pads, 0)
+    view = _windows(xp, (kh, kw), strides, dilation)
     ho, wo = view.shape[1:3]
     out = np.empty((n * ho * wo, f), dtype=dtype)
     patches = None if kept is None else np.empty(view.shape, dtype=x.dtype)
-    _patches_gemm(view, matrix, out, patches, bias, relu)
+    _patches_gemm(view, matrix, out, patches, bias, relu, fill=fill)
     if kept is not None:
         kept.append(patches.reshape(n * ho * wo, kh * kw * c))
     return out.reshape(n, ho, wo, f)
@@ -290,10 +303,10 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads, also=()):
     before_h, before_w = (kh - 1) * dh - top, (kw - 1) * dw - left
     after_h, after_w = h + top - gd.shape[1], w + left - gd.shape[2]
     flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-    view = _windows(_pad(gd, ((before_h, after_h), (before_w, after_w)), 0), (kh, kw), (1, 1),
-                    (dh, dw))
+    gdp, fill = _padded(gd, ((before_h, after_h), (before_w, after_w)), 0)
+    view = _windows(gdp, (kh, kw), (1, 1), (dh, dw))
     dx = np.empty((n * h * w, c), dtype=dtype)
-    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, also=also)
+    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, also=also, fill=fill)
     return dx.reshape(x_shape)
 
 
