@@ -16,36 +16,53 @@ shuffling, in:
 * PyTorch with the same constraint kept Keras's way: every filter and
   hidden column divided by its norm after each step.
 
-For each thread count (``--threads 1,2``: BLAS threads through threadpoolctl,
-``torch.set_num_threads``) the methods are interleaved epoch by epoch and each
-reports its best of ``--repeat`` epochs (the machine may be shared); the
-table gives ms per epoch and the ratio to PyTorch's. Run
-``python bench/cnn.py [--threads 1,2] [--repeat 7] [--profile]``;
+For each thread count t (``--threads 1,2``) spherenet runs with its BLAS on
+t threads (threadpoolctl) and the layers serial ("BLAS t, layers 1"), with
+the convolution and pooling layers sharing their blocks of images between t
+threads (``spherenet.nn.set_num_threads(t)``) and BLAS on one thread ("BLAS
+1, layers t"), and with both; PyTorch runs with ``torch.set_num_threads(t)``.
+The methods are interleaved epoch by epoch, ``--repeat`` times, with a pause
+before each timed epoch (``--pause``, default 0.2 s): OpenBLAS's and
+OpenMP's idle threads spin for a while after their last call, and would
+otherwise take a core from the method timed next. The table gives each
+method's best epoch in ms, the median over the repeats of its paired ratio to
+PyTorch's epoch of the same repeat (the machine may be shared), and the
+median of CPU time over wall time (about t when t threads really work).
+``--baseline DIR`` adds the rows of another checkout of spherenet (e.g. a
+``git worktree`` of an older commit), timed in the same run. Run
+``python bench/cnn.py [--threads 1,2] [--repeat 7] [--baseline DIR] [--profile]``;
 ``--profile`` adds a cProfile of the spherenet riemannian epoch (one thread).
 """
 
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from spherenet.nn import Conv2D, Dense, Flatten, MaxPooling2D, Sequential, unit_norm  # noqa: E402
-from spherenet.optim import RSGD  # noqa: E402
+import spherenet.nn  # noqa: E402
+import spherenet.optim  # noqa: E402
 
 F32 = np.float32
+BLAS = ThreadpoolController()
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", default="1,2", help="thread counts to compare (default 1,2)")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=7, help="timed epochs per method (best of)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed epochs per method")
+    parser.add_argument("--pause", type=float, default=0.2,
+                        help="seconds of sleep before each timed epoch (idle threads stop spinning)")
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a checkout of spherenet whose rows to time in the same run")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the spherenet.nn riemannian epoch")
     return parser.parse_args()
@@ -64,18 +81,32 @@ def data():
     return np.ascontiguousarray(x[order][:n_train]), y[order][:n_train]
 
 
-def make_spherenet(x, y, constrained=False, strategy="riemannian"):
-    filters = unit_norm(axis=[0, 1, 2]) if constrained else None
-    model = Sequential([
-        Conv2D(32, 3, padding="same", activation="relu", kernel_constraint=filters,
-               input_shape=(8, 8, 1)),
-        Conv2D(32, 3, padding="same", activation="relu", kernel_constraint=filters),
-        MaxPooling2D(2),
-        Flatten(),
-        Dense(128, activation="relu", kernel_constraint=unit_norm() if constrained else None),
-        Dense(10, activation="softmax"),
+def import_baseline(path):
+    """The ``nn`` and ``optim`` modules of the spherenet checkout at ``path``, as another package."""
+    root = os.path.join(os.path.abspath(path), "spherenet")
+    spec = importlib.util.spec_from_file_location(
+        "spherenet_baseline", os.path.join(root, "__init__.py"), submodule_search_locations=[root])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["spherenet_baseline"] = package
+    spec.loader.exec_module(package)
+    return (importlib.import_module("spherenet_baseline.nn"),
+            importlib.import_module("spherenet_baseline.optim"))
+
+
+def make_spherenet(x, y, constrained=False, strategy="riemannian",
+                   lib=(spherenet.nn, spherenet.optim)):
+    nn, optim = lib
+    filters = nn.unit_norm(axis=[0, 1, 2]) if constrained else None
+    model = nn.Sequential([
+        nn.Conv2D(32, 3, padding="same", activation="relu", kernel_constraint=filters,
+                  input_shape=(8, 8, 1)),
+        nn.Conv2D(32, 3, padding="same", activation="relu", kernel_constraint=filters),
+        nn.MaxPooling2D(2),
+        nn.Flatten(),
+        nn.Dense(128, activation="relu", kernel_constraint=nn.unit_norm() if constrained else None),
+        nn.Dense(10, activation="softmax"),
     ], seed=0)
-    model.compile(optimizer=RSGD(lr=ARGS.lr, momentum=ARGS.momentum),
+    model.compile(optimizer=optim.RSGD(lr=ARGS.lr, momentum=ARGS.momentum),
                   loss="sparse_categorical_crossentropy", strategy=strategy)
 
     def epoch():
@@ -130,51 +161,77 @@ def import_torch():
     return torch
 
 
-def run(threads, x, y, torch):
-    methods = [
-        ("spherenet.nn Conv2D", make_spherenet(x, y)),
-        ("spherenet.nn unit-norm filters, riemannian", make_spherenet(x, y, True)),
-        ("spherenet.nn unit-norm filters, projection", make_spherenet(x, y, True, "projection")),
-    ]
+def run(threads, x, y, torch, baseline):
+    """``(names, times, cpu)``: per method, its epochs' wall and CPU/wall times, interleaved.
+
+    A method is ``(name, epoch, blas threads, spherenet.nn threads)``.
+    """
+    configs = [(threads, 1), (1, threads), (threads, threads)] if threads > 1 else [(1, 1)]
+    methods = []
+    for what, kwargs in (("Conv2D", {}), ("unit-norm filters, riemannian", {"constrained": True})):
+        for blas, layers in configs:
+            methods.append((f"spherenet.nn {what}, BLAS {blas}, layers {layers}",
+                            make_spherenet(x, y, **kwargs), blas, layers))
+    methods.append((f"spherenet.nn unit-norm filters, projection, BLAS 1, layers {threads}",
+                    make_spherenet(x, y, True, "projection"), 1, threads))
+    if baseline is not None:
+        methods += [
+            (f"baseline Conv2D, BLAS {threads}", make_spherenet(x, y, lib=baseline), threads, 1),
+            (f"baseline unit-norm filters, riemannian, BLAS {threads}",
+             make_spherenet(x, y, True, lib=baseline), threads, 1),
+        ]
     if torch is not None:
-        methods += [("PyTorch", make_torch(x, y, torch)),
-                    ("PyTorch, filters normalized after each step", make_torch(x, y, torch, True))]
-    best = {name: np.inf for name, _ in methods}
-    with threadpool_limits(threads, user_api="blas"):
-        if torch is not None:
-            torch.set_num_threads(threads)
-        for _, epoch in methods:  # warm up (numba compilation, allocator, caches)
-            epoch()
-        for _ in range(ARGS.repeat):
-            for name, epoch in methods:
-                t = time.perf_counter()
+        torch.set_num_threads(threads)
+        methods += [("PyTorch", make_torch(x, y, torch), 1, 1),
+                    ("PyTorch, filters normalized after each step",
+                     make_torch(x, y, torch, True), 1, 1)]
+    times = {name: [] for name, *_ in methods}
+    cpu = {name: [] for name, *_ in methods}
+
+    def timed(name, epoch, blas_threads, nn_threads):
+        with BLAS.limit(limits=blas_threads, user_api="blas"):
+            previous = spherenet.nn.set_num_threads(nn_threads)
+            try:
+                time.sleep(ARGS.pause)
+                wall, process = time.perf_counter(), time.process_time()
                 epoch()
-                best[name] = min(best[name], time.perf_counter() - t)
-    return methods, best
+                wall, process = time.perf_counter() - wall, time.process_time() - process
+            finally:
+                spherenet.nn.set_num_threads(previous)
+        if name is not None:
+            times[name].append(wall)
+            cpu[name].append(process / wall)
+
+    for _, *method in methods:  # warm up (numba compilation, allocator, caches, thread pools)
+        timed(None, *method)
+    for _ in range(ARGS.repeat):
+        for method in methods:
+            timed(*method)
+    return [name for name, *_ in methods], times, cpu
 
 
 def main():
     x, y = data()
     torch = import_torch()
+    baseline = import_baseline(ARGS.baseline) if ARGS.baseline else None
     thread_counts = [int(t) for t in ARGS.threads.split(",")]
-    results = [(t, *run(t, x, y, torch)) for t in thread_counts]
     versions = [f"numpy {np.__version__}"]
     if torch is not None:
         versions.append(f"torch {torch.__version__}")
     print(f"digits CNN (32-32 conv, pool, 128, 10), {len(x)} images a epoch, batch {ARGS.batch}, "
-          f"float32, SGD momentum {ARGS.momentum}, best of {ARGS.repeat} epochs; "
+          f"float32, SGD momentum {ARGS.momentum}, {ARGS.repeat} interleaved epochs per method; "
           + ", ".join(versions))
-    names = [name for name, _ in results[0][1]]
-    width = max(len(name) for name in names)
-    header = f"{'method':<{width}}" + "".join(
-        f"  {f'{t} thr ms':>10}  {'x torch':>7}" for t, _, _ in results)
-    print(header)
-    for name in names:
-        row = f"{name:<{width}}"
-        for _, _, best in results:
-            ratio = best[name] / best["PyTorch"] if "PyTorch" in best else float("nan")
-            row += f"  {1e3 * best[name]:10.1f}  {ratio:7.2f}"
-        print(row)
+    for threads in thread_counts:
+        names, times, cpu = run(threads, x, y, torch, baseline)
+        width = max(len(name) for name in names)
+        print(f"\n{threads} thread(s)")
+        print(f"{'method':<{width}}  {'best ms':>8}  {'x torch':>7}  {'cpu/wall':>8}")
+        for name in names:
+            wall = np.array(times[name])
+            ratio = (np.median(wall / np.array(times["PyTorch"])) if "PyTorch" in times
+                     else float("nan"))
+            print(f"{name:<{width}}  {1e3 * wall.min():8.1f}  {ratio:7.2f}  "
+                  f"{np.median(cpu[name]):8.2f}")
     if torch is None:
         print("PyTorch: not installed (pip install -e '.[bench]')")
     if ARGS.profile:
@@ -186,7 +243,7 @@ def profile(x, y):
     import pstats
 
     epoch = make_spherenet(x, y, True)
-    with threadpool_limits(1, user_api="blas"):
+    with BLAS.limit(limits=1, user_api="blas"):
         epoch()
         prof = cProfile.Profile()
         prof.enable()

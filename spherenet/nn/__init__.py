@@ -22,6 +22,7 @@ from .cosine import CosineDense
 from .io import load_model
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .model import NonFiniteLossWarning, Sequential
+from ._parallel import get_num_threads, set_num_threads
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D, Reshape
 from .regularizers import L1, L1L2, L2, HypersphericalEnergy
@@ -59,6 +60,8 @@ __all__ = [
     "AngularTelemetry",
     "equilibrium_angular_update",
     "NonFiniteLossWarning",
+    "set_num_threads",
+    "get_num_threads",
     "activations",
     "callbacks",
     "constraints",

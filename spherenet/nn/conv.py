@@ -25,7 +25,11 @@ writes the blocks into one matrix of the whole batch's patches, which the
 kernel's gradient uses rather than gather them again (9 MB for 128 images
 of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
 block. A ``relu`` activation is applied by the convolution itself, in place
-on each block, and its mask joins the convolution's backward pass.
+on each block, and its mask joins the convolution's backward pass. With
+several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are tasks
+the threads share (one buffer per thread), and the kernel's gradient is one
+more task beside the blocks of the input's; every task is the serial path's
+own call, so the results are the same, bit for bit.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -43,6 +47,7 @@ means ``axis=0``, which normalizes along the kernel's first axis only.
 """
 
 import numbers
+import threading
 
 import autograd.numpy as anp
 import numpy as np
@@ -50,6 +55,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
 from . import activations
+from ._parallel import run_chunks, run_tasks
 from .layers import LAYERS, _KernelLayer
 
 __all__ = ["Conv1D", "Conv2D", "conv1d", "conv2d"]
@@ -109,18 +115,31 @@ def _window(size, kernel, stride, dilation, padding, what="input"):
 # --- im2col, and the convolution as one autograd primitive -------------------------------
 
 
-def _pad(x, pads, value):
-    """``x`` (N, H, W, C) with ``pads = ((top, bottom), (left, right))`` of ``value`` around."""
+def _padded(x, pads, value):
+    """An empty array for ``x`` (N, H, W, C) padded by ``pads``, and ``fill(lo, hi)`` that writes
+    images lo..hi into it with ``value`` around; ``(x, None)`` without padding."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
-        return x
+        return x, None
     n, h, w, c = x.shape
     out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-    out[:, :top] = value
-    out[:, top + h:] = value
-    out[:, top:top + h, :left] = value
-    out[:, top:top + h, left + w:] = value
-    out[:, top:top + h, left:left + w] = x
+
+    def fill(lo, hi):
+        part = out[lo:hi]
+        part[:, :top] = value
+        part[:, top + h:] = value
+        part[:, top:top + h, :left] = value
+        part[:, top:top + h, left + w:] = value
+        part[:, top:top + h, left:left + w] = x[lo:hi]
+
+    return out, fill
+
+
+def _pad(x, pads, value):
+    """``x`` (N, H, W, C) with ``pads = ((top, bottom), (left, right))`` of ``value`` around."""
+    out, fill = _padded(x, pads, value)
+    if fill is not None:
+        run_chunks(fill, x.shape[0])
     return out
 
 
@@ -162,31 +181,52 @@ def _windows(xp, window, strides, dilation):
 #: trips through memory), large enough for efficient GEMMs.
 _BLOCK_BYTES = 1 << 20
 
+#: ... and of at most this many images, so that a batch of 128 has blocks for several threads
+#: to share (:func:`~spherenet.nn.set_num_threads`) even when its patches are few, as those of
+#: a first layer on one channel. The blocks do not depend on the number of threads.
+_BLOCK_IMAGES = 32
 
-def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False):
+
+def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=(), fill=None):
     """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
 
     ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
     ``out`` has shape (N * Ho * Wo, F). Each block of images is copied to a
     contiguous im2col block and multiplied while it is in the cache; the
     blocks go into ``kept`` (an array of the view's shape, then the whole
-    batch's patches) or else into one block-sized buffer used again.
+    batch's patches) or else into a block-sized buffer used again. With
+    several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are
+    tasks that the threads share, after the tasks ``also``, each the same
+    computation as on one thread. ``fill(lo, hi)``, if given, first writes
+    images lo..hi of the padded array under ``view`` (see :func:`_padded`):
+    each block pads its own images, which are then in the cache for its copy.
     """
     n, ho, wo, kh, kw, c = view.shape
     rows, depth = ho * wo, kh * kw * c
-    size = max(1, _BLOCK_BYTES // max(1, rows * depth * view.itemsize))
-    buffer = kept if kept is not None else np.empty(
-        (min(size, n), ho, wo, kh, kw, c), dtype=view.dtype)
-    for lo in range(0, n, size):
+    size = max(1, min(_BLOCK_IMAGES, _BLOCK_BYTES // max(1, rows * depth * view.itemsize)))
+    buffers = threading.local()  # one block buffer per thread
+
+    def block(lo):
         hi = min(n, lo + size)
-        cols = kept[lo:hi] if kept is not None else buffer[:hi - lo]
+        if fill is not None:
+            fill(lo, hi)
+        if kept is not None:
+            cols = kept[lo:hi]
+        else:
+            buffer = getattr(buffers, "array", None)
+            if buffer is None:
+                buffer = buffers.array = np.empty((min(size, n), ho, wo, kh, kw, c),
+                                                  dtype=view.dtype)
+            cols = buffer[:hi - lo]
         np.copyto(cols, view[lo:hi])
-        block = out[lo * rows:hi * rows]
-        np.matmul(cols.reshape(-1, depth), matrix, out=block)
+        rows_out = out[lo * rows:hi * rows]
+        np.matmul(cols.reshape(-1, depth), matrix, out=rows_out)
         if bias is not None:
-            block += bias
+            rows_out += bias
         if relu:
-            np.maximum(block, 0, out=block)
+            np.maximum(rows_out, 0, out=rows_out)
+
+    run_tasks([*also, *(lambda lo=lo: block(lo) for lo in range(0, n, size))])
 
 
 def _is_pointwise(window, strides, pads, x):
@@ -218,17 +258,18 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
         if kept is not None:
             kept.append(cols)
         return out.reshape(n, x.shape[1], x.shape[2], f)
-    view = _windows(_pad(x, pads, 0), (kh, kw), strides, dilation)
+    xp, fill = _padded(x, pads, 0)
+    view = _windows(xp, (kh, kw), strides, dilation)
     ho, wo = view.shape[1:3]
     out = np.empty((n * ho * wo, f), dtype=dtype)
     patches = None if kept is None else np.empty(view.shape, dtype=x.dtype)
-    _patches_gemm(view, matrix, out, patches, bias, relu)
+    _patches_gemm(view, matrix, out, patches, bias, relu, fill=fill)
     if kept is not None:
         kept.append(patches.reshape(n * ho * wo, kh * kw * c))
     return out.reshape(n, ho, wo, f)
 
 
-def _input_grad(g, kernel, x_shape, strides, dilation, pads):
+def _input_grad(g, kernel, x_shape, strides, dilation, pads, also=()):
     r"""The gradient of the convolution with respect to its input: a transposed convolution.
 
     With ``g`` (N, Ho, Wo, F) the output's gradient, the padded input's
@@ -248,7 +289,12 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     ho, wo = g.shape[1], g.shape[2]
     dtype = np.result_type(g.dtype, kernel.dtype)
     if _is_pointwise((kh, kw), strides, pads, g):
-        return (g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape)
+        grads = []
+
+        def product():
+            grads.append((g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape))
+        run_tasks([*also, product])
+        return grads[0]
     if (sh, sw) != (1, 1):
         gd = np.zeros((n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, f), dtype=g.dtype)
         gd[:, ::sh, ::sw] = g
@@ -257,11 +303,27 @@ def _input_grad(g, kernel, x_shape, strides, dilation, pads):
     before_h, before_w = (kh - 1) * dh - top, (kw - 1) * dw - left
     after_h, after_w = h + top - gd.shape[1], w + left - gd.shape[2]
     flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-    view = _windows(_pad(gd, ((before_h, after_h), (before_w, after_w)), 0), (kh, kw), (1, 1),
-                    (dh, dw))
+    gdp, fill = _padded(gd, ((before_h, after_h), (before_w, after_w)), 0)
+    view = _windows(gdp, (kh, kw), (1, 1), (dh, dw))
     dx = np.empty((n * h * w, c), dtype=dtype)
-    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx)
+    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, also=also, fill=fill)
     return dx.reshape(x_shape)
+
+
+def _relu_mask(g, ans):
+    """``g * (ans > 0)``, chunk by chunk of images."""
+    out = np.empty(g.shape, dtype=g.dtype)
+
+    def chunk(lo, hi):
+        # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch. The mask is written
+        # as 1.0 / 0.0 straight into the output: a third faster than multiplying by a boolean
+        # array, which NumPy casts in small buffers; the same values
+        part = out[lo:hi]
+        np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
+        np.multiply(g[lo:hi], part, out=part)
+
+    run_chunks(chunk, len(g))
+    return out
 
 
 def _conv_gemm_vjp(argnums, ans, args, kwargs):
@@ -270,19 +332,24 @@ def _conv_gemm_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         if relu:
-            g = g * (ans > 0)  # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch
-        grads = []
-        for argnum in argnums:
-            if argnum == 0:
-                grads.append(_input_grad(g, kernel, x.shape, strides, dilation, pads))
-            elif argnum == 1:
-                # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
-                grads.append((kept[0].T @ g.reshape(-1, f)).reshape(kernel.shape))
+            g = _relu_mask(g, ans)
+        rows = g.reshape(-1, f)
+        grads = {}
+        if 1 in argnums:
+            # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+            def kernel_grad():
+                grads[1] = (kept[0].T @ rows).reshape(kernel.shape)
+            if 0 in argnums:  # one more task among the blocks of the input's gradient
+                grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads,
+                                       also=[kernel_grad])
             else:
-                # a matrix-vector product: ten times faster than np.sum over the long axis 0
-                rows = g.reshape(-1, f)
-                grads.append(np.ones(len(rows), dtype=rows.dtype) @ rows)
-        return grads
+                kernel_grad()
+        elif 0 in argnums:
+            grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads)
+        if 2 in argnums:
+            # a matrix-vector product: ten times faster than np.sum over the long axis 0
+            grads[2] = np.ones(len(rows), dtype=rows.dtype) @ rows
+        return [grads[argnum] for argnum in argnums]
     return vjp
 
 

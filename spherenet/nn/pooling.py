@@ -23,6 +23,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
 
+from ._parallel import run_chunks
 from .conv import _check_padding, _int_tuple, _pad, _slices, _window
 from .layers import LAYERS, Layer, _as_shape
 
@@ -41,10 +42,16 @@ def _crop(out, x_shape, pads):
 @primitive
 def _max_pool(x, window, strides, pads):
     xp = _pad(x, pads, -np.inf)
-    _, _, cuts = _slices(xp.shape, window, strides, (1, 1))
-    out = np.array(xp[cuts[0][2]])
-    for _, _, cut in cuts[1:]:
-        np.maximum(out, xp[cut], out=out)
+    ho, wo, cuts = _slices(xp.shape, window, strides, (1, 1))
+    out = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+
+    def chunk(lo, hi):
+        part, images = out[lo:hi], xp[lo:hi]
+        np.copyto(part, images[cuts[0][2]])
+        for _, _, cut in cuts[1:]:
+            np.maximum(part, images[cut], out=part)
+
+    run_chunks(chunk, x.shape[0])
     return out
 
 
@@ -58,16 +65,23 @@ def _max_pool_vjp(ans, x, window, strides, pads):
     def vjp(g):
         xp = _pad(x, pads, -np.inf)
         _, _, cuts = _slices(padded, window, strides, (1, 1))
-        dxp = (np.empty if tiled else np.zeros)(padded, dtype=g.dtype)
-        free = np.ones(ans.shape, dtype=bool)  # windows whose first max is still to be found
-        for _, _, cut in cuts:
-            hit = np.equal(xp[cut], ans)
-            hit &= free
-            free ^= hit
-            if tiled:
-                np.multiply(g, hit, out=dxp[cut])
-            else:
-                dxp[cut] += g * hit
+        dxp = np.empty(padded, dtype=g.dtype)
+
+        def chunk(lo, hi):
+            images, grads, out = xp[lo:hi], g[lo:hi], dxp[lo:hi]
+            if not tiled:
+                out.fill(0)
+            free = np.ones(grads.shape, dtype=bool)  # windows whose first max is still to be found
+            for _, _, cut in cuts:
+                hit = np.equal(images[cut], ans[lo:hi])
+                hit &= free
+                free ^= hit
+                if tiled:
+                    np.multiply(grads, hit, out=out[cut])
+                else:
+                    out[cut] += grads * hit
+
+        run_chunks(chunk, x.shape[0])
         return _crop(dxp, x.shape, pads)
     return vjp
 
@@ -88,26 +102,36 @@ def _counts(shape, window, strides, pads, dtype):
 @primitive
 def _average_pool(x, window, strides, pads):
     xp = _pad(x, pads, 0)
-    _, _, cuts = _slices(xp.shape, window, strides, (1, 1))
-    out = None
-    for _, _, cut in cuts:
-        if out is None:
-            out = np.array(xp[cut])
-        else:
-            out += xp[cut]
-    out /= _counts(x.shape, window, strides, pads, x.dtype)
+    ho, wo, cuts = _slices(xp.shape, window, strides, (1, 1))
+    out = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+    counts = _counts(x.shape, window, strides, pads, x.dtype)
+
+    def chunk(lo, hi):
+        part, images = out[lo:hi], xp[lo:hi]
+        np.copyto(part, images[cuts[0][2]])
+        for _, _, cut in cuts[1:]:
+            part += images[cut]
+        part /= counts
+
+    run_chunks(chunk, x.shape[0])
     return out
 
 
 def _average_pool_vjp(ans, x, window, strides, pads):
     def vjp(g):
-        share = g / _counts(x.shape, window, strides, pads, g.dtype)
+        counts = _counts(x.shape, window, strides, pads, g.dtype)
         (top, bottom), (left, right) = pads
         padded = (x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
         _, _, cuts = _slices(padded, window, strides, (1, 1))
-        dxp = np.zeros(padded, dtype=g.dtype)
-        for _, _, cut in cuts:
-            dxp[cut] += share
+        dxp = np.empty(padded, dtype=g.dtype)
+
+        def chunk(lo, hi):
+            share, out = g[lo:hi] / counts, dxp[lo:hi]
+            out.fill(0)
+            for _, _, cut in cuts:
+                out[cut] += share
+
+        run_chunks(chunk, x.shape[0])
         return _crop(dxp, x.shape, pads)
     return vjp
 
