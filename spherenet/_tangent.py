@@ -16,6 +16,8 @@ def lincomb(a, u, b=0.0, v=None):
             return -u if a == -1.0 else u.dtype.type(a) * u
         if a == 1.0 and b == -1.0:  # the same numbers as 1*u + (-1)*v, in one operation
             return u - v
+        if a == -1.0:  # (-u) + b v is b v - u bit for bit: negation is exact
+            return v.dtype.type(b) * v - u
         return u.dtype.type(a) * u + v.dtype.type(b) * v
     if is_tuple(u):
         if v is None:
