@@ -272,3 +272,18 @@ def test_history_columns_are_separate_float64_arrays_in_field_order():
     before = history["grad_norm"].copy()
     history["cost"][:] = 0.0
     np.testing.assert_array_equal(history["grad_norm"], before)
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, -2.0, 3e-300], [1.0, np.nan], [np.inf, 1.0], [-np.inf], [1e200, -1e300, 5.0],
+    [1e300, np.nan], [],
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_finite_is_the_entrywise_test(values, dtype):
+    # Through the sum of squares for float64 (finite squares: finite entries;
+    # otherwise, huge finite entries included, entry by entry), without warnings.
+    with np.errstate(over="ignore"):
+        u = np.array(values, dtype=dtype)
+    strided = np.repeat(u, 2)[::2]
+    for array in (u, strided, u.reshape(-1, 1)):
+        assert _tangent.all_finite(array) is bool(np.all(np.isfinite(array)))
