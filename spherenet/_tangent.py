@@ -1,8 +1,11 @@
 """Arithmetic on points and tangent vectors that may be tuples (Product manifolds)."""
 
+import math
+
 import numpy as np
 
 _all = np.logical_and.reduce
+_FLOAT64 = np.dtype(np.float64)
 
 
 def is_tuple(u):
@@ -16,6 +19,8 @@ def lincomb(a, u, b=0.0, v=None):
             return -u if a == -1.0 else u.dtype.type(a) * u
         if a == 1.0 and b == -1.0:  # the same numbers as 1*u + (-1)*v, in one operation
             return u - v
+        if a == -1.0:  # (-u) + b v is b v - u bit for bit: negation is exact
+            return v.dtype.type(b) * v - u
         return u.dtype.type(a) * u + v.dtype.type(b) * v
     if is_tuple(u):
         if v is None:
@@ -34,8 +39,14 @@ def copy(u):
 
 
 def all_finite(u):
-    if u.__class__ is np.ndarray:  # the reduction itself: ndarray.all adds a Python layer
-        return bool(_all(np.isfinite(u), axis=None))
+    if u.__class__ is np.ndarray:
+        # A finite float64 sum of squares proves every entry finite, in one BLAS
+        # pass without a boolean temporary (np.vdot raises no floating-point
+        # warning on NaN/Inf); otherwise (NaN, Inf, or finite entries whose
+        # squares overflow) the entries are tested one by one.
+        if u.dtype == _FLOAT64 and math.isfinite(np.vdot(u, u)):
+            return True
+        return bool(_all(np.isfinite(u), axis=None))  # ndarray.all adds a Python layer
     if is_tuple(u):
         return all(all_finite(ui) for ui in u)
     return bool(np.isfinite(u).all())

@@ -411,7 +411,12 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         return run_finite_sum(cost, grad, strat, data, strat.to_variable(x0), stopper, rule, rng,
                               batch_size, replace, epochs, full_cost, verbose, telemetry,
                               default_ctol(x0) if ctol is None else ctol)
-    egrad = None if grad is None else (lambda z: strat.egrad(grad, z))
+    if grad is None:
+        egrad = None
+    elif type(strat).egrad is Strategy.egrad and type(strat).to_weights is Strategy.to_weights:
+        egrad = grad  # the variable is the weights: the user's gradient as it is, no wrappers
+    else:
+        egrad = lambda z: strat.egrad(grad, z)  # noqa: E731
     ehess = None
     if hess is not None and strat.supports_user_hessian():
         ehess = lambda z, u: strat.ehess(hess, z, u)  # noqa: E731

@@ -127,8 +127,13 @@ class _Spheres(Manifold):
         return c.astype(like.dtype, copy=False)
 
     def _proj(self, x, u):
-        # One fresh array, updated in place: each full-size temporary costs page faults.
-        out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
+        if self._red.n_factors == 1 and x.dtype == np.float64 and u.dtype == np.float64:
+            # One float64 factor: the coefficient as a Python float (the same
+            # product as with a one-element array, without building one).
+            out = np.multiply(x, -float(np.dot(x.ravel(), u.ravel())))
+        else:
+            # One fresh array, updated in place: each full-size temporary costs page faults.
+            out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
         out += u
         return out
 
@@ -149,6 +154,22 @@ class _Spheres(Manifold):
             if self._red.n_factors * self._red._low <= sq < np.inf:
                 return math.sqrt(sq)
         return hypot(self._red.norms(u))
+
+    def _finite_norm(self, x, u):
+        """``norm(x, u)`` when every entry of u is finite, else None.
+
+        For the solvers' evaluations: a float64 sum of squares that is
+        finite (and not small enough to have underflowed) both proves the
+        entries finite and gives the norm, in one pass; other cases take
+        the finiteness test, then :meth:`_norm`.
+        """
+        if u.dtype == np.float64:
+            sq = float(np.vdot(u, u))
+            if self._red.n_factors * self._red._low <= sq < np.inf:
+                return math.sqrt(sq)  # as _norm, bit for bit
+        if not np.isfinite(u).all():
+            return None
+        return self._norm(x, u)
 
     def _violation(self, x):
         return float(np.max(np.abs(self._red.norms(x) - 1.0)))
@@ -256,6 +277,63 @@ class _Spheres(Manifold):
         if self.retraction == "exp":
             return self._exp(x, u)
         return self._retr_projection(x, u)
+
+    def _retr_line(self, x, d):
+        """The curve ``t -> retr(x, t d)`` (t > 0) of a line search, or None.
+
+        On one small float64 factor (see :meth:`_small`) the coefficients
+        that do not depend on t (<x, x>, the tangent part r of d and
+        <r, r>) are computed once per search, so that each trial point costs
+        three array operations: the point is :meth:`_step` of d with lr = -t,
+        ``a x + b r`` with the coefficients of :meth:`_step_small` (the same
+        map as ``retr(x, t * d)``; the two differ by rounding, t scaling d
+        before or after the inner products). None elsewhere (several
+        factors: the compiled step is one call), on a checked manifold, and
+        for a subclass with a retraction of its own: the caller then uses
+        ``retr``.
+        """
+        if not (self.__dict__.get("_is_unchecked") and self._small(x, d)
+                and type(self)._retr_line_ok()):
+            return None
+        xf, df = x.ravel(), d.ravel()
+        xx = float(np.dot(xf, xf))
+        c = float(np.dot(xf, df)) / xx
+        r = df - c * xf
+        rr = float(np.dot(r, r))
+        if c * c * xx > rr:  # mostly normal d: project once more, as _step_small
+            r -= (float(np.dot(xf, r)) / xx) * xf
+            rr = float(np.dot(r, r))
+        norm_r, shape = math.sqrt(rr), x.shape
+        use_exp = self.retraction == "exp"
+        if use_exp:
+            norm_x, dd = math.sqrt(xx), float(np.dot(df, df))
+
+        def point(t):
+            if use_exp and t * t * dd > _WRAP * _WRAP:
+                return self._exp(x, t * d)  # a step around the sphere: _exp's long-step path
+            s = t * norm_r
+            if s == 0.0:
+                return x.copy()
+            if use_exp:
+                a, b = math.cos(s) / norm_x, t * _sinc(s)
+            else:
+                scale = 1.0 / math.sqrt(xx + t * t * rr)
+                a, b = scale, t * scale
+            out = np.multiply(xf, a)
+            out += r * b
+            return out.reshape(shape)
+
+        return point
+
+    @classmethod
+    def _retr_line_ok(cls):
+        """True when retr is _Spheres' own (the curve of :meth:`_retr_line` is then retr's)."""
+        ok = cls.__dict__.get("_retr_line_ok_")
+        if ok is None:
+            ok = all(getattr(cls, name) is getattr(_Spheres, name) for name in (
+                "retr", "exp", "_retr", "_exp", "_retr_projection", "_step", "_step_small"))
+            setattr(cls, "_retr_line_ok_", ok)
+        return ok
 
     def _inverse_retr(self, x, y):
         if self.retraction == "exp":

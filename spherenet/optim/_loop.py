@@ -12,6 +12,7 @@ from ..manifolds.sphere import _Spheres
 from ._batch import SphereBatch
 
 HISTORY_FIELDS = ("cost", "grad_norm", "violation", "step_size", "angle", "time")
+_SCALAR_FIELDS = ("cost", "grad_norm", "step_size", "time")  # the order of Recorder's tuples
 TELEMETRY_FIELDS = ("tangency", "norm_drift", "chord", "retr_exp_gap", "transport_defect")
 
 
@@ -298,7 +299,11 @@ class Recorder:
         self.start = time.perf_counter()
         fields = HISTORY_FIELDS + tuple(strategy.extra_fields)
         fields += TELEMETRY_FIELDS if self.telemetry else ()
-        self.rows = {name: [] for name in fields}
+        self._fields = fields
+        # cost, grad_norm, step_size and time: one tuple per iterate, made arrays once
+        # by history(); the other fields are lists of floats.
+        self._scalars = []
+        self.rows = {name: [] for name in fields if name not in _SCALAR_FIELDS}
         self._weights = None
         self._x = None
         self._batch = None
@@ -355,10 +360,7 @@ class Recorder:
             rows["angle"].append(float(angle))
             for name, value in self.strategy.extras(x).items():
                 rows[name].append(float(value))
-        rows["cost"].append(float(f))
-        rows["grad_norm"].append(float(grad_norm))
-        rows["step_size"].append(float(step_size))
-        rows["time"].append(time.perf_counter() - self.start)
+        self._scalars.append((f, grad_norm, step_size, time.perf_counter() - self.start))
         if self.telemetry:
             if step is None or self._x is None:
                 values = dict.fromkeys(TELEMETRY_FIELDS, math.nan)
@@ -377,7 +379,10 @@ class Recorder:
 
     def history(self):
         self._flush()
-        return History({name: np.asarray(values) for name, values in self.rows.items()})
+        scalars = np.array(self._scalars, dtype=np.float64).reshape(-1, len(_SCALAR_FIELDS))
+        columns = dict(zip(_SCALAR_FIELDS, scalars.T.copy()))
+        return History({name: columns[name] if name in columns else np.asarray(self.rows[name])
+                        for name in self._fields})
 
     def result(self, x, f, grad_norm, nit, status, message):
         problem = self.problem

@@ -94,6 +94,9 @@ class Problem:
         self._measure = measure
         #: True when the stationarity measure is the norm of rgrad in the geometry.
         self.measure_is_norm = measure is None
+        #: ``finite_norm(x, rgrad)``: the measure, or None when rgrad is not finite
+        #: (a geometry's ``_finite_norm``, used when the measure is its norm), or None.
+        self.finite_norm = getattr(geometry, "_finite_norm", None) if measure is None else None
         self.maxfev = maxfev
         self.nfev = 0
         self.ngev = 0

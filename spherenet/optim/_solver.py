@@ -53,6 +53,11 @@ def evaluate(problem, x, f=None):
     if not math.isfinite(f) or not _tangent.all_finite(egrad):
         return None
     rgrad = problem.geometry.egrad2rgrad(x, egrad)
+    finite_norm = problem.finite_norm
+    if finite_norm is not None:
+        # The measure is the norm; the geometry tells in the same pass whether rgrad is finite.
+        grad_norm = finite_norm(x, rgrad)
+        return None if grad_norm is None else (f, egrad, rgrad, grad_norm)
     if not _tangent.all_finite(rgrad):
         return None
     return f, egrad, rgrad, problem.measure(x, egrad, rgrad)
@@ -101,6 +106,42 @@ def stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step):
     elapsed = recorder.elapsed() if stopper.maxtime != math.inf else 0.0
     stop = stopper.check(it, elapsed, grad_norm, f_old, f, step, x, unresolved)
     return recorder.result(x, f, grad_norm, it, *stop) if stop else None
+
+
+def stopping_test(stopper, recorder):
+    """``test(it, x, f, f_old, grad_norm, grad_norm_old, step)``: :func:`stopped` for one run.
+
+    Without a callback, a time limit or ``ftol`` (the defaults), the test
+    runs with the stopper's settings bound: when none of the tests that
+    remain can stop the run it only updates the stopper's record (the
+    smallest gradient norm, the count of unresolved steps) as
+    ``Stopper.check`` does; otherwise, and always with a callback, a time
+    limit or ftol, it is :func:`stopped`.
+    """
+    if stopper.callback is not None or stopper.maxtime != math.inf or stopper.ftol > 0:
+        def test(it, x, f, f_old, grad_norm, grad_norm_old, step):
+            return stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        return test
+
+    gtol, maxiter, xtol = stopper.gtol, stopper.maxiter, stopper.xtol
+    patience, factor, eps_of = stopper.FLOOR_PATIENCE, stopper.FLOOR_FACTOR, stopper._eps_of
+
+    def test(it, x, f, f_old, grad_norm, grad_norm_old, step):
+        unresolved_steps = stopper.unresolved_steps
+        if f_old is not None:
+            # Stopper.unresolved with predicted = 0 (|0| <= noise whenever the change is).
+            unresolved = not grad_norm < grad_norm_old and (
+                abs(f_old - f) <= factor * eps_of(x) * max(abs(f_old), abs(f)))
+            unresolved_steps = unresolved_steps + 1 if unresolved else 0
+        if (grad_norm <= gtol or unresolved_steps >= patience or it >= maxiter
+                or (step is not None and step <= xtol)):
+            return stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        stopper.unresolved_steps = unresolved_steps
+        if grad_norm < stopper.best_grad_norm:  # min(), as check: grad_norm is not NaN here
+            stopper.best_grad_norm = grad_norm
+        return None
+
+    return test
 
 
 def advance(problem, recorder, stopper, x, f, f_old, grad_norm, it, direction, step, new_x, new_f):

@@ -3,7 +3,7 @@ Hestenes-Stiefel, Hager-Zhang), with the previous direction moved by the
 manifold's vector transport."""
 
 from .. import _tangent
-from ._solver import advance, budgeted, start, stopped
+from ._solver import advance, budgeted, evaluate, failed, start, stopping_test
 from .line_search import AdaptiveLineSearch, check_line_search
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ")
@@ -56,38 +56,49 @@ def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=
         raise ValueError(f"beta_rule must be one of {list(BETA_RULES)}, got {beta_rule!r}")
     line_search = AdaptiveLineSearch() if line_search is None else check_line_search(line_search)
     geometry = problem.geometry
+    needs_sq = restart is not None or beta_rule != "HS"
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)
-    grad_sq = geometry.inner(x, grad, grad)
+    grad_sq = geometry.inner(x, grad, grad) if needs_sq else None
     direction = _tangent.lincomb(-1.0, grad)
+    # The loop's calls looked up once (bound methods, the stopping test with its settings).
+    test, search, record = stopping_test(stopper, recorder), line_search.search, recorder.record
+    directional_derivative, transp = geometry.directional_derivative, geometry.transp
+    plain = not recorder.telemetry  # no telemetry step to form: evaluate at once, not via advance
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        done = stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
         if done is not None:
             return done
-        slope = geometry.directional_derivative(x, grad, direction)
+        slope = directional_derivative(x, grad, direction)
         if not slope < 0.0:
             direction = _tangent.lincomb(-1.0, grad)
-            slope = geometry.directional_derivative(x, grad, direction)
-        step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
+            slope = directional_derivative(x, grad, direction)
+        step, new_x, new_f = search(problem, x, direction, f, slope)
         it += 1
-        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
-                                   direction, step, new_x, new_f)
-        if done is not None:
-            return done
+        if plain and step != 0.0:
+            taken, new = None, evaluate(problem, new_x, new_f)
+            if new is None:
+                return failed(recorder, x, f, grad_norm, it)
+        else:
+            done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                       direction, step, new_x, new_f)
+            if done is not None:
+                return done
         new_f, _, new_grad, new_grad_norm = new
-        old_grad = geometry.transp(x, new_x, grad)
-        new_grad_sq = geometry.inner(new_x, new_grad, new_grad)
+        old_grad = transp(x, new_x, grad)
+        # ||g+||^2 only where it is read: Hestenes-Stiefel without restarts has no use for it.
+        new_grad_sq = geometry.inner(new_x, new_grad, new_grad) if needs_sq else None
         if restart is not None and abs(geometry.inner(new_x, old_grad, new_grad)) >= restart * new_grad_sq:
             direction = _tangent.lincomb(-1.0, new_grad)
         else:
-            direction = geometry.transp(x, new_x, direction)
+            direction = transp(x, new_x, direction)
             beta = _beta(beta_rule, geometry, new_x, grad_sq, new_grad, new_grad_sq,
                          old_grad, direction)
             direction = _tangent.lincomb(-1.0, new_grad, beta, direction)
         f_old, grad_norm_old = f, grad_norm
         x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
-        recorder.record(it, x, f, grad_norm, step, taken)
+        record(it, x, f, grad_norm, step, taken)
 
 
 # Wrapped here rather than decorated, so that mutation testing reaches the body.

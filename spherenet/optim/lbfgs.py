@@ -95,6 +95,12 @@ def two_loop(geometry, x, grad, pairs, scale):
     return _tangent.lincomb(-1.0, r)
 
 
+def _scaled_gradient(geometry, x, grad, scale):
+    """The fallback of an iteration: no pairs, the direction -H_0 grad f and its slope."""
+    direction = _tangent.lincomb(-scale, grad)
+    return [], direction, geometry.directional_derivative(x, grad, direction)
+
+
 def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cautious_alpha=1.0,
           line_search=None):
     """Minimize by Riemannian limited-memory BFGS with the cautious update.
@@ -198,14 +204,10 @@ def _lbfgs(problem, x0, stopper, recorder, memory=30, cautious_epsilon=1e-4, cau
         direction = two_loop(geometry, x, grad, pairs, scale)
         slope = geometry.directional_derivative(x, grad, direction)
         if not slope < 0.0 and pairs:
-            pairs = []
-            direction = _tangent.lincomb(-scale, grad)
-            slope = geometry.directional_derivative(x, grad, direction)
+            pairs, direction, slope = _scaled_gradient(geometry, x, grad, scale)
         step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         if step == 0.0 and pairs:
-            pairs = []
-            direction = _tangent.lincomb(-scale, grad)
-            slope = geometry.directional_derivative(x, grad, direction)
+            pairs, direction, slope = _scaled_gradient(geometry, x, grad, scale)
             step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
         it += 1
         done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,

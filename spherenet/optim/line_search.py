@@ -18,6 +18,19 @@ def check_line_search(line_search):
     return line_search
 
 
+def _line(geometry, x, d):
+    """``t -> R_x(t d)``: the geometry's own curve (``_retr_line``) when it has one for
+    x and d, else ``retr(x, t * d)``."""
+    curve = getattr(geometry, "_retr_line", None)
+    line = None if curve is None else curve(x, d)
+    if line is None:
+        retr, lincomb = geometry.retr, _tangent.lincomb
+
+        def line(t):
+            return retr(x, lincomb(t, d))
+    return line
+
+
 class BacktrackingLineSearch:
     """Armijo backtracking with an optimistic first step from the previous decrease.
 
@@ -58,15 +71,20 @@ class BacktrackingLineSearch:
     def _remember(self, f0, alpha, trials):
         self._f_prev = f0
 
-    def _backtrack(self, problem, x, d, f0, df0, alpha):
-        geometry = problem.geometry
-        new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
-        new_f = problem.cost(new_x)
+    def _backtrack(self, problem, x, d, f0, df0, alpha, line=None):
+        # The trial points R_x(alpha d) come from the geometry's curve along d
+        # when it has one (coefficients computed once per search), else from retr.
+        if line is None:
+            line = _line(problem.geometry, x, d)
+        cost, contraction = problem.cost, self.contraction
+        c, max_trials = self.sufficient_decrease, self.max_trials
+        new_x = line(alpha)
+        new_f = cost(new_x)
         trials = 1
-        while not new_f <= f0 + self.sufficient_decrease * alpha * df0 and trials <= self.max_trials:
-            alpha *= self.contraction
-            new_x = geometry.retr(x, _tangent.lincomb(alpha, d))
-            new_f = problem.cost(new_x)
+        while not new_f <= f0 + c * alpha * df0 and trials <= max_trials:
+            alpha *= contraction
+            new_x = line(alpha)
+            new_f = cost(new_x)
             trials += 1
         return alpha, new_x, new_f, trials
 
@@ -82,9 +100,10 @@ class BacktrackingLineSearch:
         if norm_d is None:
             norm_d = problem.geometry.norm(x, d)
         guess, fresh = float(self._first_alpha(f0, df0, norm_d)), self.initial_step / norm_d
-        alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, guess)
+        line = _line(problem.geometry, x, d)
+        alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, guess, line)
         if not new_f <= f0 and guess != fresh:
-            alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, fresh)
+            alpha, new_x, new_f, trials = self._backtrack(problem, x, d, f0, df0, fresh, line)
         self._remember(f0, alpha, trials)
         if not new_f <= f0:
             return 0.0, x, f0

@@ -1,7 +1,9 @@
 """Riemannian steepest descent with Armijo backtracking."""
 
 from .. import _tangent
-from ._solver import advance, budgeted, start, stopped
+from numpy import ndarray
+
+from ._solver import advance, budgeted, evaluate, failed, start, stopping_test
 from .line_search import BacktrackingLineSearch, check_line_search
 
 
@@ -28,25 +30,34 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
         getattr(line_search.search, "__func__", None) is BacktrackingLineSearch.search)
     x = x0
     f, _, rgrad, grad_norm = start(problem, recorder, x)
+    # The loop's calls looked up once (bound methods, the stopping test with its settings).
+    test, search, record = stopping_test(stopper, recorder), line_search.search, recorder.record
+    directional_derivative = problem.geometry.directional_derivative
+    plain = not recorder.telemetry  # no telemetry step to form: evaluate at once, not via advance
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
-        done = stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
         if done is not None:
             return done
-        direction = _tangent.lincomb(-1.0, rgrad)
-        slope = problem.geometry.directional_derivative(x, rgrad, direction)
+        direction = -rgrad if rgrad.__class__ is ndarray else _tangent.lincomb(-1.0, rgrad)
+        slope = directional_derivative(x, rgrad, direction)
         if pass_norm:
-            step, new_x, new_f = line_search.search(problem, x, direction, f, slope, grad_norm)
+            step, new_x, new_f = search(problem, x, direction, f, slope, grad_norm)
         else:
-            step, new_x, new_f = line_search.search(problem, x, direction, f, slope)
+            step, new_x, new_f = search(problem, x, direction, f, slope)
         it += 1
-        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
-                                   direction, step, new_x, new_f)
-        if done is not None:
-            return done
+        if plain and step != 0.0:
+            taken, new = None, evaluate(problem, new_x, new_f)
+            if new is None:
+                return failed(recorder, x, f, grad_norm, it)
+        else:
+            done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                       direction, step, new_x, new_f)
+            if done is not None:
+                return done
         f_old, grad_norm_old = f, grad_norm
         x, (f, _, rgrad, grad_norm) = new_x, new
-        recorder.record(it, x, f, grad_norm, step, taken)
+        record(it, x, f, grad_norm, step, taken)
 
 
 # Wrapped here rather than decorated, so that mutation testing reaches the body.
