@@ -248,12 +248,13 @@ def test_a_nan_at_the_random_snapshot_stops_the_run():
 def test_the_epoch_history_is_float64():
     X, x0 = data(n=10)
     res = minimize(pca_cost, Sphere(4), x0=x0, method="rsrg", lr=0.1, data=X, batch_size=5,
-                   epochs=2, rng=0)
+                   epochs=2, maxiter=50, rng=0)
     assert set(res.epoch_history) == {"epoch", "iteration", "cost", "grad_norm", "samples", "time"}
     for name, column in res.epoch_history.items():
         assert column.dtype == np.float64 and column.shape == (3,), name
-    # R-SRG: 1 + ceil(10 / 5) = 3 iterations an epoch; samples: 10 at x0, then per epoch
-    # 10 for the full-gradient step's end... 2 x 10 for the batches and 10 for the full cost
+    # R-SRG: 1 + ceil(10 / 5) = 3 iterations an epoch. Samples: 10 at x0; per epoch 30: the
+    # full-gradient step reuses the last full gradient, 2 steps evaluate 2 batches of 5 each,
+    # and the full cost and gradient at the epoch's end take 10
     assert res.epoch_history["iteration"].tolist() == [0.0, 3.0, 6.0]
     assert res.epoch_history["samples"].tolist() == [10.0, 40.0, 70.0]
 
@@ -374,14 +375,14 @@ def test_variance_reduction_on_a_product_matches_the_algorithms(method):
     res = minimize(product_cost, M, x0=p0, method=method, lr=lr, inner=inner, data=data_,
                    batch_size=b, epochs=epochs, gtol=0, rng=seed,
                    callback=lambda p: iterates.append(tuple(a.copy() for a in p)))
-    rng = np.random.default_rng(seed)
+    sampler = Replay(np.random.default_rng(seed), n, b)
     everything = np.arange(n)
     p, ref, norms = p0, [p0], []
     for _ in range(epochs):
         if method == "rsvrg":  # snapshot: the epoch's start (option I)
             snap, snap_g = p, product_rgrad(p, everything, data_)
             for _ in range(inner):
-                idx = _next_batch(rng, n, b)
+                idx = sampler.next()
                 correction = lin(1.0, product_rgrad(snap, idx, data_), -1.0, snap_g)
                 v = lin(1.0, product_rgrad(p, idx, data_), -1.0, product_transp(snap, p, correction))
                 norms.append(math.hypot(*(np.linalg.norm(vi) for vi in v)))
@@ -393,7 +394,7 @@ def test_variance_reduction_on_a_product_matches_the_algorithms(method):
             p_prev, p = p, product_step(p, v, lr)
             ref.append(p)
             for _ in range(inner):
-                idx = _next_batch(rng, n, b)
+                idx = sampler.next()
                 correction = lin(1.0, product_rgrad(p_prev, idx, data_), -1.0, v)
                 v = lin(1.0, product_rgrad(p, idx, data_), -1.0,
                         product_transp(p_prev, p, correction))
@@ -407,13 +408,82 @@ def test_variance_reduction_on_a_product_matches_the_algorithms(method):
     np.testing.assert_allclose(res.history["grad_norm"][1:], norms, rtol=1e3 * EPS64)
 
 
-_STATE = {}
+class Replay:
+    """The sampler's batches without replacement, replayed: a permutation per pass, cut in order."""
+
+    def __init__(self, rng, n, b):
+        self.rng, self.n, self.b = rng, n, b
+        self.perm, self.pos = None, n
+
+    def next(self):
+        if self.pos >= self.n:
+            self.perm, self.pos = self.rng.permutation(self.n), 0
+        self.pos += self.b
+        return self.perm[self.pos - self.b:self.pos]
 
 
-def _next_batch(rng, n, b):
-    """The sampler's next batch without replacement, replayed on ``rng`` (one stream per rng)."""
-    perm, pos = _STATE.get(id(rng), (None, n))
-    if pos >= n:
-        perm, pos = rng.permutation(n), 0
-    _STATE[id(rng)] = (perm, pos + b)
-    return perm[pos:pos + b]
+# --- telemetry of a finite-sum run -----------------------------------------------------------
+
+
+def test_telemetry_of_the_steps_taken():
+    """With telemetry, each row describes the step x_k -> x_{k+1} as the tangent vector the
+    retraction was given: here the inverse of the projection retraction,
+    u = x_{k+1} / <x_k, x_{k+1}> - x_k, and Exp_x(u), the projection transport, written out."""
+    X, x0 = data(n=10)
+    iterates = [x0]
+    res = minimize(pca_cost, Sphere(4, retraction="projection"), x0=x0, method="rsgd", lr=0.3,
+                   data=X, batch_size=4, maxiter=5, telemetry=True, rng=0,
+                   callback=lambda w: iterates.append(w.copy()))
+    h = res.history
+    assert res.nit == 5 and all(math.isnan(h[name][0]) for name in
+                                ("tangency", "norm_drift", "chord", "retr_exp_gap",
+                                 "transport_defect"))
+    for k, (x, y) in enumerate(zip(iterates, iterates[1:]), start=1):
+        u = y / (x @ y) - x
+        e = exp_map(x, u)
+        gap = math.atan2(np.linalg.norm(e - (e @ y) * y), e @ y)
+        moved = proj(y, u)
+        np.testing.assert_allclose(h["chord"][k], np.linalg.norm(y - x), rtol=1e-12)
+        np.testing.assert_allclose(h["retr_exp_gap"][k], gap, rtol=1e-8)
+        np.testing.assert_allclose(h["transport_defect"][k],
+                                   abs(np.linalg.norm(moved) - np.linalg.norm(u))
+                                   / np.linalg.norm(u), rtol=1e-8)
+        assert h["retr_exp_gap"][k] > 1e-6  # a real gap: the steps are not tiny
+        assert abs(h["tangency"][k]) <= 1e3 * EPS64 and abs(h["norm_drift"][k]) <= 10 * EPS64
+
+
+# --- stopping within and at the end of an epoch -------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_maxiter_and_the_callback_stop_within_an_epoch(method):
+    X, x0 = data(n=10)
+    options = dict(METHODS[method], data=X, batch_size=3, epochs=3, gtol=0, rng=4)
+    res = minimize(pca_cost, Sphere(4), x0=x0, maxiter=5, **options)
+    assert res.status == 1 and res.nit == 5 and res.nepoch == 1
+    assert res.message == "maximum number of iterations (5) reached"
+    calls = []
+    res = minimize(pca_cost, Sphere(4), x0=x0, callback=lambda w: calls.append(1) or
+                   len(calls) == 6, **options)
+    assert res.status == 5 and res.nit == 6 and len(calls) == 6
+
+
+def test_a_nan_full_cost_at_an_epoch_end_stops_there():
+    """The full cost at the end of epoch 1 (iterate 4 = ceil(10 / 3)) is NaN: the run stops at
+    that iterate, unsuccessful; the epoch is counted and has its row, NaN."""
+    X, x0 = data(n=10)
+    options = dict(method="rsgd", lr=0.1, data=X, batch_size=3, epochs=3, gtol=0, rng=4)
+    iterates = [x0]
+    minimize(pca_cost, Sphere(4), x0=x0, callback=lambda w: iterates.append(w.copy()), **options)
+    res = minimize(nan_at(iterates[4], full_only=True, n=10), Sphere(4), x0=x0, **options)
+    assert res.status == -1 and res.nit == 4 and res.nepoch == 1
+    assert res.message == ("the full cost or gradient became NaN or Inf at the end of epoch 1 "
+                           "(iteration 4)")
+    np.testing.assert_array_equal(res.x, iterates[4])
+    assert math.isnan(res.fun) and math.isnan(res.grad_norm)
+    # samples: 10 at x0, 3 + 3 + 3 + 1 in the epoch's batches, 10 for the full cost that failed
+    assert res.nsamples == 30
+    hist = res.epoch_history
+    assert len(hist["cost"]) == res.nepoch + 1 and hist["iteration"].tolist() == [0.0, 4.0]
+    assert math.isnan(hist["cost"][1]) and math.isnan(hist["grad_norm"][1])
+    assert hist["samples"].tolist() == [10.0, 30.0]
