@@ -487,3 +487,25 @@ def test_a_nan_full_cost_at_an_epoch_end_stops_there():
     assert len(hist["cost"]) == res.nepoch + 1 and hist["iteration"].tolist() == [0.0, 4.0]
     assert math.isnan(hist["cost"][1]) and math.isnan(hist["grad_norm"][1])
     assert hist["samples"].tolist() == [10.0, 30.0]
+
+
+def test_convergence_outranks_an_iteration_stop_and_an_iteration_stop_outranks_xtol():
+    """At the end of epoch 1 (iteration 4): ftol met and the callback asking to stop -> status
+    3; xtol met and maxiter reached -> status 1 (xtol is no convergence)."""
+    X, x0 = data(n=10)
+    options = dict(method="rsgd", lr=0.1, data=X, batch_size=3, epochs=5, gtol=0, rng=4)
+    calls = []
+    res = minimize(pca_cost, Sphere(4), x0=x0, ftol=math.inf, xtol=0,
+                   callback=lambda w: calls.append(1) or len(calls) == 4, **options)
+    assert res.status == 3 and res.nit == 4 and res.success
+    res = minimize(pca_cost, Sphere(4), x0=x0, xtol=math.inf, maxiter=4, **options)
+    assert res.status == 1 and res.nit == 4
+    assert res.message == "maximum number of iterations (4) reached"
+
+
+def test_a_bad_cost_value_is_named_under_the_penalty_strategy():
+    """The penalty adds to the cost's value: a string must be refused before the addition."""
+    X, x0 = data(n=6)
+    with pytest.raises(ValueError, match=r"the cost must return a real number \(float\), got str"):
+        minimize(lambda w, batch: "cost", Sphere(4), x0=x0, strategy="penalty", method="rsgd",
+                 data=X, epochs=1, rng=0)
