@@ -486,7 +486,11 @@ def main(argv=None):
         if args.write:  # after each module, so that a long run keeps what it has done
             stored[module] = entry
             _atomic_write(json_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
-            write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes)
+            # the before table marks the survivors that the after run killed (as --render does)
+            after = ROOT / "tests" / "mutation-after.json"
+            later = (json.loads(after.read_text()) if args.table == "before" and after.exists()
+                     else None)
+            write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes, later=later)
             if args.since:  # the earlier table's survivors: which ones the new tests killed
                 earlier = json.loads((ROOT / "tests" / f"mutation-{args.since}.json").read_text())
                 write_markdown(ROOT / "tests" / "MUTATION.md", args.since, earlier, notes, later=stored)

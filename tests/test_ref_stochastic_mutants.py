@@ -248,7 +248,7 @@ def test_a_nan_at_the_random_snapshot_stops_the_run():
 def test_the_epoch_history_is_float64():
     X, x0 = data(n=10)
     res = minimize(pca_cost, Sphere(4), x0=x0, method="rsrg", lr=0.1, data=X, batch_size=5,
-                   epochs=2, maxiter=50, rng=0)
+                   epochs=2, maxiter=31, rng=0)  # iteration 31: a full-gradient step (see below)
     assert set(res.epoch_history) == {"epoch", "iteration", "cost", "grad_norm", "samples", "time"}
     for name, column in res.epoch_history.items():
         assert column.dtype == np.float64 and column.shape == (3,), name
@@ -509,3 +509,42 @@ def test_a_bad_cost_value_is_named_under_the_penalty_strategy():
     with pytest.raises(ValueError, match=r"the cost must return a real number \(float\), got str"):
         minimize(lambda w, batch: "cost", Sphere(4), x0=x0, strategy="penalty", method="rsgd",
                  data=X, epochs=1, rng=0)
+
+
+def test_epochs_bound_an_rsrg_run():
+    """R-SRG, inner = 2: epochs of 3 iterations. maxiter = 31 falls on a full-gradient step
+    (1 + 3 k), where even a run that missed its epoch ends would stop, instead of running on."""
+    X, x0 = data(n=10)
+    res = minimize(pca_cost, Sphere(4), x0=x0, method="rsrg", lr=0.1, inner=2, data=X,
+                   batch_size=3, epochs=2, maxiter=31, gtol=0, rng=0)
+    assert res.nit == 6 and res.nepoch == 2 and res.status == 1
+    assert res.message == "maximum number of epochs (2) reached"
+    assert res.epoch_history["iteration"].tolist() == [0.0, 3.0, 6.0]
+
+
+@pytest.mark.parametrize("options, status, message", [
+    (dict(epochs=0), 1, "maximum number of epochs (0) reached"),
+    (dict(epochs=2, gtol=math.inf), 0, "gradient norm"),
+])
+def test_a_run_that_stops_at_x0_evaluates_the_full_cost_once(options, status, message):
+    X, x0 = data(n=10)
+    res = minimize(pca_cost, Sphere(4), x0=x0, method="rsvrg", data=X, batch_size=3, rng=0,
+                   **options)
+    assert res.status == status and res.message.startswith(message) and res.nit == 0
+    np.testing.assert_array_equal(res.x, x0)
+    np.testing.assert_allclose(res.fun, -0.5 * np.mean((X @ x0) ** 2), rtol=TOL)
+    np.testing.assert_allclose(res.grad_norm, np.linalg.norm(rgrad(x0, X)), rtol=1e3 * EPS64)
+    assert res.nsamples == 10 and res.nfev == 1 and res.nepoch == 0
+    assert res.epoch_history["samples"].tolist() == [10.0]
+
+
+@pytest.mark.parametrize("ctol, feasible", [(10.0, True), (1e-12, False)])
+def test_ctol_decides_feasibility_of_a_finite_sum_result(ctol, feasible):
+    """Unconstrained steps (strategy "none") leave the sphere by far more than 1e-12 and far
+    less than 10 in one epoch; ftol = inf stops there, converged, so success is feasibility."""
+    X, x0 = data(n=10)
+    res = minimize(pca_cost, Sphere(4), x0=x0, method="rsgd", lr=0.05, strategy="none", data=X,
+                   batch_size=3, epochs=3, ftol=math.inf, ctol=ctol, rng=0)
+    assert res.status == 3 and 1e-6 < res.violation < 10.0
+    assert res.success is feasible
+    assert ("off the sphere" in res.message) is not feasible
