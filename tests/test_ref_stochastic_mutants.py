@@ -384,7 +384,8 @@ def test_variance_reduction_on_a_product_matches_the_algorithms(method):
             for _ in range(inner):
                 idx = sampler.next()
                 correction = lin(1.0, product_rgrad(snap, idx, data_), -1.0, snap_g)
-                v = lin(1.0, product_rgrad(p, idx, data_), -1.0, product_transp(snap, p, correction))
+                v = lin(1.0, product_rgrad(p, idx, data_), -1.0,
+                        product_transp(snap, p, correction))
                 norms.append(math.hypot(*(np.linalg.norm(vi) for vi in v)))
                 p = product_step(p, v, lr)
                 ref.append(p)
