@@ -8,6 +8,13 @@ that call it), with ``-x -q -p no:cacheprovider``, two hypothesis examples
 per test (``SPHERENET_TEST_EXAMPLES=2``) and without the ``slow`` tests.
 The end-to-end tests (digits, CLI, docs, experiments, README) are never used.
 
+The scope (the keys of :data:`TESTS`): ``spherenet/manifolds`` (but
+``_kernels.py``), every module of ``spherenet/optim`` (the solvers, step
+rules, schedules, ``spectrum.py``, and the finite-sum modules
+``finite_sum.py``, ``stochastic.py`` and ``decoupled.py``),
+``spherenet/strategies.py`` and ``spherenet/nn/losses.py``, ``model.py``,
+``layers.py``.
+
 Usage (from the project root; needs ``pip install -e ".[mutation]"``)::
 
     python bench/mutation.py                       # every module of the scope
@@ -86,6 +93,10 @@ NN_TESTS = [
     "tests/test_ref_nn_sample_weight.py", "tests/test_ref_nn_layers.py",
     "tests/test_ref_nn_model.py",
 ]
+FINITE_SUM_TESTS = [
+    "tests/test_ref_finite_sum.py", "tests/test_ref_stochastic_mutants.py",
+    "tests/test_finite_sum.py", "tests/test_careless_optim.py", "tests/test_careless_problems.py",
+]
 
 #: Module -> the test files whose tests may kill its mutants, in the default
 #: order of a full run (small and central first). Missing files are skipped.
@@ -119,6 +130,11 @@ TESTS = {
     "spherenet/optim/bb.py": SOLVER_TESTS,
     "spherenet/nn/layers.py": NN_TESTS,
     "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
+    "spherenet/optim/decoupled.py": ["tests/test_ref_decoupled.py",
+                                     "tests/test_nn_cosine_regularizers.py",
+                                     "tests/test_nn_keras_parity.py"],
+    "spherenet/optim/finite_sum.py": FINITE_SUM_TESTS,
+    "spherenet/optim/stochastic.py": FINITE_SUM_TESTS,
 }
 
 #: Functions left as they are (no mutants, no trampoline) by a pragma added in
@@ -470,7 +486,11 @@ def main(argv=None):
         if args.write:  # after each module, so that a long run keeps what it has done
             stored[module] = entry
             _atomic_write(json_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
-            write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes)
+            # the before table marks the survivors that the after run killed (as --render does)
+            after = ROOT / "tests" / "mutation-after.json"
+            later = (json.loads(after.read_text()) if args.table == "before" and after.exists()
+                     else None)
+            write_markdown(ROOT / "tests" / "MUTATION.md", args.table, stored, notes, later=later)
             if args.since:  # the earlier table's survivors: which ones the new tests killed
                 earlier = json.loads((ROOT / "tests" / f"mutation-{args.since}.json").read_text())
                 write_markdown(ROOT / "tests" / "MUTATION.md", args.since, earlier, notes, later=stored)

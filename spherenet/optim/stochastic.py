@@ -316,6 +316,7 @@ class _Run:
             if self.full_cost or need_full:
                 full = self.fs.evaluate(new_x)
                 if full is None:
+                    self._epoch_row(math.nan, math.nan)  # the epoch counts: its row, NaN
                     message = (f"the full cost or gradient became NaN or Inf at the end of "
                                f"epoch {self.epoch} (iteration {self.it})")
                     return self.finish(new_x, -1, message, known=(math.nan, math.nan))
