@@ -65,6 +65,7 @@ MANIFOLD_TESTS = [
     "tests/test_input_policy.py",
     "tests/test_ref_kernels.py",
     "tests/test_kernels_layouts.py",
+    "tests/test_ref_sphere_maps.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
