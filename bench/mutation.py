@@ -119,7 +119,11 @@ TESTS = {
     "spherenet/optim/lbfgs.py": SOLVER_TESTS,
     "spherenet/optim/bb.py": SOLVER_TESTS,
     "spherenet/nn/layers.py": NN_TESTS,
-    "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
+    # model(x), layer(x) on a model's layer, layer states and regularizers: tested there
+    "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py", "tests/test_nn_normalization.py",
+                                         "tests/test_nn_cosine_regularizers.py", "tests/test_nn_angular.py",
+                                         "tests/test_nn_keras_parity.py", "tests/test_nn_conv.py",
+                                         "tests/test_ref_model_mutants.py"],
 }
 
 #: Functions left as they are (no mutants, no trampoline) by a pragma added in

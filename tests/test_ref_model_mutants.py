@@ -1,0 +1,129 @@
+"""Sequential's arguments, defaults and per-batch bookkeeping, on hand-built cases.
+
+Each test pins one behaviour of ``spherenet/nn/model.py`` against values
+worked out by hand: a one-weight linear model with a learning rate of 0
+(the weights stay, so every batch loss is a squared error known in
+advance), the running loss a callback sees after each batch, the step count
+in the message of a run that overflows after a given number of steps,
+``predict``'s ``batch_size`` checks, ``fit``'s default number of epochs,
+``summary``'s ``line_length``, and a model's config before its input shape
+is known.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spherenet.nn import Dense, NonFiniteLossWarning, Sequential
+from spherenet.nn.callbacks import Callback
+from spherenet.optim import RSGD, StepRule
+
+
+def line_model(weight, dtype="float64"):
+    """y = weight * x, no bias."""
+    model = Sequential([Dense(1, input_dim=1, use_bias=False)], dtype=dtype)
+    model.build()
+    model.set_weights([np.array([[weight]])])
+    return model
+
+
+class BatchLosses(Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append((batch, logs["loss"]))
+
+
+def test_the_loss_after_each_batch_is_the_running_mean_over_the_samples_seen():
+    # w = 2 stays (lr 0); x = 1: the squared errors are (2 - y)^2 = 1, 4, 9, 16, 0 for
+    # y = 1, 0, -1, -2, 2; batches of 2, 2, 1 in order.
+    model = line_model(2.0)
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    record = BatchLosses()
+    x, y = np.ones((5, 1)), np.array([1.0, 0.0, -1.0, -2.0, 2.0])
+    history = model.fit(x, y, batch_size=2, shuffle=False, verbose=0, callbacks=[record])
+    assert [b for b, _ in record.seen] == [0, 1, 2]
+    np.testing.assert_allclose([v for _, v in record.seen], [5 / 2, 30 / 4, 30 / 5], rtol=4e-16)
+    assert history.history["loss"] == [pytest.approx(6.0, rel=4e-16)]
+
+
+def test_fit_runs_one_epoch_by_default():
+    model = line_model(2.0)
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    history = model.fit(np.ones((3, 1)), np.zeros(3), verbose=0)
+    assert len(history.history["loss"]) == 1 and model.last_epoch == 0
+
+
+def test_fit_refuses_callbacks_that_are_not_a_list():
+    model = line_model(2.0)
+    model.compile(loss="mse")
+    with pytest.raises(TypeError, match="callbacks must be a list of Callback objects or callables, "
+                                        "got BatchLosses"):
+        model.fit(np.ones((3, 1)), np.zeros(3), verbose=0, callbacks=BatchLosses())
+
+
+def test_the_overflow_message_counts_every_step_of_the_fit():
+    # float32, lr 0, batches of 2: the fifth target (third batch) overflows the loss after
+    # two steps; the second fit of the same model counts its own steps again from 0.
+    model = line_model(1.0, dtype="float32")
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    x, y = np.ones((5, 1)), np.array([0.0, 0.0, 0.0, 0.0, 1e30])
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            model.fit(x, y, batch_size=2, shuffle=False, verbose=0)
+        assert [str(w.message) for w in record if w.category is NonFiniteLossWarning] == [
+            "training stopped at epoch 1, batch 3: the loss became inf after 2 step(s) of this "
+            "fit; the model keeps the weights of the last step with a finite loss (try a "
+            "smaller learning rate)"]
+
+
+def test_predict_batch_size():
+    model = line_model(3.0)
+    x = np.arange(5.0).reshape(5, 1)
+    np.testing.assert_array_equal(model.predict(x, batch_size=1), 3.0 * x)  # one row per batch
+    np.testing.assert_array_equal(model.predict(x, batch_size=2), 3.0 * x)
+    for bad in (0, -1, 2.0, "8", True):
+        with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got "):
+            model.predict(x, batch_size=bad)
+
+
+def test_summary_line_length_widens_the_rules():
+    model = line_model(1.0)
+    lines = []
+    model.summary(print_fn=lines.append, line_length=120)
+    rules = [line for line in lines if set(line) in ({"_"}, {"="})]
+    assert rules and all(len(line) == 120 for line in rules)
+    narrow = []
+    model.summary(print_fn=narrow.append)  # the table's own width, well below 120
+    assert all(len(line) < 120 for line in narrow)
+
+
+def test_config_before_the_input_shape_is_known():
+    model = Sequential([Dense(2)], name="m")
+    config = model.get_config()
+    assert config["input_shape"] is None and config["name"] == "m"
+    model.build((3,))
+    assert model.get_config()["input_shape"] == [3]
+
+
+class PlainDescent(StepRule):
+    """x - 0.1 * egrad on Euclidean weights, with a state that counts no steps."""
+
+    def init(self, geometry, x):
+        return {"calls": 0}
+
+    def step(self, geometry, x, egrad, state):
+        return tuple(xi - 0.1 * gi for xi, gi in zip(x, egrad)), {"calls": state["calls"] + 1}
+
+
+def test_a_step_rule_whose_state_has_no_step_count_trains():
+    # The learning rate shown to telemetry is read from state["step"] only when there is one.
+    # w = 2, x = 1, y = 0: loss (w - 0)^2, gradient 2 w = 4, then 3.2.
+    model = line_model(2.0)
+    model.compile(optimizer=PlainDescent(), loss="mse")
+    model.fit(np.ones((1, 1)), np.zeros(1), batch_size=1, epochs=2, verbose=0)
+    np.testing.assert_allclose(model.get_weights()[0], [[(2.0 - 0.4) - 0.32]], rtol=4e-16)
