@@ -127,3 +127,38 @@ def test_a_step_rule_whose_state_has_no_step_count_trains():
     model.compile(optimizer=PlainDescent(), loss="mse")
     model.fit(np.ones((1, 1)), np.zeros(1), batch_size=1, epochs=2, verbose=0)
     np.testing.assert_allclose(model.get_weights()[0], [[(2.0 - 0.4) - 0.32]], rtol=4e-16)
+
+
+def test_fit_argument_messages_name_the_argument():
+    model = line_model(2.0)
+    model.compile(loss="mse")
+    x, y = np.ones((3, 1)), np.zeros(3)
+    with pytest.raises(TypeError, match=r"^shuffle must be True or False, got 'yes'$"):
+        model.fit(x, y, verbose=0, shuffle="yes")
+    with pytest.raises(ValueError, match=r"^seed must be None, an int >= 0 or a numpy.random.Generator, got -1$"):
+        model.fit(x, y, verbose=0, seed=-1)
+    with pytest.raises(TypeError, match=r"^seed must be None, an int or a numpy.random.Generator, got str$"):
+        model.fit(x, y, verbose=0, seed="1")
+    np.testing.assert_array_equal(model.get_weights()[0], [[2.0]])  # nothing trained
+
+
+def test_validation_loss_is_evaluate_on_the_validation_data_in_the_model_dtype():
+    # The validation targets and weights are cast to the model's dtype like evaluate's:
+    # the reported val_loss is evaluate's value bit for bit (float32 sums differ from float64
+    # ones in the last bits).
+    rng = np.random.default_rng(3)
+    model = Sequential([Dense(3, input_dim=4, activation="tanh"), Dense(1)], seed=0)
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    x, y = rng.standard_normal((8, 4)), rng.standard_normal(8)
+    xv, yv, wv = rng.standard_normal((6, 4)), rng.standard_normal(6), rng.uniform(0.5, 2.0, 6)
+    history = model.fit(x, y, verbose=0, validation_data=(xv, yv))
+    assert history.history["val_loss"] == [model.evaluate(xv, yv)]
+    history = model.fit(x, y, verbose=0, validation_data=(xv, yv, wv))
+    assert history.history["val_loss"] == [model.evaluate(xv, yv, sample_weight=wv)]
+    with pytest.raises(ValueError, match=r"^validation_data must be a pair \(x_val, y_val\) or a triple "
+                                         r"\(x_val, y_val, sample_weight_val\)$"):
+        model.fit(x, y, verbose=0, validation_data=(xv,))
+    # 1e39 is finite in float64 but not in the model's float32: refused before training
+    with pytest.raises(ValueError, match=r"^validation sample_weight has 1 value\(s\) finite in float64 but "
+                                         r"beyond the range of the model's dtype float32"):
+        model.fit(x, y, verbose=0, validation_data=(xv, yv, np.r_[wv[:-1], 1e39]))
