@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet.nn import Dense, NonFiniteLossWarning, Sequential
+from spherenet.nn import Dense, Dropout, NonFiniteLossWarning, Sequential
 from spherenet.nn.callbacks import Callback
 from spherenet.optim import RSGD, StepRule
 
@@ -114,6 +114,7 @@ class PlainDescent(StepRule):
     """x - 0.1 * egrad on Euclidean weights, with a state that counts no steps."""
 
     def init(self, geometry, x):
+        self.started = (geometry, [np.array(xi) for xi in x])
         return {"calls": 0}
 
     def step(self, geometry, x, egrad, state):
@@ -124,9 +125,14 @@ def test_a_step_rule_whose_state_has_no_step_count_trains():
     # The learning rate shown to telemetry is read from state["step"] only when there is one.
     # w = 2, x = 1, y = 0: loss (w - 0)^2, gradient 2 w = 4, then 3.2.
     model = line_model(2.0)
-    model.compile(optimizer=PlainDescent(), loss="mse")
+    rule = PlainDescent()
+    model.compile(optimizer=rule, loss="mse")
     model.fit(np.ones((1, 1)), np.zeros(1), batch_size=1, epochs=2, verbose=0)
     np.testing.assert_allclose(model.get_weights()[0], [[(2.0 - 0.4) - 0.32]], rtol=4e-16)
+    # the rule started from the weights, on the model's manifold (riemannian: the weights')
+    geometry, x = rule.started
+    assert geometry == model.manifold
+    np.testing.assert_array_equal(x[0], [[2.0]])
 
 
 def test_fit_argument_messages_name_the_argument():
@@ -162,3 +168,30 @@ def test_validation_loss_is_evaluate_on_the_validation_data_in_the_model_dtype()
     with pytest.raises(ValueError, match=r"^validation sample_weight has 1 value\(s\) finite in float64 but "
                                          r"beyond the range of the model's dtype float32"):
         model.fit(x, y, verbose=0, validation_data=(xv, yv, np.r_[wv[:-1], 1e39]))
+
+
+def dropout_model(dropout_seed):
+    model = Sequential([Dense(64, input_dim=2, activation="tanh"), Dropout(0.5, seed=dropout_seed),
+                        Dense(1)], dtype="float64", seed=0)
+    model.compile(optimizer=RSGD(lr=0.1), loss="mse")
+    model.build()
+    return model
+
+
+def one_step(model, seed):
+    model.fit(np.ones((1, 2)), np.ones(1), batch_size=1, shuffle=False, verbose=0, seed=seed)
+    return model.get_weights()[0]
+
+
+def test_a_seeded_dropout_layer_draws_its_masks_from_its_own_seed():
+    # Same weights, same data (no shuffling): with Dropout(seed=7) the fit's seed changes nothing.
+    np.testing.assert_array_equal(one_step(dropout_model(7), 1), one_step(dropout_model(7), 2))
+
+
+def test_unseeded_dropout_layers_get_a_different_mask_stream_for_every_fit_seed():
+    # The mask stream of an unseeded Dropout is seeded by a 63-bit draw from the fit's seed:
+    # 40 fit seeds give 40 different masks over 64 units (each changes which kernel columns
+    # the step moves), and the same fit seed gives the same step.
+    steps = {one_step(dropout_model(None), seed).tobytes() for seed in range(40)}
+    assert len(steps) == 40
+    np.testing.assert_array_equal(one_step(dropout_model(None), 3), one_step(dropout_model(None), 3))
