@@ -195,3 +195,20 @@ def test_unseeded_dropout_layers_get_a_different_mask_stream_for_every_fit_seed(
     steps = {one_step(dropout_model(None), seed).tobytes() for seed in range(40)}
     assert len(steps) == 40
     np.testing.assert_array_equal(one_step(dropout_model(None), 3), one_step(dropout_model(None), 3))
+
+
+def test_a_run_that_turns_into_nan_warns_once():
+    # float32, lr 1e38: the first step overflows the weight to -inf; the second sample is 0,
+    # so its output is -inf * 0 = NaN (an invalid operation, silenced in fit): the loss is
+    # NaN, and the NonFiniteLossWarning is the only warning.
+    model = line_model(1.0, dtype="float32")
+    model.compile(optimizer=RSGD(lr=1e38), loss="mse")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit(np.array([[10.0], [0.0]]), np.zeros(2), batch_size=1, shuffle=False, verbose=0)
+    assert [(w.category, str(w.message)) for w in record] == [(
+        NonFiniteLossWarning,
+        "training stopped at epoch 1, batch 2: the loss became nan after 1 step(s) of this fit; "
+        "the model keeps the weights of the last step with a finite loss (try a smaller "
+        "learning rate)")]
+    np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
