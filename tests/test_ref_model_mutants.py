@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet.nn import Dense, Dropout, NonFiniteLossWarning, Sequential
+from spherenet.nn import BatchNormalization, Dense, Dropout, NonFiniteLossWarning, Sequential
 from spherenet.nn.callbacks import Callback
 from spherenet.optim import RSGD, StepRule
 
@@ -212,3 +212,97 @@ def test_a_run_that_turns_into_nan_warns_once():
         "the model keeps the weights of the last step with a finite loss (try a smaller "
         "learning rate)")]
     np.testing.assert_array_equal(model.get_weights()[0], [[1.0]])
+
+
+# --- model(x) and layer(x) on a model's layer ------------------------------------------
+
+
+def dense_by_hand(model, x, layer=0):
+    """x @ kernel + bias of a Dense layer of ``model``, in float32, in plain NumPy."""
+    kernel, bias = model.get_weights()[2 * layer: 2 * layer + 2]
+    return x.astype(np.float32) @ kernel + bias
+
+
+def test_model_call_builds_from_the_data_and_casts_it_to_the_model_dtype():
+    x = np.random.default_rng(0).standard_normal((5, 3))  # float64 data, float32 model
+    model = Sequential([Dense(2)], seed=0)
+    out = model(x)
+    assert model.input_shape == (3,) and out.dtype == np.float32 and out.shape == (5, 2)
+    np.testing.assert_allclose(out, dense_by_hand(model, x), rtol=0, atol=4 * np.finfo(np.float32).eps)
+    with pytest.raises(ValueError, match=r"^x has 4 features, but the model expects 3 features$"):
+        model(np.ones((2, 4)))
+    with pytest.raises(TypeError, match=r"^training must be True or False, got 'yes'$"):
+        model(x, training="yes")
+
+
+def test_a_first_layer_called_before_the_input_shape_is_known_builds_the_model():
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    model = Sequential([Dense(2), Dense(1)], seed=0)
+    with pytest.raises(ValueError, match=r"^the model's input shape is unknown, so calling layer "
+                                         r"'dense_1' cannot be done yet"):
+        model.layers[1](np.ones((4, 2)))
+    assert model.input_shape is None
+    out = model.layers[0](x)
+    assert model.input_shape == (3,) and out.dtype == np.float32
+    np.testing.assert_allclose(out, dense_by_hand(model, x), rtol=0, atol=4 * np.finfo(np.float32).eps)
+    h = model.layers[0](x)
+    np.testing.assert_allclose(model.layers[1](h), dense_by_hand(model, h, 1), rtol=0,
+                               atol=4 * np.finfo(np.float32).eps)
+    with pytest.raises(ValueError, match=r"^the input of layer 'dense_1' has 3 features, but the "
+                                         r"model expects 2 features$"):
+        model.layers[1](x)
+
+
+def dropout_pair(layer_seed):
+    model = Sequential([Dense(16, input_dim=3), Dropout(0.5, seed=layer_seed)], seed=0)
+    model.build()
+    return model, model.layers[1]
+
+
+def test_a_dropout_layer_called_in_training_draws_from_its_seed_or_the_call_seed():
+    h = np.ones((4, 16), dtype=np.float32)
+    model, drop = dropout_pair(3)
+    first = drop(h, training=True)
+    assert np.any(first == 0) and np.any(first != 0)  # a mask was applied
+    np.testing.assert_array_equal(drop(h, training=True), first)  # the layer's seed, each time
+    np.testing.assert_array_equal(drop(h), h)  # inference: the identity
+    by_call = drop(h, training=True, seed=5)
+    np.testing.assert_array_equal(drop(h, training=True, seed=5), by_call)  # the call's seed wins
+    assert not np.array_equal(by_call, first)
+    assert not np.array_equal(drop(h, training=True, seed=6), by_call)
+    with pytest.raises(TypeError, match=r"^seed must be None, an int or a numpy.random.Generator, got str$"):
+        drop(h, training=True, seed="5")
+    # the whole model in training: each Dropout draws from its own seed
+    x = np.ones((4, 3))
+    np.testing.assert_array_equal(model(x, training=True), model(x, training=True))
+    assert not np.array_equal(model(x, training=True), model(x))
+
+
+def test_a_batchnorm_layer_of_a_model_called_in_training_updates_the_model_states():
+    # Keras: moving_mean <- 0.99 m + 0.01 mean(h), moving_variance <- 0.99 v + 0.01 var(h) (biased)
+    h = np.random.default_rng(2).standard_normal((8, 3)).astype(np.float32)
+    model = Sequential([Dense(3, input_dim=2), BatchNormalization()], dtype="float32", seed=0)
+    model.build()
+    bn = model.layers[1]
+    bn(h)  # inference: no update
+    np.testing.assert_array_equal(model.get_weights()[4:], [np.zeros(3), np.ones(3)])
+    bn(h, training=True)
+    mean, var = model.get_weights()[4:]
+    h64 = h.astype(np.float64)
+    np.testing.assert_allclose(mean, 0.01 * h64.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(var, 0.99 + 0.01 * h64.var(0), rtol=1e-6)
+
+
+def test_accuracy_of_a_regression_output_is_chosen_by_its_units():
+    # mse with "accuracy": one unit, the output thresholded at 0.5 against the target ...
+    model = line_model(1.0)
+    model.compile(loss="mse", metrics=["accuracy"])
+    loss, acc = model.evaluate(np.array([[0.9], [0.2]]), np.array([1.0, 1.0]))
+    assert acc == 0.5
+    # ... several units, the argmax of the output against the target's (outputs x and -x)
+    model = Sequential([Dense(2, input_dim=1, use_bias=False)], dtype="float64")
+    model.build()
+    model.set_weights([np.array([[1.0, -1.0]])])
+    model.compile(loss="mse", metrics=["accuracy"])
+    loss, acc = model.evaluate(np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
+    assert acc == 0.5  # argmax: 0 = 0, then 1 != 0 (thresholds elementwise would give 1/4)
