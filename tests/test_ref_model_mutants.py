@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet.nn import BatchNormalization, Dense, Dropout, NonFiniteLossWarning, Sequential
+from spherenet.nn import BatchNormalization, CosineDense, Dense, Dropout, NonFiniteLossWarning, Sequential
 from spherenet.nn.callbacks import Callback
 from spherenet.optim import RSGD, StepRule
 
@@ -306,3 +306,44 @@ def test_accuracy_of_a_regression_output_is_chosen_by_its_units():
     model.compile(loss="mse", metrics=["accuracy"])
     loss, acc = model.evaluate(np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
     assert acc == 0.5  # argmax: 0 = 0, then 1 != 0 (thresholds elementwise would give 1/4)
+
+
+# --- messages and warnings -------------------------------------------------------------
+
+
+def test_training_or_evaluating_before_compile_is_refused():
+    model = line_model(1.0)
+    for call in (lambda: model.fit(np.ones((1, 1)), np.ones(1), verbose=0),
+                 lambda: model.evaluate(np.ones((1, 1)), np.ones(1))):
+        with pytest.raises(RuntimeError, match=r"^compile the model before training or evaluating it$"):
+            call()
+
+
+def test_a_margin_on_probabilities_is_refused_word_for_word():
+    x, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    model = Sequential([CosineDense(2, input_dim=3, margin=0.3, name="cos")], seed=0)
+    model.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError) as info:
+        model.fit(x, y, verbose=0)
+    assert str(info.value) == (
+        "layer 'cos' has a margin, which acts on logits: give it activation='softmax' with a "
+        "cross-entropy loss, or use a loss with from_logits=True")
+
+
+@pytest.mark.parametrize("units, loss, warns", [
+    (1, "sparse_categorical_crossentropy", False),  # one sigmoid unit: not a distribution to sum
+    (2, "categorical_crossentropy", True),
+    (2, "sparse_categorical_crossentropy", True),
+    (2, "binary_crossentropy", False),
+])
+def test_a_sigmoid_output_with_a_categorical_loss_warns_from_two_units(units, loss, warns):
+    model = Sequential([Dense(units, input_dim=3, activation="sigmoid")])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.compile(loss=loss)
+    messages = [str(w.message) for w in record if w.category is UserWarning]
+    assert messages == ([f"the output layer 'dense' is a sigmoid over {units} units, but {loss} "
+                         "expects a probability distribution over the classes: -log p(true class) "
+                         "never pushes the other classes down, so every output drifts to 1; use "
+                         "activation='softmax' (or loss='binary_crossentropy' for independent "
+                         "labels)"] if warns else [])
