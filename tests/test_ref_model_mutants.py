@@ -347,3 +347,15 @@ def test_a_sigmoid_output_with_a_categorical_loss_warns_from_two_units(units, lo
                          "never pushes the other classes down, so every output drifts to 1; use "
                          "activation='softmax' (or loss='binary_crossentropy' for independent "
                          "labels)"] if warns else [])
+
+
+def test_compile_argument_messages():
+    model = line_model(1.0)
+    with pytest.raises(ValueError, match=r"^compile needs a loss, e.g. loss='binary_crossentropy'$"):
+        model.compile()
+    for metrics, got in (("accuracy", "str 'accuracy'"), (5, "int 5")):
+        with pytest.raises(TypeError) as info:
+            model.compile(loss="mse", metrics=metrics)
+        assert str(info.value) == ("metrics must be a list of metric names or functions, e.g. "
+                                   f"['accuracy'], got {got}")
+    assert model.loss is None  # nothing compiled
