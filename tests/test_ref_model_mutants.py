@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet.nn import BatchNormalization, CosineDense, Dense, Dropout, NonFiniteLossWarning, Sequential
+from spherenet.nn import (BatchNormalization, CosineDense, Dense, Dropout, NonFiniteLossWarning, Sequential,
+                          unit_norm)
 from spherenet.nn.callbacks import Callback
 from spherenet.optim import RSGD, StepRule
 
@@ -359,3 +360,25 @@ def test_compile_argument_messages():
         assert str(info.value) == ("metrics must be a list of metric names or functions, e.g. "
                                    f"['accuracy'], got {got}")
     assert model.loss is None  # nothing compiled
+
+
+def test_random_moving_statistics_initializers_follow_the_model_seed():
+    def states(seed):
+        model = Sequential([Dense(2, input_dim=2), BatchNormalization(
+            moving_mean_initializer="random_normal")], seed=seed)
+        return model.get_weights()[4]
+    np.testing.assert_array_equal(states(3), states(3))
+    assert not np.array_equal(states(3), states(4))
+
+
+def test_a_constrained_layer_called_alone_in_float32_joins_a_float64_model_on_the_sphere():
+    # The layer's own float32 kernel is cast to float64 and every column divided by its norm
+    # in float64: unit columns to float64 rounding, the float32 values to float32 rounding.
+    layer = Dense(4, kernel_constraint=unit_norm(), name="d")
+    layer(np.ones((2, 3), dtype=np.float32))
+    own = np.array(layer._own_weights[0], dtype=np.float64)
+    model = Sequential([layer], dtype="float64")
+    kernel = model.get_weights()[0]
+    assert kernel.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=0, atol=4 * np.finfo(np.float64).eps)
+    np.testing.assert_allclose(kernel, own / np.linalg.norm(own, axis=0), rtol=0, atol=4 * np.finfo(np.float64).eps)
