@@ -382,3 +382,27 @@ def test_a_constrained_layer_called_alone_in_float32_joins_a_float64_model_on_th
     assert kernel.dtype == np.float64
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=0, atol=4 * np.finfo(np.float64).eps)
     np.testing.assert_allclose(kernel, own / np.linalg.norm(own, axis=0), rtol=0, atol=4 * np.finfo(np.float64).eps)
+
+
+def test_what_needs_the_input_shape_says_so():
+    model = Sequential([Dense(2)])
+    with pytest.raises(ValueError) as info:
+        model.manifold
+    assert str(info.value) == (
+        "the model's input shape is unknown, so this cannot be done yet: give input_dim (or "
+        "input_shape) to the first layer, or call build() or fit() first")
+
+
+def test_a_later_layer_called_alone_brings_its_weights_and_states_into_the_model():
+    bn = BatchNormalization(moving_mean_initializer="random_normal", name="bn")
+    bn(np.ones((2, 3), dtype=np.float32), training=True)  # its own gamma, beta and moved states
+    own = [np.array(w) for w in bn._own_weights]
+    model = Sequential([Dense(3, input_dim=2, name="first"), bn], seed=0)
+    weights = model.get_weights()
+    assert model.weight_names == ["first/kernel", "first/bias", "bn/gamma", "bn/beta",
+                                  "bn/moving_mean", "bn/moving_variance"]
+    for got, expected in zip(weights[2:], own):
+        np.testing.assert_array_equal(got, expected)
+    model.compile(optimizer=RSGD(lr=lambda step: 0.0), loss="mse")
+    model.fit(np.ones((4, 2)), np.zeros((4, 3)), verbose=0)  # trains the 4 weights it holds
+    assert [w.shape for w in model.get_weights()] == [w.shape for w in weights]
