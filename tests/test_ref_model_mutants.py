@@ -1,13 +1,13 @@
-"""Sequential's arguments, defaults and per-batch bookkeeping, on hand-built cases.
+"""Sequential's arguments, defaults, bookkeeping and layer calls, on hand-built cases.
 
 Each test pins one behaviour of ``spherenet/nn/model.py`` against values
-worked out by hand: a one-weight linear model with a learning rate of 0
-(the weights stay, so every batch loss is a squared error known in
-advance), the running loss a callback sees after each batch, the step count
-in the message of a run that overflows after a given number of steps,
-``predict``'s ``batch_size`` checks, ``fit``'s default number of epochs,
-``summary``'s ``line_length``, and a model's config before its input shape
-is known.
+worked out by hand or plain NumPy: a one-weight linear model with a
+learning rate of 0 (the weights stay, so every batch loss is a squared
+error known in advance) for the running loss a callback sees and the step
+count of an overflow message; ``model(x)`` and ``layer(x)`` on a model's
+layer against ``x @ kernel + bias``; dropout seeds and BatchNormalization's
+moving statistics; the messages of ``compile``, ``fit`` and ``predict``
+word for word; the validation loss against ``evaluate``.
 """
 
 import warnings
@@ -142,7 +142,8 @@ def test_fit_argument_messages_name_the_argument():
     x, y = np.ones((3, 1)), np.zeros(3)
     with pytest.raises(TypeError, match=r"^shuffle must be True or False, got 'yes'$"):
         model.fit(x, y, verbose=0, shuffle="yes")
-    with pytest.raises(ValueError, match=r"^seed must be None, an int >= 0 or a numpy.random.Generator, got -1$"):
+    with pytest.raises(ValueError,
+                       match=r"^seed must be None, an int >= 0 or a numpy.random.Generator, got -1$"):
         model.fit(x, y, verbose=0, seed=-1)
     with pytest.raises(TypeError, match=r"^seed must be None, an int or a numpy.random.Generator, got str$"):
         model.fit(x, y, verbose=0, seed="1")
@@ -381,7 +382,8 @@ def test_a_constrained_layer_called_alone_in_float32_joins_a_float64_model_on_th
     kernel = model.get_weights()[0]
     assert kernel.dtype == np.float64
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=0, atol=4 * np.finfo(np.float64).eps)
-    np.testing.assert_allclose(kernel, own / np.linalg.norm(own, axis=0), rtol=0, atol=4 * np.finfo(np.float64).eps)
+    np.testing.assert_allclose(kernel, own / np.linalg.norm(own, axis=0), rtol=0,
+                               atol=4 * np.finfo(np.float64).eps)
 
 
 def test_what_needs_the_input_shape_says_so():
