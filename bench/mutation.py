@@ -72,6 +72,7 @@ MANIFOLD_TESTS = [
     "tests/test_input_policy.py",
     "tests/test_ref_kernels.py",
     "tests/test_kernels_layouts.py",
+    "tests/test_ref_sphere_maps.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
@@ -129,7 +130,11 @@ TESTS = {
     "spherenet/optim/lbfgs.py": SOLVER_TESTS,
     "spherenet/optim/bb.py": SOLVER_TESTS,
     "spherenet/nn/layers.py": NN_TESTS,
-    "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py"],
+    # model(x), layer(x) on a model's layer, layer states and regularizers: tested there
+    "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py", "tests/test_nn_normalization.py",
+                                         "tests/test_nn_cosine_regularizers.py", "tests/test_nn_angular.py",
+                                         "tests/test_nn_keras_parity.py", "tests/test_nn_conv.py",
+                                         "tests/test_ref_model_mutants.py"],
     "spherenet/optim/decoupled.py": ["tests/test_ref_decoupled.py",
                                      "tests/test_nn_cosine_regularizers.py",
                                      "tests/test_nn_keras_parity.py"],
