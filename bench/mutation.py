@@ -73,6 +73,8 @@ MANIFOLD_TESTS = [
     "tests/test_ref_kernels.py",
     "tests/test_kernels_layouts.py",
     "tests/test_ref_sphere_maps.py",
+    "tests/test_ref_fused_step.py",
+    "tests/test_ref_loop_speed.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
@@ -82,6 +84,7 @@ SOLVER_TESTS = [
     "tests/test_ref_solver.py", "tests/test_ref_sd.py", "tests/test_ref_batch.py",
     "tests/test_ref_loop.py", "tests/test_ref_qn_edges.py", "tests/test_ref_trust_regions_edges.py",
     "tests/test_ref_line_search_edges.py", "tests/test_ref_cg_edges.py",
+    "tests/test_ref_loop_speed.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_rules_options.py", "tests/test_ref_strategies.py",
