@@ -287,3 +287,39 @@ def test_all_finite_is_the_entrywise_test(values, dtype):
     strided = np.repeat(u, 2)[::2]
     for array in (u, strided, u.reshape(-1, 1)):
         assert _tangent.all_finite(array) is bool(np.all(np.isfinite(array)))
+
+
+_LINE_MAPS = ("retr", "exp", "_retr", "_exp", "_retr_projection", "_step", "_step_small")
+
+
+def _fresh_subclass(overridden=None):
+    # a new class each time: the gate caches its answer per class, so a class
+    # made here is judged by the gate's own code, not by a cached answer
+    namespace = {}
+    if overridden is not None:
+        namespace[overridden] = lambda self, *args: getattr(Sphere, overridden)(self, *args)
+    return type("FreshSphere", (Sphere,), namespace)
+
+
+def test_the_line_gate_is_open_for_a_subclass_that_keeps_every_map():
+    cls = _fresh_subclass()
+    assert "_retr_line_ok_" not in cls.__dict__
+    assert cls._retr_line_ok() is True
+    assert cls.__dict__["_retr_line_ok_"] is True      # cached on that class only
+    geometry = cls(30).unchecked
+    x = geometry.random_point(rng=1)
+    d = geometry.random_tangent(x, rng=2)
+    line = geometry._retr_line(x, d)
+    assert line is not None
+    np.testing.assert_allclose(line(0.4), geometry.retr(x, 0.4 * d), rtol=0, atol=4 * EPS)
+
+
+@pytest.mark.parametrize("name", _LINE_MAPS)
+def test_the_line_gate_closes_when_any_one_map_is_overridden(name):
+    cls = _fresh_subclass(name)
+    assert cls._retr_line_ok() is False
+    assert cls._retr_line_ok() is False                # the cached answer too
+    geometry = cls(30).unchecked
+    x = geometry.random_point(rng=3)
+    d = geometry.random_tangent(x, rng=4)
+    assert geometry._retr_line(x, d) is None
