@@ -323,3 +323,18 @@ def test_the_line_gate_closes_when_any_one_map_is_overridden(name):
     x = geometry.random_point(rng=3)
     d = geometry.random_tangent(x, rng=4)
     assert geometry._retr_line(x, d) is None
+
+
+@pytest.mark.parametrize("retraction", ["exp", "projection"])
+def test_the_line_at_an_angle_of_exactly_one(retraction):
+    # t ||r|| = 1.0 exactly: only t ||r|| = 0 is the point itself
+    geometry = Sphere(8, retraction=retraction).unchecked
+    x, d = np.zeros(8), np.zeros(8)
+    x[0], d[1] = 1.0, 1.0
+    y = _line(geometry, x, d)(1.0)
+    expected = np.zeros(8)
+    if retraction == "exp":
+        expected[0], expected[1] = np.cos(1.0), np.sin(1.0)
+    else:
+        expected[0] = expected[1] = 1.0 / np.sqrt(2.0)
+    np.testing.assert_allclose(y, expected, rtol=0, atol=2 * EPS)
