@@ -295,3 +295,34 @@ def test_kernel_hands_its_sums_to_check_before_writing(axis, dtype):
     assert _kernels.gradient_step(M._red, True, x, g, 0.3, expected)
     assert len(kept) == 1
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("shifted", ["egrad", "x"])
+def test_numpy_step_into_an_out_that_partly_overlaps_an_input(shifted, small_slices, monkeypatch):
+    # out is the input shifted by one row in the same buffer: slice by slice, the
+    # rows written would be the rows the next slice still has to read; the step
+    # must go in one piece and give what a separate out gets.
+    monkeypatch.setitem(_kernels._STATE, "numba", False)
+    M = Oblique(37, 70).unchecked
+    x, g = problem(M, np.float64, seed=5)
+    assert M._red.chunk_rows(x) < 37  # several slices if slicing were allowed
+    expected = M.gradient_step(x, g, 0.3, out=np.empty_like(x))
+    buf = np.empty((38, 70))
+    buf[:37] = g if shifted == "egrad" else x
+    args = (x, buf[:37]) if shifted == "egrad" else (buf[:37], g)
+    got = M.gradient_step(*args, 0.3, out=buf[1:])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+def test_numpy_step_by_slices_of_rows_that_are_factors(rows, small_slices, monkeypatch):
+    # unit rows: each slice of rows takes its own rows' coefficients; a factor
+    # is one sphere, so each row steps as Sphere(700) would step it alone
+    monkeypatch.setitem(_kernels._STATE, "numba", False)
+    M = Oblique(shape=(rows, 700), axis=1).unchecked
+    x, g = problem(M, np.float64, seed=6)
+    assert M._red.chunk_rows(x) < rows  # several slices
+    got = M.gradient_step(x, g, 0.3)
+    S = Sphere(700).unchecked
+    expected = np.stack([S.gradient_step(x[i], g[i], 0.3) for i in range(rows)])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=4 * eps(np.float64))
