@@ -326,3 +326,23 @@ def test_numpy_step_by_slices_of_rows_that_are_factors(rows, small_slices, monke
     S = Sphere(700).unchecked
     expected = np.stack([S.gradient_step(x[i], g[i], 0.3) for i in range(rows)])
     np.testing.assert_allclose(got, expected, rtol=0, atol=4 * eps(np.float64))
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "unchecked"])
+@pytest.mark.parametrize("retraction", RETRACTIONS)
+@pytest.mark.parametrize("name", ["oblique", "sphere"])
+def test_a_read_only_point_and_gradient_step_as_writeable_ones(name, retraction, public):
+    # numba types the in-place branch (which writes x) for every call and refused
+    # a read-only x there (a read-only memory map, a broadcast view): a TypingError
+    # from gradient_step(x, g, lr) although nothing is written into x
+    M = Oblique(64, 64, retraction=retraction) if name == "oblique" else Sphere(64, 64, retraction=retraction)
+    M = M if public else M.unchecked
+    x, g = problem(M, np.float64, seed=8)
+    expected = M.gradient_step(x, g, 0.3)
+    x.flags.writeable = False
+    g.flags.writeable = False
+    got = M.gradient_step(x, g, 0.3)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=4 * eps(np.float64))
+    out = np.empty_like(x)
+    assert M.gradient_step(x, g, 0.3, out=out) is out
+    np.testing.assert_array_equal(out, got)

@@ -113,11 +113,14 @@ def gradient_step(reducer, use_exp, x, egrad, lr, out, check=None):
     -------
     bool
         True when the step was computed into ``out``; False when numba is
-        missing or the arrays are not in a supported layout (nothing
-        written, ``check`` not called).
+        missing, the arrays are not in a supported layout or x is read-only
+        (nothing written, ``check`` not called).
     """
     layout = _layout_of(reducer, x, egrad, out)
-    if layout is None:
+    if layout is None or not x.flags.writeable:
+        # A read-only x (a memory map opened read-only, a broadcast view): numba
+        # types the kernel's in-place branch, which writes x, for any call, and
+        # refuses a read-only array there; the NumPy path takes it.
         return False
     kernels = _load()
     if not kernels:
