@@ -338,3 +338,28 @@ def test_the_line_at_an_angle_of_exactly_one(retraction):
     else:
         expected[0] = expected[1] = 1.0 / np.sqrt(2.0)
     np.testing.assert_allclose(y, expected, rtol=0, atol=2 * EPS)
+
+
+@pytest.mark.parametrize("retraction", ["exp", "projection"])
+def test_the_line_of_a_mostly_normal_direction_stays_on_the_sphere(retraction):
+    # d = 1e6 x + a unit tangent: after one projection r keeps a normal part of
+    # ~1e6 eps; the second projection removes it, else the trial point leaves the
+    # sphere by ~t <x, r> and moves off the exact curve
+    geometry = Sphere(20, retraction=retraction).unchecked
+    x = geometry.random_point(rng=21)
+    rng = np.random.default_rng(22)
+    v = rng.standard_normal(20)
+    v -= (v @ x) * x
+    v /= np.linalg.norm(v)
+    d = 1e6 * x + v
+    y = _line(geometry, x, d)(1.0)
+    # measured 1e-14 (the normal part left is rounding of a 1e6-sized sum); a
+    # normal part of ~1e6 eps left in r would move the norm by ~1e-10
+    assert abs(np.linalg.norm(y) - 1.0) <= 1e3 * EPS
+    X, V = x.astype(np.longdouble), v.astype(np.longdouble)   # r is v exactly
+    if retraction == "exp":
+        ref = np.cos(np.longdouble(1.0)) * X + np.sin(np.longdouble(1.0)) * V
+    else:
+        ref = (X + V) / np.sqrt(np.longdouble(2.0))
+    # d's tangent part is v only to d's rounding, ~1e6 eps
+    assert float(np.max(np.abs(y - ref))) <= 1e7 * EPS
