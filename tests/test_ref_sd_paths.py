@@ -1,0 +1,64 @@
+"""Steepest descent's two loop paths: the plain one (no telemetry) and products.
+
+The plain path evaluates the accepted point at once; its failure exit and the
+direction it forms for a product (a tuple gradient) are pinned here against
+plain NumPy: a product of two flat spaces is the flat space of the
+concatenation, so a run there must make the same iterates as on Euclidean(5).
+"""
+
+import math
+
+import numpy as np
+
+from spherenet import Euclidean, Product, minimize
+
+TARGET = np.array([1.0, -2.0, 0.5, 3.0, -1.5])
+WEIGHTS = np.array([1.0, 3.0, 0.5, 2.0, 4.0])
+
+
+def flat_cost(z):
+    return float(np.sum(WEIGHTS * (z - TARGET) ** 2))
+
+
+def flat_grad(z):
+    return 2.0 * WEIGHTS * (z - TARGET)
+
+
+def test_a_product_makes_the_iterates_of_its_flat_space():
+    M = Product([Euclidean(3), Euclidean(2)])
+    runs = []
+    for maxiter in (1, 2, 5):
+        flat = minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=maxiter,
+                        grad=flat_grad)
+        prod = minimize(lambda p: flat_cost(np.concatenate(p)), M,
+                        x0=(np.zeros(3), np.zeros(2)), method="sd", maxiter=maxiter,
+                        grad=lambda p: tuple(np.split(flat_grad(np.concatenate(p)), [3])))
+        runs.append((flat, prod))
+        assert prod.nit == flat.nit == maxiter
+        # the same steps on the same numbers; the product sums its squares in two parts
+        np.testing.assert_allclose(np.concatenate(prod.x), flat.x, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(prod.history["step_size"], flat.history["step_size"],
+                                   rtol=1e-13)
+    first = runs[0][1]
+    assert first.fun < flat_cost(np.zeros(5))  # a descent step, not an ascent
+
+
+def test_a_nonfinite_gradient_on_the_plain_path_ends_at_the_last_finite_point():
+    calls = []
+
+    def grad(z):
+        calls.append(1)
+        return flat_grad(z) if len(calls) < 3 else np.full(5, np.nan)
+
+    one = minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=1, grad=flat_grad)
+    res = minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=10, grad=grad)
+    assert res.status == -1 and not res.success
+    assert res.nit == 2
+    np.testing.assert_array_equal(res.x, one.x)           # the last finite point
+    assert res.fun == one.fun == flat_cost(one.x)
+    assert res.grad_norm == one.grad_norm == math.sqrt(float(np.sum(flat_grad(one.x) ** 2)))
+    history = res.history
+    assert len(history["cost"]) == res.nit + 1
+    assert history["cost"][-1] == one.fun and history["grad_norm"][-1] == one.grad_norm
+    assert math.isnan(history["step_size"][-1])
+    assert "iteration 2" in res.message
