@@ -62,3 +62,32 @@ def test_a_nonfinite_gradient_on_the_plain_path_ends_at_the_last_finite_point():
     assert history["cost"][-1] == one.fun and history["grad_norm"][-1] == one.grad_norm
     assert math.isnan(history["step_size"][-1])
     assert "iteration 2" in res.message
+
+
+def test_telemetry_changes_neither_iterates_nor_evaluation_counts():
+    # with telemetry the accepted point goes through advance(), which is handed
+    # the cost the line search found: no second evaluation of it
+    runs = [minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=6,
+                     grad=flat_grad, telemetry=telemetry) for telemetry in (False, True)]
+    assert runs[0].nfev == runs[1].nfev and runs[0].ngev == runs[1].ngev
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)
+    np.testing.assert_array_equal(runs[0].history["cost"], runs[1].history["cost"])
+
+
+class _FunctionSearch:
+    """A line search whose ``search`` is a plain function attribute (no ``__func__``)."""
+
+    def __init__(self):
+        def search(problem, x, d, f0, df0):
+            y = x + 0.1 * d
+            return 0.1, y, problem.cost(y)
+        self.search = search
+
+
+def test_a_line_search_given_as_a_function_attribute():
+    res = minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=3,
+                   grad=flat_grad, line_search=_FunctionSearch())
+    z = np.zeros(5)
+    for _ in range(3):                       # fixed steps of 0.1 along -grad, in plain NumPy
+        z = z - 0.1 * flat_grad(z)
+    np.testing.assert_allclose(res.x, z, rtol=1e-15, atol=1e-15)
