@@ -91,3 +91,25 @@ def test_a_line_search_given_as_a_function_attribute():
     for _ in range(3):                       # fixed steps of 0.1 along -grad, in plain NumPy
         z = z - 0.1 * flat_grad(z)
     np.testing.assert_allclose(res.x, z, rtol=1e-15, atol=1e-15)
+
+
+def test_conjugate_gradients_on_a_product_make_the_iterates_of_its_flat_space():
+    M = Product([Euclidean(3), Euclidean(2)])
+    for rule, restart in [("FR", None), ("PR+", None), ("HS", None), ("HZ", None),
+                          ("HS", 0.1)]:
+        flat = minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="cg", maxiter=4,
+                        grad=flat_grad, beta_rule=rule, restart=restart)
+        prod = minimize(lambda p: flat_cost(np.concatenate(p)), M,
+                        x0=(np.zeros(3), np.zeros(2)), method="cg", maxiter=4, beta_rule=rule,
+                        restart=restart,
+                        grad=lambda p: tuple(np.split(flat_grad(np.concatenate(p)), [3])))
+        assert prod.nit == flat.nit
+        np.testing.assert_allclose(np.concatenate(prod.x), flat.x, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(prod.history["cost"], flat.history["cost"], rtol=1e-12)
+
+
+def test_conjugate_gradients_telemetry_changes_no_evaluation_count():
+    runs = [minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="cg", maxiter=6,
+                     grad=flat_grad, telemetry=telemetry) for telemetry in (False, True)]
+    assert runs[0].nfev == runs[1].nfev and runs[0].ngev == runs[1].ngev
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)
