@@ -9,6 +9,7 @@ concatenation, so a run there must make the same iterates as on Euclidean(5).
 import math
 
 import numpy as np
+import pytest
 
 from spherenet import Euclidean, Product, minimize
 
@@ -113,3 +114,19 @@ def test_conjugate_gradients_telemetry_changes_no_evaluation_count():
                      grad=flat_grad, telemetry=telemetry) for telemetry in (False, True)]
     assert runs[0].nfev == runs[1].nfev and runs[0].ngev == runs[1].ngev
     np.testing.assert_array_equal(runs[0].x, runs[1].x)
+
+
+class _NoSearch:
+    def __repr__(self):
+        return "_NoSearch()"
+
+
+@pytest.mark.parametrize("method", ["sd", "cg", "lbfgs"])
+@pytest.mark.parametrize("bad", [_NoSearch(), "backtracking"], ids=["object", "string"])
+def test_a_line_search_without_a_search_method_is_refused_word_for_word(method, bad):
+    with pytest.raises(TypeError) as info:
+        minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method=method, maxiter=2,
+                 grad=flat_grad, line_search=bad)
+    assert str(info.value) == (
+        "line_search must be None or an object with a method search(problem, x, d, f0, df0) "
+        f"such as BacktrackingLineSearch(), got {bad!r}")
