@@ -1,9 +1,9 @@
-"""Steepest descent's two loop paths: the plain one (no telemetry) and products.
+"""Steepest descent and CG loops: failure exit, telemetry, products, custom line searches.
 
-The plain path evaluates the accepted point at once; its failure exit and the
-direction it forms for a product (a tuple gradient) are pinned here against
-plain NumPy: a product of two flat spaces is the flat space of the
-concatenation, so a run there must make the same iterates as on Euclidean(5).
+The failure exit at a non-finite gradient and the direction the loops form
+for a product (a tuple gradient) are pinned here against plain NumPy: a
+product of two flat spaces is the flat space of the concatenation, so a run
+there must make the same iterates as on Euclidean(5).
 """
 
 import math
@@ -44,7 +44,7 @@ def test_a_product_makes_the_iterates_of_its_flat_space():
     assert first.fun < flat_cost(np.zeros(5))  # a descent step, not an ascent
 
 
-def test_a_nonfinite_gradient_on_the_plain_path_ends_at_the_last_finite_point():
+def test_a_nonfinite_gradient_ends_at_the_last_finite_point():
     calls = []
 
     def grad(z):
@@ -66,10 +66,21 @@ def test_a_nonfinite_gradient_on_the_plain_path_ends_at_the_last_finite_point():
 
 
 def test_telemetry_changes_neither_iterates_nor_evaluation_counts():
-    # with telemetry the accepted point goes through advance(), which is handed
+    # with telemetry advance() also forms the step taken; it is handed
     # the cost the line search found: no second evaluation of it
-    runs = [minimize(flat_cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=6,
-                     grad=flat_grad, telemetry=telemetry) for telemetry in (False, True)]
+    runs, points = [], []
+    for telemetry in (False, True):
+        seen = []
+        points.append(seen)
+
+        def cost(z, seen=seen):
+            seen.append(z.tobytes())
+            return flat_cost(z)
+
+        runs.append(minimize(cost, Euclidean(5), x0=np.zeros(5), method="sd", maxiter=6,
+                             grad=flat_grad, telemetry=telemetry))
+    for run, seen in zip(runs, points):
+        assert len(set(seen)) == len(seen) == run.nfev   # no point's cost asked for twice
     assert runs[0].nfev == runs[1].nfev and runs[0].ngev == runs[1].ngev
     np.testing.assert_array_equal(runs[0].x, runs[1].x)
     np.testing.assert_array_equal(runs[0].history["cost"], runs[1].history["cost"])

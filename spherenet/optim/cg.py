@@ -3,7 +3,7 @@ Hestenes-Stiefel, Hager-Zhang), with the previous direction moved by the
 manifold's vector transport."""
 
 from .. import _tangent
-from ._solver import advance, budgeted, evaluate, failed, start, stopping_test
+from ._solver import advance, budgeted, start, stopping_test
 from .line_search import AdaptiveLineSearch, check_line_search
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ")
@@ -64,7 +64,6 @@ def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=
     # The loop's calls looked up once (bound methods, the stopping test with its settings).
     test, search, record = stopping_test(stopper, recorder), line_search.search, recorder.record
     directional_derivative, transp = geometry.directional_derivative, geometry.transp
-    plain = not recorder.telemetry  # no telemetry step to form: evaluate at once, not via advance
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
         done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
@@ -76,15 +75,10 @@ def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=
             slope = directional_derivative(x, grad, direction)
         step, new_x, new_f = search(problem, x, direction, f, slope)
         it += 1
-        if plain and step != 0.0:
-            taken, new = None, evaluate(problem, new_x, new_f)
-            if new is None:
-                return failed(recorder, x, f, grad_norm, it)
-        else:
-            done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
-                                       direction, step, new_x, new_f)
-            if done is not None:
-                return done
+        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                   direction, step, new_x, new_f)
+        if done is not None:
+            return done
         new_f, _, new_grad, new_grad_norm = new
         old_grad = transp(x, new_x, grad)
         # ||g+||^2 only where it is read: Hestenes-Stiefel without restarts has no use for it.

@@ -3,7 +3,7 @@
 from .. import _tangent
 from numpy import ndarray
 
-from ._solver import advance, budgeted, evaluate, failed, start, stopping_test
+from ._solver import advance, budgeted, start, stopping_test
 from .line_search import BacktrackingLineSearch, check_line_search
 
 
@@ -33,7 +33,6 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     # The loop's calls looked up once (bound methods, the stopping test with its settings).
     test, search, record = stopping_test(stopper, recorder), line_search.search, recorder.record
     directional_derivative = problem.geometry.directional_derivative
-    plain = not recorder.telemetry  # no telemetry step to form: evaluate at once, not via advance
     it, f_old, grad_norm_old, step = 0, None, None, None
     while True:
         done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
@@ -46,15 +45,10 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
         else:
             step, new_x, new_f = search(problem, x, direction, f, slope)
         it += 1
-        if plain and step != 0.0:
-            taken, new = None, evaluate(problem, new_x, new_f)
-            if new is None:
-                return failed(recorder, x, f, grad_norm, it)
-        else:
-            done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
-                                       direction, step, new_x, new_f)
-            if done is not None:
-                return done
+        done, taken, new = advance(problem, recorder, stopper, x, f, f_old, grad_norm, it,
+                                   direction, step, new_x, new_f)
+        if done is not None:
+            return done
         f_old, grad_norm_old = f, grad_norm
         x, (f, _, rgrad, grad_norm) = new_x, new
         record(it, x, f, grad_norm, step, taken)
