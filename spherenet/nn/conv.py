@@ -25,11 +25,16 @@ writes the blocks into one matrix of the whole batch's patches, which the
 kernel's gradient uses rather than gather them again (9 MB for 128 images
 of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
 block. A ``relu`` activation is applied by the convolution itself, in place
-on each block, and its mask joins the convolution's backward pass. With
-several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are tasks
-the threads share (one buffer per thread), and the kernel's gradient is one
-more task beside the blocks of the input's; every task is the serial path's
-own call, so the results are the same, bit for bit.
+on each block, and its mask joins the convolution's backward pass, which
+runs block by block too: each block masks its part of the output's
+gradient, adds its share to the kernel's and the bias's gradients (partial
+sums, added in the order of the blocks) and computes its rows of the
+input's gradient, all while its data are in the cache (see
+:func:`_conv_backward`). With several threads
+(:func:`~spherenet.nn.set_num_threads`) the blocks are tasks the threads
+share (one buffer per thread); the blocks depend on the shapes only and
+every task is the serial path's own call, so the results are the same, bit
+for bit.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -115,22 +120,33 @@ def _window(size, kernel, stride, dilation, padding, what="input"):
 # --- im2col, and the convolution as one autograd primitive -------------------------------
 
 
-def _padded(x, pads, value):
-    """An empty array for ``x`` (N, H, W, C) padded by ``pads``, and ``fill(lo, hi)`` that writes
-    images lo..hi into it with ``value`` around; ``(x, None)`` without padding."""
+def _padded(x, pads, value, step=(1, 1)):
+    """An empty array for ``x`` (N, H, W, C) spread and padded, and ``fill(lo, hi)`` that writes
+    images lo..hi into it; ``(x, None)`` when there is nothing to add.
+
+    Spread by ``step = (sh, sw)``: ``sh - 1`` rows (``sw - 1`` columns) of
+    ``value`` between neighbouring rows (columns) of ``x``; padded by
+    ``pads = ((top, bottom), (left, right))`` of ``value`` around.
+    """
     (top, bottom), (left, right) = pads
-    if not (top or bottom or left or right):
+    sh, sw = step
+    spread = (sh, sw) != (1, 1)
+    if not (top or bottom or left or right or spread):
         return x, None
     n, h, w, c = x.shape
-    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    hs, ws = (h - 1) * sh + 1, (w - 1) * sw + 1
+    out = np.empty((n, hs + top + bottom, ws + left + right, c), dtype=x.dtype)
 
     def fill(lo, hi):
         part = out[lo:hi]
-        part[:, :top] = value
-        part[:, top + h:] = value
-        part[:, top:top + h, :left] = value
-        part[:, top:top + h, left + w:] = value
-        part[:, top:top + h, left:left + w] = x[lo:hi]
+        if spread:
+            part.fill(value)
+        else:
+            part[:, :top] = value
+            part[:, top + h:] = value
+            part[:, top:top + h, :left] = value
+            part[:, top:top + h, left + w:] = value
+        part[:, top:top + hs:sh, left:left + ws:sw] = x[lo:hi]
 
     return out, fill
 
@@ -187,23 +203,31 @@ _BLOCK_BYTES = 1 << 20
 _BLOCK_IMAGES = 32
 
 
-def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=(), fill=None):
+def _block_images(count, image_bytes):
+    """How many images a block holds: about ``_BLOCK_BYTES`` of ``image_bytes`` each, at most
+    ``_BLOCK_IMAGES`` (and ``count``), at least one. Never depends on the number of threads."""
+    return max(1, min(_BLOCK_IMAGES, count, _BLOCK_BYTES // max(1, image_bytes)))
+
+
+def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, fill=None, size=None):
     """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
 
     ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
-    ``out`` has shape (N * Ho * Wo, F). Each block of images is copied to a
-    contiguous im2col block and multiplied while it is in the cache; the
-    blocks go into ``kept`` (an array of the view's shape, then the whole
-    batch's patches) or else into a block-sized buffer used again. With
-    several threads (:func:`~spherenet.nn.set_num_threads`) the blocks are
-    tasks that the threads share, after the tasks ``also``, each the same
-    computation as on one thread. ``fill(lo, hi)``, if given, first writes
-    images lo..hi of the padded array under ``view`` (see :func:`_padded`):
-    each block pads its own images, which are then in the cache for its copy.
+    ``out`` has shape (N * Ho * Wo, F). Each block of ``size`` images (by
+    default :func:`_block_images` of the im2col bytes of an image) is copied
+    to a contiguous im2col block and multiplied while it is in the cache;
+    the blocks go into ``kept`` (an array of the view's shape, then the
+    whole batch's patches) or else into a block-sized buffer used again.
+    With several threads (:func:`~spherenet.nn.set_num_threads`) the blocks
+    are tasks that the threads share, each the same computation as on one
+    thread. ``fill(lo, hi)``, if given, is called first in the block of
+    images lo..hi; it writes them in the array under ``view`` (see
+    :func:`_padded`), which are then in the cache for the copy.
     """
     n, ho, wo, kh, kw, c = view.shape
     rows, depth = ho * wo, kh * kw * c
-    size = max(1, min(_BLOCK_IMAGES, _BLOCK_BYTES // max(1, rows * depth * view.itemsize)))
+    if size is None:
+        size = _block_images(n, rows * depth * view.itemsize)
     buffers = threading.local()  # one block buffer per thread
 
     def block(lo):
@@ -226,7 +250,7 @@ def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, also=(), 
         if relu:
             np.maximum(rows_out, 0, out=rows_out)
 
-    run_tasks([*also, *(lambda lo=lo: block(lo) for lo in range(0, n, size))])
+    run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
 
 
 def _is_pointwise(window, strides, pads, x):
@@ -269,86 +293,115 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
     return out.reshape(n, ho, wo, f)
 
 
-def _input_grad(g, kernel, x_shape, strides, dilation, pads, also=()):
-    r"""The gradient of the convolution with respect to its input: a transposed convolution.
+def _ordered_sum(parts):
+    """``parts[0] + parts[1] + ...``, added in this order (the same bits for any thread count)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
-    With ``g`` (N, Ho, Wo, F) the output's gradient, the padded input's
-    gradient is :math:`\sum_{i,j} g_{n, p, q} K_{i,j}^T` added at
-    :math:`(p s_h + i d_h, q s_w + j d_w)`. Spreading ``g`` out with
-    :math:`s - 1` zeros between entries (``gd``) makes it the correlation of
-    ``gd``, zero-padded by the kernel's span less the forward padding, with
-    the kernel flipped in space and its channel axes swapped -- again im2col
-    and GEMM, block by block of images, rather than a scatter (col2im) of
-    kh * kw strided additions, which runs at a fraction of memory speed for
-    few channels.
+
+def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, input_grad,
+                   bias_grad):
+    r"""The gradients of the convolution, block by block of images: ``(dx, dkernel, dbias)``.
+
+    ``g`` (N, Ho, Wo, F) is the output's gradient; with ``ans`` (the
+    output of the fused relu) it is first masked, ``g * (ans > 0)``: the
+    gradient of max(., 0) at 0 is 0, as in TensorFlow and PyTorch. Each block
+    of images masks its own part of ``g`` and, while it is in the cache,
+
+    * adds its share to the kernel's gradient, ``patches_b^T g_b`` (when
+      ``patches``, the forward pass's im2col matrix, is given), and to the
+      bias's, ``1^T g_b`` (if ``bias_grad``): one partial sum per block,
+      added in the order of the blocks once all are done;
+    * computes its rows of the input's gradient (if ``input_grad``), a
+      transposed convolution: with :math:`s - 1` zeros spread between the
+      entries of ``g`` and the kernel's span less the forward padding around
+      them, it is the correlation of that array with the kernel flipped in
+      space and its channel axes swapped -- im2col and GEMM as the forward
+      pass, rather than a scatter (col2im) of kh * kw strided additions,
+      which runs at a fraction of memory speed for few channels.
+
+    The blocks are tasks the threads share (:func:`~spherenet.nn.set_num_threads`);
+    they depend on the shapes only, so the results are the same, bit for
+    bit, for any number of threads. Gradients not asked for are None.
     """
     kh, kw, c, f = kernel.shape
     n, h, w, _ = x_shape
-    (sh, sw), (dh, dw) = strides, dilation
-    (top, _), (left, _) = pads
     ho, wo = g.shape[1], g.shape[2]
-    dtype = np.result_type(g.dtype, kernel.dtype)
-    if _is_pointwise((kh, kw), strides, pads, g):
-        grads = []
-
-        def product():
-            grads.append((g.reshape(-1, f) @ kernel.reshape(c, f).T).reshape(x_shape))
-        run_tasks([*also, product])
-        return grads[0]
-    if (sh, sw) != (1, 1):
-        gd = np.zeros((n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, f), dtype=g.dtype)
-        gd[:, ::sh, ::sw] = g
+    rows = ho * wo
+    if ans is None:
+        masked = g
     else:
-        gd = g
-    before_h, before_w = (kh - 1) * dh - top, (kw - 1) * dw - left
-    after_h, after_w = h + top - gd.shape[1], w + left - gd.shape[2]
-    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-    gdp, fill = _padded(gd, ((before_h, after_h), (before_w, after_w)), 0)
-    view = _windows(gdp, (kh, kw), (1, 1), (dh, dw))
-    dx = np.empty((n * h * w, c), dtype=dtype)
-    _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, also=also, fill=fill)
-    return dx.reshape(x_shape)
+        # the mask is written as 1.0 / 0.0 straight into the output: a third faster than
+        # multiplying by a boolean array, which NumPy casts in small buffers; the same values
+        masked = np.empty(g.shape, dtype=g.dtype)
+    masked_rows = masked.reshape(-1, f)
+    dtype = np.result_type(g.dtype, kernel.dtype)
+    pointwise = input_grad and _is_pointwise((kh, kw), strides, pads, masked)
+    view = fill = None
+    if input_grad and not pointwise:
+        (top, _), (left, _) = pads
+        before_h, before_w = (kh - 1) * dilation[0] - top, (kw - 1) * dilation[1] - left
+        after_h = h + top - ((ho - 1) * strides[0] + 1)
+        after_w = w + left - ((wo - 1) * strides[1] + 1)
+        gdp, fill = _padded(masked, ((before_h, after_h), (before_w, after_w)), 0, strides)
+        view = _windows(gdp, (kh, kw), (1, 1), dilation)
+        image_bytes = h * w * kh * kw * f * g.itemsize
+    elif patches is not None:
+        image_bytes = rows * patches.shape[1] * patches.itemsize
+    else:
+        image_bytes = rows * f * g.itemsize
+    size = _block_images(n, image_bytes)
+    kernel_parts, bias_parts = [], []
+    if patches is not None:
+        kernel_parts = [None] * -(-n // size)
+    if bias_grad:
+        bias_parts = [None] * -(-n // size)
+        # a matrix-vector product: ten times faster than np.sum over the long axis 0
+        ones = np.ones(size * rows, dtype=g.dtype)
 
+    def prepare(lo, hi):
+        if ans is not None:
+            part = masked[lo:hi]
+            np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
+            np.multiply(g[lo:hi], part, out=part)
+        block_rows = masked_rows[lo * rows:hi * rows]
+        if patches is not None:
+            kernel_parts[lo // size] = patches[lo * rows:hi * rows].T @ block_rows
+        if bias_grad:
+            bias_parts[lo // size] = ones[:len(block_rows)] @ block_rows
+        if fill is not None:
+            fill(lo, hi)
 
-def _relu_mask(g, ans):
-    """``g * (ans > 0)``, chunk by chunk of images."""
-    out = np.empty(g.shape, dtype=g.dtype)
+    dx = np.empty((n * h * w, c), dtype=dtype) if input_grad else None
+    if view is not None:
+        flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+        _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, fill=prepare, size=size)
+    else:
+        transposed = kernel.reshape(c, f).T if pointwise else None
 
-    def chunk(lo, hi):
-        # the gradient of max(., 0) at 0 is 0, as TensorFlow and PyTorch. The mask is written
-        # as 1.0 / 0.0 straight into the output: a third faster than multiplying by a boolean
-        # array, which NumPy casts in small buffers; the same values
-        part = out[lo:hi]
-        np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
-        np.multiply(g[lo:hi], part, out=part)
+        def block(lo):
+            hi = min(n, lo + size)
+            prepare(lo, hi)
+            if pointwise:  # the input is its own im2col matrix
+                np.matmul(masked_rows[lo * rows:hi * rows], transposed,
+                          out=dx[lo * rows:hi * rows])
 
-    run_chunks(chunk, len(g))
-    return out
+        run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
+    return (None if dx is None else dx.reshape(x_shape),
+            _ordered_sum(kernel_parts).reshape(kernel.shape) if kernel_parts else None,
+            _ordered_sum(bias_parts) if bias_parts else None)
 
 
 def _conv_gemm_vjp(argnums, ans, args, kwargs):
     x, kernel, bias, strides, dilation, pads, relu, kept = args
-    f = kernel.shape[3]
 
     def vjp(g):
-        if relu:
-            g = _relu_mask(g, ans)
-        rows = g.reshape(-1, f)
-        grads = {}
-        if 1 in argnums:
-            # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
-            def kernel_grad():
-                grads[1] = (kept[0].T @ rows).reshape(kernel.shape)
-            if 0 in argnums:  # one more task among the blocks of the input's gradient
-                grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads,
-                                       also=[kernel_grad])
-            else:
-                kernel_grad()
-        elif 0 in argnums:
-            grads[0] = _input_grad(g, kernel, x.shape, strides, dilation, pads)
-        if 2 in argnums:
-            # a matrix-vector product: ten times faster than np.sum over the long axis 0
-            grads[2] = np.ones(len(rows), dtype=rows.dtype) @ rows
+        # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+        grads = _conv_backward(g, ans if relu else None, kernel, x.shape, strides, dilation,
+                               pads, kept[0] if 1 in argnums else None, 0 in argnums,
+                               2 in argnums)
         return [grads[argnum] for argnum in argnums]
     return vjp
 

@@ -1,0 +1,224 @@
+"""The convolution's backward pass, block by block, against plain NumPy written here.
+
+* ``_padded`` with a step (the zeros spread between the entries of the
+  output's gradient for a strided convolution) against ``np.zeros`` and one
+  strided assignment; each ``fill(lo, hi)`` writes its images only.
+* ``_conv_backward``: the kernel's and the bias's gradients are the sums of
+  one partial product per block of images, added in the order of the blocks
+  -- bit for bit the same as those products and additions done here with an
+  im2col written from the definition; the input's gradient against a
+  scatter loop in float64 (strides, dilation, padding, 1x1 kernels); the
+  relu mask (gradient 0 where the output is 0); gradients not asked for
+  are not computed; a non-contiguous output gradient; dtypes kept.
+* A training step of a conv layer with relu runs its backward pass as one
+  parallel region: masking, kernel, bias and input gradients in the same
+  tasks.
+"""
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from spherenet.nn import _parallel, conv
+from spherenet.nn._autodiff import value_and_grads
+
+from test_nn_conv import keras_window
+
+EPS32 = float(np.finfo(np.float32).eps)
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize("step, pads", [((2, 3), ((1, 0), (2, 1))), ((3, 1), ((0, 0), (0, 0))),
+                                        ((1, 1), ((2, 1), (0, 3)))])
+def test_padded_spreads_and_pads_image_by_image(step, pads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 4, 2))
+    (top, bottom), (left, right) = pads
+    hs, ws = (3 - 1) * step[0] + 1, (4 - 1) * step[1] + 1
+    want = np.full((5, top + hs + bottom, left + ws + right, 2), 7.0)
+    want[:, top:top + hs:step[0], left:left + ws:step[1]] = x
+    out, fill = conv._padded(x, pads, 7.0, step)
+    out[:] = np.nan
+    fill(1, 3)  # images 1 and 2 only
+    np.testing.assert_array_equal(out[1:3], want[1:3])
+    assert np.isnan(out[0]).all() and np.isnan(out[3:]).all()
+    fill(0, 1)
+    fill(3, 5)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_padded_without_padding_or_step_is_the_input_itself():
+    x = np.ones((2, 3, 3, 1))
+    out, fill = conv._padded(x, ((0, 0), (0, 0)), 0.0, (1, 1))
+    assert out is x and fill is None
+
+
+def im2col(x, ksize, strides, dilation, pads):
+    """(N * Ho * Wo, kh * kw * C), rows in (n, p, q) order, columns in (i, j, c) order: loops."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), ((top, bottom), (left, right)) = ksize, strides, dilation, pads
+    ho = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
+    wo = (w + left + right - (kw - 1) * dw - 1) // sw + 1
+    cols = np.zeros((n, ho, wo, kh, kw, c), dtype=x.dtype)
+    for p in range(ho):
+        for q in range(wo):
+            for i in range(kh):
+                for j in range(kw):
+                    r, s = p * sh + i * dh - top, q * sw + j * dw - left
+                    if 0 <= r < h and 0 <= s < w:
+                        cols[:, p, q, i, j] = x[:, r, s]
+    return cols.reshape(n * ho * wo, kh * kw * c)
+
+
+def input_grad_by_scatter(g, k, x_shape, strides, dilation, pads):
+    """dL/dx: every output gradient sent back along the kernel, in float64."""
+    g, k = g.astype(np.float64), k.astype(np.float64)
+    (sh, sw), (dh, dw), ((top, _), (left, _)) = strides, dilation, pads
+    n, h, w, _ = x_shape
+    dx = np.zeros(x_shape)
+    for p in range(g.shape[1]):
+        for q in range(g.shape[2]):
+            for i in range(k.shape[0]):
+                for j in range(k.shape[1]):
+                    r, s = p * sh + i * dh - top, q * sw + j * dw - left
+                    if 0 <= r < h and 0 <= s < w:
+                        dx[:, r, s] += g[:, p, q] @ k[i, j].T
+    return dx
+
+
+CASES = [
+    # x shape, kernel size, strides, padding, dilation
+    ((7, 6, 5, 3), (3, 3), (1, 1), "same", (1, 1)),
+    ((5, 7, 6, 2), (3, 2), (2, 3), "same", (1, 2)),
+    ((6, 6, 7, 2), (2, 3), (2, 1), "valid", (2, 1)),
+    ((5, 4, 4, 3), (1, 1), (1, 1), "valid", (1, 1)),  # the input is its own im2col matrix
+]
+
+
+def setup(shape, ksize, strides, padding, dilation, dtype, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    k = rng.standard_normal((*ksize, shape[3], 4)).astype(dtype)
+    (ho, top), (wo, left) = (keras_window(shape[1 + a], ksize[a], strides[a], dilation[a], padding)
+                             for a in (0, 1))
+    bottom = max((ho - 1) * strides[0] + (ksize[0] - 1) * dilation[0] + 1 - shape[1] - top, 0)
+    right = max((wo - 1) * strides[1] + (ksize[1] - 1) * dilation[1] + 1 - shape[2] - left, 0)
+    pads = ((top, bottom), (left, right))
+    g = rng.standard_normal((shape[0], ho, wo, 4)).astype(dtype)
+    # a relu's output: zeros (its kink, where the gradient is 0) and positive values
+    ans = np.maximum(rng.standard_normal((shape[0], ho, wo, 4)), 0).astype(dtype)
+    return x, k, pads, g, ans
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("images_per_block", [1, 2, 100])
+@pytest.mark.parametrize("shape, ksize, strides, padding, dilation", CASES)
+def test_kernel_and_bias_gradients_are_the_blocks_partial_sums_in_order(
+        monkeypatch, shape, ksize, strides, padding, dilation, images_per_block, relu, dtype):
+    x, k, pads, g, ans = setup(shape, ksize, strides, padding, dilation, dtype)
+    patches = im2col(x, ksize, strides, dilation, pads)
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", images_per_block)
+    dx, dk, db = conv._conv_backward(g, ans if relu else None, k, x.shape, strides, dilation,
+                                     pads, patches, True, True)
+    masked = g * (ans > 0) if relu else g
+    rows = masked.reshape(len(patches), -1)
+    per_image = len(patches) // shape[0]
+    want_k = want_b = None
+    for lo in range(0, shape[0], images_per_block):  # the blocks' partial sums, in order
+        block = slice(lo * per_image, min(shape[0], lo + images_per_block) * per_image)
+        part_k = patches[block].T @ rows[block]
+        part_b = np.ones(block.stop - block.start, dtype=dtype) @ rows[block]
+        want_k = part_k if want_k is None else want_k + part_k
+        want_b = part_b if want_b is None else want_b + part_b
+    assert dx.dtype == dk.dtype == db.dtype == dtype
+    np.testing.assert_array_equal(dk, want_k.reshape(k.shape))
+    np.testing.assert_array_equal(db, want_b)
+    # and they are the gradients: against float64 sums
+    exact_k = patches.astype(np.float64).T @ rows.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(dk.reshape(exact_k.shape), exact_k, rtol=0,
+                               atol=50 * eps * np.abs(patches).max() * np.abs(rows).sum(0).max())
+    np.testing.assert_allclose(db, rows.astype(np.float64).sum(0), rtol=0,
+                               atol=50 * eps * np.abs(rows).sum(0).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("images_per_block", [1, 3, 100])
+@pytest.mark.parametrize("shape, ksize, strides, padding, dilation", CASES)
+def test_the_input_gradient_is_the_scatter_of_the_output_gradient(
+        monkeypatch, shape, ksize, strides, padding, dilation, images_per_block, relu, dtype):
+    x, k, pads, g, ans = setup(shape, ksize, strides, padding, dilation, dtype, seed=2)
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", images_per_block)
+    dx, dk, db = conv._conv_backward(g, ans if relu else None, k, x.shape, strides, dilation,
+                                     pads, None, True, False)
+    assert dk is None and db is None
+    want = input_grad_by_scatter(g * (ans > 0) if relu else g, k, x.shape, strides, dilation, pads)
+    assert dx.dtype == dtype and dx.shape == x.shape
+    # each entry sums at most kh * kw * F products of entries below 5 in size
+    np.testing.assert_allclose(dx, want, rtol=0, atol=200 * np.finfo(dtype).eps * np.abs(want).max())
+
+
+def test_the_kernel_gradient_alone_masks_and_sums_without_an_input_gradient(monkeypatch):
+    # the network's first layer: x is data, only the kernel and bias are traced
+    x, k, pads, g, ans = setup((9, 8, 8, 1), (3, 3), (1, 1), "same", (1, 1), np.float32)
+    patches = im2col(x, (3, 3), (1, 1), (1, 1), pads)
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", 4)  # 3 blocks: 4, 4 and 1 images
+    dx, dk, db = conv._conv_backward(g, ans, k, x.shape, (1, 1), (1, 1), pads, patches, False,
+                                     True)
+    assert dx is None
+    rows = (g * (ans > 0)).reshape(-1, 4).astype(np.float64)
+    np.testing.assert_allclose(dk.reshape(9, 4), patches.astype(np.float64).T @ rows, rtol=0,
+                               atol=50 * EPS32 * np.abs(rows).sum(0).max())
+    np.testing.assert_allclose(db, rows.sum(0), rtol=0, atol=50 * EPS32 * np.abs(rows).sum(0).max())
+
+
+def test_a_non_contiguous_output_gradient(monkeypatch):
+    x, k, pads, g, _ = setup((4, 5, 5, 2), (1, 1), (1, 1), "valid", (1, 1), np.float64)
+    patches = im2col(x, (1, 1), (1, 1), (1, 1), pads)
+    wide = np.zeros((4, 5, 10, 4))
+    wide[:, :, ::2] = g
+    strided = wide[:, :, ::2]  # the same values, not contiguous: not its own im2col matrix
+    assert not strided.flags.c_contiguous
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", 3)
+    got = conv._conv_backward(strided, None, k, x.shape, (1, 1), (1, 1), pads, patches, True, True)
+    want = conv._conv_backward(g, None, k, x.shape, (1, 1), (1, 1), pads, patches, True, True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(got[0], input_grad_by_scatter(g, k, x.shape, (1, 1), (1, 1), pads),
+                               rtol=0, atol=20 * EPS64 * np.abs(g).max() * np.abs(k).sum())
+
+
+def test_a_relu_layers_backward_pass_is_one_parallel_region(monkeypatch):
+    regions = []
+    real = _parallel.run_tasks
+
+    def counting(tasks):
+        tasks = list(tasks)
+        regions.append(len(tasks))
+        real(tasks)
+
+    monkeypatch.setattr(conv, "run_tasks", counting)
+    monkeypatch.setattr(_parallel, "run_tasks", counting)
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", 2)
+    previous = _parallel.set_num_threads(2)
+    try:
+        x, k, pads, _, _ = setup((6, 8, 8, 3), (3, 3), (1, 1), "same", (1, 1), np.float32)
+        b = np.zeros(4, dtype=np.float32)
+        weights = np.random.default_rng(3).standard_normal((6, 8, 8, 4)).astype(np.float32)
+
+        def loss(x, k, b):
+            return anp.sum(conv._conv2d(x, k, b, (1, 1), (1, 1), pads, True) * weights)
+
+        value, (dx, dk, db) = value_and_grads(loss, [x, k, b])
+    finally:
+        _parallel.set_num_threads(previous)
+    # forward: one region of 3 blocks; backward: one more (mask, kernel, bias and input
+    # gradients of each block in one task), nothing else split
+    assert regions == [3, 3]
+    reference = [np.asarray(v) for v in value_and_grads(
+        lambda x, k, b: anp.sum(conv._conv2d(x, k, b, (1, 1), (1, 1), pads, True) * weights),
+        [x, k, b])[1]]
+    for got, want in zip((dx, dk, db), reference):
+        np.testing.assert_array_equal(got, want)
