@@ -26,12 +26,15 @@ before each timed epoch (``--pause``, default 0.2 s): OpenBLAS's and
 OpenMP's idle threads spin for a while after their last call, and would
 otherwise take a core from the method timed next. The table gives each
 method's best epoch in ms, the median over the repeats of its paired ratio to
-PyTorch's epoch of the same repeat (the machine may be shared), and the
-median of CPU time over wall time (about t when t threads really work).
+PyTorch's epoch of the same repeat (the machine may be shared), the
+median of CPU time over wall time (about t when t threads really work) and,
+with a baseline, the median paired ratio to the baseline's same row.
 ``--baseline DIR`` adds the rows of another checkout of spherenet (e.g. a
 ``git worktree`` of an older commit), timed in the same run. Run
-``python bench/cnn.py [--threads 1,2] [--repeat 7] [--baseline DIR] [--profile]``;
-``--profile`` adds a cProfile of the spherenet riemannian epoch (one thread).
+``python bench/cnn.py [--threads 1,2] [--repeat 7] [--baseline DIR] [--profile] [--timeline]``;
+``--profile`` adds a cProfile of the spherenet riemannian epoch (one thread);
+``--timeline`` adds, per thread count, where the epoch's time goes on each
+thread (see :func:`timeline`).
 """
 
 import argparse
@@ -39,6 +42,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -63,6 +67,8 @@ def parse_args():
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--baseline", metavar="DIR",
                         help="a checkout of spherenet whose rows to time in the same run")
+    parser.add_argument("--timeline", action="store_true",
+                        help="per-thread timeline of the parallel regions of the layers")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the spherenet.nn riemannian epoch")
     return parser.parse_args()
@@ -164,40 +170,46 @@ def import_torch():
 def run(threads, x, y, torch, baseline):
     """``(names, times, cpu)``: per method, its epochs' wall and CPU/wall times, interleaved.
 
-    A method is ``(name, epoch, blas threads, spherenet.nn threads)``.
+    A method is ``(name, epoch, blas threads, layer threads, nn module)``: the
+    layer threads are set with the ``set_num_threads`` of that module (the
+    baseline's own, which an older checkout may not have: then its layers
+    run as they do).
     """
     configs = [(threads, 1), (1, threads), (threads, threads)] if threads > 1 else [(1, 1)]
     methods = []
     for what, kwargs in (("Conv2D", {}), ("unit-norm filters, riemannian", {"constrained": True})):
         for blas, layers in configs:
             methods.append((f"spherenet.nn {what}, BLAS {blas}, layers {layers}",
-                            make_spherenet(x, y, **kwargs), blas, layers))
+                            make_spherenet(x, y, **kwargs), blas, layers, spherenet.nn))
     methods.append((f"spherenet.nn unit-norm filters, projection, BLAS 1, layers {threads}",
-                    make_spherenet(x, y, True, "projection"), 1, threads))
+                    make_spherenet(x, y, True, "projection"), 1, threads, spherenet.nn))
     if baseline is not None:
-        methods += [
-            (f"baseline Conv2D, BLAS {threads}", make_spherenet(x, y, lib=baseline), threads, 1),
-            (f"baseline unit-norm filters, riemannian, BLAS {threads}",
-             make_spherenet(x, y, True, lib=baseline), threads, 1),
-        ]
+        for what, kwargs in (("Conv2D", {}),
+                             ("unit-norm filters, riemannian", {"constrained": True})):
+            for blas, layers in configs[:2]:
+                methods.append((f"baseline {what}, BLAS {blas}, layers {layers}",
+                                make_spherenet(x, y, lib=baseline, **kwargs), blas, layers,
+                                baseline[0]))
     if torch is not None:
         torch.set_num_threads(threads)
-        methods += [("PyTorch", make_torch(x, y, torch), 1, 1),
+        methods += [("PyTorch", make_torch(x, y, torch), 1, 1, None),
                     ("PyTorch, filters normalized after each step",
-                     make_torch(x, y, torch, True), 1, 1)]
+                     make_torch(x, y, torch, True), 1, 1, None)]
     times = {name: [] for name, *_ in methods}
     cpu = {name: [] for name, *_ in methods}
 
-    def timed(name, epoch, blas_threads, nn_threads):
+    def timed(name, epoch, blas_threads, nn_threads, nn):
+        setting = getattr(nn, "set_num_threads", None)
         with BLAS.limit(limits=blas_threads, user_api="blas"):
-            previous = spherenet.nn.set_num_threads(nn_threads)
+            previous = setting(nn_threads) if setting else None
             try:
                 time.sleep(ARGS.pause)
                 wall, process = time.perf_counter(), time.process_time()
                 epoch()
                 wall, process = time.perf_counter() - wall, time.process_time() - process
             finally:
-                spherenet.nn.set_num_threads(previous)
+                if setting:
+                    setting(previous)
         if name is not None:
             times[name].append(wall)
             cpu[name].append(process / wall)
@@ -225,17 +237,171 @@ def main():
         names, times, cpu = run(threads, x, y, torch, baseline)
         width = max(len(name) for name in names)
         print(f"\n{threads} thread(s)")
-        print(f"{'method':<{width}}  {'best ms':>8}  {'x torch':>7}  {'cpu/wall':>8}")
+        print(f"{'method':<{width}}  {'best ms':>8}  {'x torch':>7}  {'cpu/wall':>8}"
+              + (f"  {'x baseline':>10}" if baseline is not None else ""))
         for name in names:
             wall = np.array(times[name])
             ratio = (np.median(wall / np.array(times["PyTorch"])) if "PyTorch" in times
                      else float("nan"))
+            twin = name.replace("spherenet.nn ", "baseline ", 1)
+            versus = (f"  {np.median(wall / np.array(times[twin])):10.2f}"
+                      if twin != name and twin in times else "")
             print(f"{name:<{width}}  {1e3 * wall.min():8.1f}  {ratio:7.2f}  "
-                  f"{np.median(cpu[name]):8.2f}")
+                  f"{np.median(cpu[name]):8.2f}{versus}")
     if torch is None:
         print("PyTorch: not installed (pip install -e '.[bench]')")
+    if ARGS.timeline:
+        for threads in thread_counts:
+            timeline(x, y, threads)
     if ARGS.profile:
         profile(x, y)
+
+
+_REGIONS = {  # the function that opens a parallel region: what it computes
+    "_conv_gemm": "conv forward",
+    "_conv_backward": "conv backward",
+    "_max_pool": "max-pool forward",
+    "_max_pool_vjp.<locals>.vjp": "max-pool backward",
+    "_average_pool": "average-pool forward",
+    "_average_pool_vjp.<locals>.vjp": "average-pool backward",
+    "_pad": "padding",
+}
+
+
+def _region_name(frame):
+    while frame is not None:
+        name = _REGIONS.get(getattr(frame.f_code, "co_qualname", frame.f_code.co_name))
+        if name is not None:
+            return name
+        frame = frame.f_back
+    return "other"
+
+
+class _ThreadClock:
+    """CPU time and time spent waiting for a core (Linux's schedstat) of the calling thread.
+
+    A thread's wall time is then on a core + runnable but waiting for one
+    (the machine is busy) + asleep (waiting for the GIL, a lock, a task).
+    """
+
+    def __init__(self):
+        self._files = threading.local()
+
+    def __call__(self):
+        fd = getattr(self._files, "fd", None)
+        if fd is None:
+            try:
+                fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+            except OSError:
+                fd = -1
+            self._files.fd = fd
+        waited = int(os.pread(fd, 100, 0).split()[1]) * 1e-9 if fd >= 0 else 0.0
+        return time.thread_time(), waited
+
+
+def timeline(x, y, threads, epochs=5):
+    """Where the time of an epoch goes with ``threads`` layer threads (BLAS on one).
+
+    Every parallel region of the layers (``spherenet.nn._parallel.run_tasks``)
+    is timed, and each of its tasks on the thread that runs it: wall time,
+    CPU time, and the time it waited for a core (the machine busy) -- the rest
+    of a task's wall time it was asleep, which inside a task means waiting
+    for the GIL. Of the epoch with the least wall time less the main thread's
+    waits for a core, the table gives per kind of region: how many, their
+    wall time, the time of their tasks (summed over threads), the share the
+    worker threads ran, the time both threads were in a task at once, the
+    hand-off (region start to the first task on a worker, averaged), and
+    the tasks' time asleep. Outside the regions the main thread runs alone.
+    """
+    from spherenet.nn import _parallel, conv
+
+    clock = _ThreadClock()
+    regions, tasks = [], []
+    run_tasks = _parallel.run_tasks
+
+    def timed_run_tasks(todo):
+        name = _region_name(sys._getframe(1))
+        index = len(regions)
+
+        def timed(task):
+            def call():
+                # the clocks read inside the wall-clock interval: a wait for a core between
+                # the two readings counts in both
+                start = time.perf_counter()
+                cpu, waited = clock()
+                task()
+                cpu_end, waited_end = clock()
+                end = time.perf_counter()
+                tasks.append((index, threading.get_ident(), start, end, cpu_end - cpu,
+                              waited_end - waited))
+            return call
+
+        start = time.perf_counter()
+        run_tasks([timed(task) for task in todo])
+        regions.append((name, start, time.perf_counter()))
+
+    main = threading.get_ident()
+    best = None
+    for what, constrained in (("Conv2D", False), ("unit-norm filters, riemannian", True)):
+        model = make_spherenet(x, y, constrained)
+        _parallel.run_tasks = conv.run_tasks = timed_run_tasks
+        try:
+            with BLAS.limit(limits=1, user_api="blas"):
+                previous = spherenet.nn.set_num_threads(threads)
+                try:
+                    model()
+                    for _ in range(epochs):
+                        regions.clear()
+                        tasks.clear()
+                        time.sleep(ARGS.pause)
+                        _, waited = clock()
+                        wall, cpu = time.perf_counter(), time.process_time()
+                        model()
+                        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                        waited = clock()[1] - waited
+                        if best is None or wall - waited < best[0]:
+                            best = (wall - waited, wall, cpu, list(regions), list(tasks))
+                finally:
+                    spherenet.nn.set_num_threads(previous)
+        finally:
+            _parallel.run_tasks = conv.run_tasks = run_tasks
+        print_timeline(f"{what}, layers on {threads} thread(s), BLAS 1", best, main)
+        best = None
+
+
+def print_timeline(what, best, main):
+    critical, wall, cpu, regions, tasks = best
+    inside = sum(end - start for _, start, end in regions)
+    print(f"\ntimeline of spherenet.nn {what}: epoch {1e3 * wall:.1f} ms "
+          f"({1e3 * critical:.1f} ms less the main thread's waits for a core), CPU/wall "
+          f"{cpu / wall:.2f}; {len(regions)} parallel regions, {1e3 * inside:.1f} ms "
+          f"({inside / wall:.0%}), outside {1e3 * (wall - inside):.1f} ms")
+    rows = {}
+    for index, (name, start, end) in enumerate(regions):
+        mine = [t for t in tasks if t[0] == index]
+        row = rows.setdefault(name, [0, 0.0, 0.0, 0.0, 0.0, [], 0.0])
+        row[0] += 1
+        row[1] += end - start
+        row[2] += sum(t[3] - t[2] for t in mine)
+        row[3] += sum(t[3] - t[2] for t in mine if t[1] != main)
+        edges = sorted([(t[2], 1) for t in mine] + [(t[3], -1) for t in mine])
+        busy, last = 0, start
+        for moment, step in edges:
+            if busy >= 2:
+                row[4] += moment - last
+            busy, last = busy + step, moment
+        first_worker = min((t[2] for t in mine if t[1] != main), default=None)
+        if first_worker is not None:
+            row[5].append(first_worker - start)
+        row[6] += sum(t[3] - t[2] - t[4] - t[5] for t in mine)
+    print(f"{'region':<22}  {'count':>5}  {'wall ms':>8}  {'tasks ms':>8}  {'workers':>7}  "
+          f"{'both ms':>7}  {'hand-off us':>11}  {'asleep ms':>9}")
+    for name, (count, wall_r, work, workers, both, handoff, asleep) in sorted(
+            rows.items(), key=lambda item: -item[1][1]):
+        mean = 1e6 * np.mean(handoff) if handoff else float("nan")
+        print(f"{name:<22}  {count:5d}  {1e3 * wall_r:8.2f}  {1e3 * work:8.2f}  "
+              f"{workers / work if work else 0:7.0%}  {1e3 * both:7.2f}  {mean:11.0f}  "
+              f"{1e3 * asleep:9.2f}")
 
 
 def profile(x, y):

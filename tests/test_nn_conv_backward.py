@@ -1,8 +1,10 @@
 """The convolution's backward pass, block by block, against plain NumPy written here.
 
-* ``_padded`` with a step (the zeros spread between the entries of the
-  output's gradient for a strided convolution) against ``np.zeros`` and one
-  strided assignment; each ``fill(lo, hi)`` writes its images only.
+* ``_patches_gemm`` with a step (the zeros spread between the entries of
+  the output's gradient for a strided convolution) and padding, block by
+  block in buffers used again: against ``np.zeros``, one strided assignment,
+  an im2col written from the definition and a float64 product; ``prepare``
+  runs in each block before its images are read.
 * ``_conv_backward``: the kernel's and the bias's gradients are the sums of
   one partial product per block of images, added in the order of the blocks
   -- bit for bit the same as those products and additions done here with an
@@ -26,31 +28,6 @@ from test_nn_conv import keras_window
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
-
-
-@pytest.mark.parametrize("step, pads", [((2, 3), ((1, 0), (2, 1))), ((3, 1), ((0, 0), (0, 0))),
-                                        ((1, 1), ((2, 1), (0, 3)))])
-def test_padded_spreads_and_pads_image_by_image(step, pads):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 3, 4, 2))
-    (top, bottom), (left, right) = pads
-    hs, ws = (3 - 1) * step[0] + 1, (4 - 1) * step[1] + 1
-    want = np.full((5, top + hs + bottom, left + ws + right, 2), 7.0)
-    want[:, top:top + hs:step[0], left:left + ws:step[1]] = x
-    out, fill = conv._padded(x, pads, 7.0, step)
-    out[:] = np.nan
-    fill(1, 3)  # images 1 and 2 only
-    np.testing.assert_array_equal(out[1:3], want[1:3])
-    assert np.isnan(out[0]).all() and np.isnan(out[3:]).all()
-    fill(0, 1)
-    fill(3, 5)
-    np.testing.assert_array_equal(out, want)
-
-
-def test_padded_without_padding_or_step_is_the_input_itself():
-    x = np.ones((2, 3, 3, 1))
-    out, fill = conv._padded(x, ((0, 0), (0, 0)), 0.0, (1, 1))
-    assert out is x and fill is None
 
 
 def im2col(x, ksize, strides, dilation, pads):
@@ -84,6 +61,44 @@ def input_grad_by_scatter(g, k, x_shape, strides, dilation, pads):
                     if 0 <= r < h and 0 <= s < w:
                         dx[:, r, s] += g[:, p, q] @ k[i, j].T
     return dx
+
+
+@pytest.mark.parametrize("kept", [False, True])
+@pytest.mark.parametrize("step, pads, strides, dilation", [
+    ((2, 3), ((1, 0), (2, 1)), (1, 1), (1, 1)),
+    ((3, 1), ((0, 0), (0, 0)), (1, 2), (2, 1)),
+    ((1, 1), ((2, 1), (0, 3)), (2, 1), (1, 2)),
+    ((1, 1), ((0, 0), (0, 0)), (1, 1), (1, 1)),
+])
+def test_patches_of_the_spread_and_padded_source_block_by_block(monkeypatch, step, pads, strides,
+                                                                dilation, kept):
+    rng = np.random.default_rng(0)
+    given = rng.standard_normal((7, 3, 4, 2))
+    source = np.full(given.shape, np.nan)  # written by prepare, block by block
+    (top, bottom), (left, right) = pads
+    hs, ws = (3 - 1) * step[0] + 1, (4 - 1) * step[1] + 1
+    spread = np.zeros((7, top + hs + bottom, left + ws + right, 2))
+    spread[:, top:top + hs:step[0], left:left + ws:step[1]] = given
+    want_cols = im2col(spread, (2, 2), strides, dilation, ((0, 0), (0, 0)))
+    matrix = rng.standard_normal((8, 3))
+    shape = conv._windows_shape(given.shape, pads, step, (2, 2), strides, dilation)
+    assert shape[1] * shape[2] * 7 == len(want_cols)
+    out = np.empty((len(want_cols), 3))
+    patches = np.empty(shape) if kept else None
+    calls = []
+
+    def prepare(lo, hi):
+        calls.append((lo, hi))
+        source[lo:hi] = given[lo:hi]
+
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", 3)  # blocks of 3, 3 and 1 images
+    conv._patches_gemm(source, pads, step, (2, 2), strides, dilation, matrix, out, patches,
+                       prepare=prepare)
+    assert calls == [(0, 3), (3, 6), (6, 7)]
+    np.testing.assert_allclose(out, want_cols @ matrix, rtol=0,
+                               atol=20 * EPS64 * np.abs(want_cols).sum(1).max())
+    if kept:
+        np.testing.assert_array_equal(patches.reshape(want_cols.shape), want_cols)
 
 
 CASES = [

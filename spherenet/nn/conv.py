@@ -120,33 +120,22 @@ def _window(size, kernel, stride, dilation, padding, what="input"):
 # --- im2col, and the convolution as one autograd primitive -------------------------------
 
 
-def _padded(x, pads, value, step=(1, 1)):
-    """An empty array for ``x`` (N, H, W, C) spread and padded, and ``fill(lo, hi)`` that writes
-    images lo..hi into it; ``(x, None)`` when there is nothing to add.
-
-    Spread by ``step = (sh, sw)``: ``sh - 1`` rows (``sw - 1`` columns) of
-    ``value`` between neighbouring rows (columns) of ``x``; padded by
-    ``pads = ((top, bottom), (left, right))`` of ``value`` around.
-    """
+def _padded(x, pads, value):
+    """An empty array for ``x`` (N, H, W, C) padded by ``pads``, and ``fill(lo, hi)`` that writes
+    images lo..hi into it with ``value`` around; ``(x, None)`` without padding."""
     (top, bottom), (left, right) = pads
-    sh, sw = step
-    spread = (sh, sw) != (1, 1)
-    if not (top or bottom or left or right or spread):
+    if not (top or bottom or left or right):
         return x, None
     n, h, w, c = x.shape
-    hs, ws = (h - 1) * sh + 1, (w - 1) * sw + 1
-    out = np.empty((n, hs + top + bottom, ws + left + right, c), dtype=x.dtype)
+    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
 
     def fill(lo, hi):
         part = out[lo:hi]
-        if spread:
-            part.fill(value)
-        else:
-            part[:, :top] = value
-            part[:, top + h:] = value
-            part[:, top:top + h, :left] = value
-            part[:, top:top + h, left + w:] = value
-        part[:, top:top + hs:sh, left:left + ws:sw] = x[lo:hi]
+        part[:, :top] = value
+        part[:, top + h:] = value
+        part[:, top:top + h, :left] = value
+        part[:, top:top + h, left + w:] = value
+        part[:, top:top + h, left:left + w] = x[lo:hi]
 
     return out, fill
 
@@ -209,40 +198,70 @@ def _block_images(count, image_bytes):
     return max(1, min(_BLOCK_IMAGES, count, _BLOCK_BYTES // max(1, image_bytes)))
 
 
-def _patches_gemm(view, matrix, out, kept=None, bias=None, relu=False, fill=None, size=None):
-    """``out = im2col(view) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
+def _windows_shape(shape, pads, step, window, strides, dilation):
+    """The shape (N, Ho, Wo, kh, kw, C) of the windows of ``shape`` (N, H, W, C) spread by
+    ``step`` and padded by ``pads`` (see :func:`_patches_gemm`)."""
+    n, h, w, c = shape
+    (top, bottom), (left, right) = pads
+    (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
+    hp = top + (h - 1) * step[0] + 1 + bottom
+    wp = left + (w - 1) * step[1] + 1 + right
+    return n, (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1, kh, kw, c
 
-    ``view`` is a window view (N, Ho, Wo, kh, kw, C) (:func:`_windows`) and
-    ``out`` has shape (N * Ho * Wo, F). Each block of ``size`` images (by
-    default :func:`_block_images` of the im2col bytes of an image) is copied
-    to a contiguous im2col block and multiplied while it is in the cache;
-    the blocks go into ``kept`` (an array of the view's shape, then the
-    whole batch's patches) or else into a block-sized buffer used again.
+
+def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, kept=None,
+                  bias=None, relu=False, prepare=None, size=None):
+    """``out = im2col(source) @ matrix`` (+ ``bias``, then max(., 0) if ``relu``), block by block.
+
+    The windows (:func:`_windows`) are those of ``source`` (N, H, W, C)
+    spread by ``step`` (``s - 1`` zeros between neighbouring rows or
+    columns: the input's gradient of a strided convolution) and padded by
+    ``pads`` ((top, bottom), (left, right)) of zeros; ``out`` has shape
+    (N * Ho * Wo, F). Each block of ``size`` images (by default
+    :func:`_block_images` of the im2col bytes of an image) is written into a
+    block-sized padded array of its thread -- only its images: the zeros
+    around them were written once, when the array was made --, copied to a
+    contiguous im2col block and multiplied while it is in the cache; the
+    im2col blocks go into ``kept`` (an array of the windows' shape, then the
+    whole batch's patches) or else into a block-sized buffer of the thread.
     With several threads (:func:`~spherenet.nn.set_num_threads`) the blocks
     are tasks that the threads share, each the same computation as on one
-    thread. ``fill(lo, hi)``, if given, is called first in the block of
-    images lo..hi; it writes them in the array under ``view`` (see
-    :func:`_padded`), which are then in the cache for the copy.
+    thread. ``prepare(lo, hi)``, if given, is called first in the block of
+    images lo..hi (it may write those images of ``source``).
     """
-    n, ho, wo, kh, kw, c = view.shape
+    n, ho, wo, kh, kw, c = _windows_shape(source.shape, pads, step, window, strides, dilation)
     rows, depth = ho * wo, kh * kw * c
     if size is None:
-        size = _block_images(n, rows * depth * view.itemsize)
-    buffers = threading.local()  # one block buffer per thread
+        size = _block_images(n, rows * depth * source.itemsize)
+    (top, bottom), (left, right) = pads
+    padding = bool(top or bottom or left or right or step != (1, 1))
+    whole = None if padding else _windows(source, window, strides, dilation)
+    hs, ws = (source.shape[1] - 1) * step[0] + 1, (source.shape[2] - 1) * step[1] + 1
+    buffers = threading.local()  # per thread: a padded block and its windows, an im2col block
 
     def block(lo):
         hi = min(n, lo + size)
-        if fill is not None:
-            fill(lo, hi)
+        if prepare is not None:
+            prepare(lo, hi)
+        if padding:
+            windows = getattr(buffers, "windows", None)
+            if windows is None:
+                padded = buffers.padded = np.zeros(
+                    (min(size, n), top + hs + bottom, left + ws + right, c), dtype=source.dtype)
+                windows = buffers.windows = _windows(padded, window, strides, dilation)
+            buffers.padded[:hi - lo, top:top + hs:step[0], left:left + ws:step[1]] = source[lo:hi]
+            view = windows[:hi - lo]
+        else:
+            view = whole[lo:hi]
         if kept is not None:
             cols = kept[lo:hi]
         else:
-            buffer = getattr(buffers, "array", None)
-            if buffer is None:
-                buffer = buffers.array = np.empty((min(size, n), ho, wo, kh, kw, c),
-                                                  dtype=view.dtype)
-            cols = buffer[:hi - lo]
-        np.copyto(cols, view[lo:hi])
+            cols = getattr(buffers, "cols", None)
+            if cols is None:
+                cols = buffers.cols = np.empty((min(size, n), ho, wo, kh, kw, c),
+                                               dtype=source.dtype)
+            cols = cols[:hi - lo]
+        np.copyto(cols, view)
         rows_out = out[lo * rows:hi * rows]
         np.matmul(cols.reshape(-1, depth), matrix, out=rows_out)
         if bias is not None:
@@ -282,12 +301,11 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
         if kept is not None:
             kept.append(cols)
         return out.reshape(n, x.shape[1], x.shape[2], f)
-    xp, fill = _padded(x, pads, 0)
-    view = _windows(xp, (kh, kw), strides, dilation)
-    ho, wo = view.shape[1:3]
+    shape = _windows_shape(x.shape, pads, (1, 1), (kh, kw), strides, dilation)
+    ho, wo = shape[1:3]
     out = np.empty((n * ho * wo, f), dtype=dtype)
-    patches = None if kept is None else np.empty(view.shape, dtype=x.dtype)
-    _patches_gemm(view, matrix, out, patches, bias, relu, fill=fill)
+    patches = None if kept is None else np.empty(shape, dtype=x.dtype)
+    _patches_gemm(x, pads, (1, 1), (kh, kw), strides, dilation, matrix, out, patches, bias, relu)
     if kept is not None:
         kept.append(patches.reshape(n * ho * wo, kh * kw * c))
     return out.reshape(n, ho, wo, f)
@@ -339,14 +357,12 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
     masked_rows = masked.reshape(-1, f)
     dtype = np.result_type(g.dtype, kernel.dtype)
     pointwise = input_grad and _is_pointwise((kh, kw), strides, pads, masked)
-    view = fill = None
     if input_grad and not pointwise:
         (top, _), (left, _) = pads
         before_h, before_w = (kh - 1) * dilation[0] - top, (kw - 1) * dilation[1] - left
         after_h = h + top - ((ho - 1) * strides[0] + 1)
         after_w = w + left - ((wo - 1) * strides[1] + 1)
-        gdp, fill = _padded(masked, ((before_h, after_h), (before_w, after_w)), 0, strides)
-        view = _windows(gdp, (kh, kw), (1, 1), dilation)
+        spread_pads = ((before_h, after_h), (before_w, after_w))
         image_bytes = h * w * kh * kw * f * g.itemsize
     elif patches is not None:
         image_bytes = rows * patches.shape[1] * patches.itemsize
@@ -371,13 +387,12 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
             kernel_parts[lo // size] = patches[lo * rows:hi * rows].T @ block_rows
         if bias_grad:
             bias_parts[lo // size] = ones[:len(block_rows)] @ block_rows
-        if fill is not None:
-            fill(lo, hi)
 
     dx = np.empty((n * h * w, c), dtype=dtype) if input_grad else None
-    if view is not None:
+    if input_grad and not pointwise:
         flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-        _patches_gemm(view, flipped.reshape(kh * kw * f, c), dx, fill=prepare, size=size)
+        _patches_gemm(masked, spread_pads, strides, (kh, kw), (1, 1), dilation,
+                      flipped.reshape(kh * kw * f, c), dx, prepare=prepare, size=size)
     else:
         transposed = kernel.reshape(c, f).T if pointwise else None
 
