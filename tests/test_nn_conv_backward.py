@@ -237,3 +237,14 @@ def test_a_relu_layers_backward_pass_is_one_parallel_region(monkeypatch):
         [x, k, b])[1]]
     for got, want in zip((dx, dk, db), reference):
         np.testing.assert_array_equal(got, want)
+
+
+def test_an_empty_batch_has_zero_kernel_and_bias_gradients():
+    x, k, pads, g, ans = setup((3, 5, 5, 2), (3, 3), (1, 1), "same", (1, 1), np.float32)
+    patches = im2col(x, (3, 3), (1, 1), (1, 1), pads)[:0]
+    dx, dk, db = conv._conv_backward(g[:0], ans[:0], k, (0, 5, 5, 2), (1, 1), (1, 1), pads,
+                                     patches, True, True)
+    assert dx.shape == (0, 5, 5, 2) and dx.dtype == np.float32
+    np.testing.assert_array_equal(dk, np.zeros(k.shape, dtype=np.float32))
+    np.testing.assert_array_equal(db, np.zeros(4, dtype=np.float32))
+    assert dk.dtype == db.dtype == np.float32

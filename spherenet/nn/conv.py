@@ -16,7 +16,7 @@ view, no Python loop over the data -- and multiplied by the kernel viewed as
 (kh * kw * C, F). The convolution is one autograd primitive with
 hand-written vector-Jacobian products: the kernel's gradient is
 ``patches.T @ g``, the bias's the sum of ``g``, and the input's a transposed
-convolution, again im2col and GEMM (see :func:`_input_grad`); all in the
+convolution, again im2col and GEMM (see :func:`_conv_backward`); all in the
 data's dtype, and only those autograd asks for (not the input's for the
 network's first layer). The batch is processed in blocks of images whose
 patches fit in the cache (about 1 MB), each block copied and multiplied
@@ -404,9 +404,14 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
                           out=dx[lo * rows:hi * rows])
 
         run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
-    return (None if dx is None else dx.reshape(x_shape),
-            _ordered_sum(kernel_parts).reshape(kernel.shape) if kernel_parts else None,
-            _ordered_sum(bias_parts) if bias_parts else None)
+    kernel_grad = bias_grad_value = None
+    if patches is not None:  # no blocks (an empty batch): zeros
+        kernel_grad = (_ordered_sum(kernel_parts) if kernel_parts else np.zeros(
+            (patches.shape[1], f), dtype=np.result_type(patches.dtype, g.dtype)))
+        kernel_grad = kernel_grad.reshape(kernel.shape)
+    if bias_grad:
+        bias_grad_value = _ordered_sum(bias_parts) if bias_parts else np.zeros(f, dtype=g.dtype)
+    return None if dx is None else dx.reshape(x_shape), kernel_grad, bias_grad_value
 
 
 def _conv_gemm_vjp(argnums, ans, args, kwargs):
