@@ -11,7 +11,8 @@
   im2col written from the definition; the input's gradient against a
   scatter loop in float64 (strides, dilation, padding, 1x1 kernels); the
   relu mask (gradient 0 where the output is 0); gradients not asked for
-  are not computed; a non-contiguous output gradient; dtypes kept.
+  are not computed; a non-contiguous output gradient; an empty batch (zero
+  kernel and bias gradients); dtypes kept.
 * A training step of a conv layer with relu runs its backward pass as one
   parallel region: masking, kernel, bias and input gradients in the same
   tasks.
@@ -172,7 +173,8 @@ def test_the_input_gradient_is_the_scatter_of_the_output_gradient(
     want = input_grad_by_scatter(g * (ans > 0) if relu else g, k, x.shape, strides, dilation, pads)
     assert dx.dtype == dtype and dx.shape == x.shape
     # each entry sums at most kh * kw * F products of entries below 5 in size
-    np.testing.assert_allclose(dx, want, rtol=0, atol=200 * np.finfo(dtype).eps * np.abs(want).max())
+    np.testing.assert_allclose(dx, want, rtol=0,
+                               atol=200 * np.finfo(dtype).eps * np.abs(want).max())
 
 
 def test_the_kernel_gradient_alone_masks_and_sums_without_an_input_gradient(monkeypatch):
