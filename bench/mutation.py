@@ -154,6 +154,13 @@ TESTS = {
     "spherenet/optim/stochastic.py": FINITE_SUM_TESTS,
 }
 
+#: The reference tests of the round after the speed work, one file for the
+#: modules outside the solver core (mutmut keeps, per mutated function, only
+#: the tests that call it).
+CLOSE_TESTS = ["tests/test_ref_mutants_close.py"]
+SOLVER_CORE = {f"spherenet/optim/{name}.py" for name in ("_problem", "_solver", "_loop", "sd", "cg", "line_search")}
+TESTS = {module: tests if module in SOLVER_CORE else tests + CLOSE_TESTS for module, tests in TESTS.items()}
+
 #: Functions left as they are (no mutants, no trampoline) by a pragma added in
 #: the scratch copy: ``_momentum.py`` compiles these two with numba on first
 #: use, and numba cannot compile mutmut's trampoline (the clean run fails).

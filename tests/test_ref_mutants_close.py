@@ -1,0 +1,127 @@
+"""Reference tests for mutants that survived the mutation runs after the speed work.
+
+Each test pins one behaviour against a value worked out by hand (closed
+forms with exactly representable numbers), an invariant, or an error
+message word for word; ``tests/MUTATION.md`` lists which mutant each one
+kills.
+"""
+
+import numpy as np
+import pytest
+
+from spherenet.optim import schedules
+
+
+# --- optim/schedules.py: inverse_time_decay
+
+
+def test_inverse_time_decay_is_lr_over_one_plus_decay_times_step():
+    s = schedules.inverse_time_decay(3.0, decay=0.5)
+    # 3 / (1 + 0.5 k), exact in binary floating point for these steps
+    assert [s(k) for k in (0, 2, 4, 10)] == [3.0, 1.5, 1.0, 0.5]
+
+
+def test_inverse_time_decay_of_zero_is_a_constant_step():
+    s = schedules.inverse_time_decay(2.0, decay=0)
+    assert [s(k) for k in (0, 1, 7)] == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("decay", [-0.25, float("nan")])
+def test_inverse_time_decay_refuses_a_negative_or_nan_decay(decay):
+    with pytest.raises(ValueError) as err:
+        schedules.inverse_time_decay(1.0, decay)
+    assert str(err.value) == f"decay must be >= 0, got {decay}"
+
+
+# --- nn/losses.py: the renormalized categorical cross-entropy at the clip bounds
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("at", [0, 1])
+def test_categorical_probability_gradient_is_kept_at_both_clip_bounds(dtype, at):
+    """q = p / s exactly at fl(1e-7) or fl(1 - 1e-7): the gradient passes (inclusive clip)."""
+    from autograd import grad
+
+    from spherenet.nn.losses import categorical_crossentropy_probs
+
+    lo = dtype(1e-7)
+    hi = dtype(1) - lo
+    p = np.array([[lo, hi], [dtype(0.5), dtype(0.5)]], dtype=dtype)
+    assert np.sum(p[0]) == 1  # so q = p / s = p exactly on the first row
+    t = np.zeros((2, 2), dtype=dtype)
+    t[0, at] = 1
+    t[1, 0] = 1
+    g = grad(categorical_crossentropy_probs)(p, t)
+    # d/dq_i (-sum t log q) = -t_i / q_i (at the bound too); through q = p / s:
+    # dp_j = (dq_j - sum_i dq_i q_i) / s, divided by the n = 2 rows of the mean
+    q0 = float(p[0, at])
+    dq = np.zeros(2)
+    dq[at] = -1.0 / q0
+    row0 = (dq - dq[at] * q0) / 2
+    row1 = (np.array([-2.0, 0.0]) + 1.0) / 2
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, [row0, row1], rtol=8 * np.finfo(dtype).eps)
+
+
+def test_mean_squared_error_config_and_its_missing_logits_form():
+    from spherenet.nn.losses import MeanSquaredError
+
+    loss = MeanSquaredError()
+    assert loss.get_config() == {"name": "mean_squared_error"}
+    with pytest.raises(NotImplementedError) as err:
+        loss.logits_loss(np.zeros((1, 1)), np.zeros((1, 1)))
+    assert str(err.value) == "mean_squared_error has no logits form"
+
+
+# --- nn/losses.py: categorical cross-entropy of arrays with more than one row axis
+
+
+def rows_3d(dtype):
+    """(2, 3, 4) logits, unnormalized probabilities and one-hot targets: six rows of four classes."""
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(2, 3, 4)).astype(dtype)
+    p = rng.uniform(0.1, 2.0, size=(2, 3, 4)).astype(dtype)  # rows sum to anything: renormalized
+    t = np.eye(4, dtype=dtype)[[[0, 1, 2], [3, 0, 1]]]
+    return z, p, t
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_categorical_crossentropy_from_logits_of_3d_arrays(dtype):
+    """Every row along the last axis is one distribution; the mean goes over all six rows."""
+    from autograd import grad
+
+    from spherenet.nn.losses import CategoricalCrossentropy
+
+    z, _, t = rows_3d(dtype)
+    loss = CategoricalCrossentropy(from_logits=True)
+    z64, t64 = z.astype(np.float64), t.astype(np.float64)
+    lse = np.log(np.sum(np.exp(z64), axis=2, keepdims=True))  # |z| < 5: no shift needed
+    expected = np.mean(np.sum(t64 * (lse - z64), axis=2))
+    expected_grad = (np.exp(z64 - lse) - t64) / 6
+    tol = 16 * np.finfo(dtype).eps
+    value = loss(t, z)
+    np.testing.assert_allclose(value, expected, rtol=tol)
+    g = grad(lambda a: loss(t, a))(z)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, expected_grad, rtol=tol, atol=tol * np.max(np.abs(expected_grad)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_categorical_crossentropy_of_probabilities_of_3d_arrays(dtype):
+    from autograd import grad
+
+    from spherenet.nn.losses import CategoricalCrossentropy
+
+    _, p, t = rows_3d(dtype)
+    loss = CategoricalCrossentropy()
+    p64, t64 = p.astype(np.float64), t.astype(np.float64)
+    s = np.sum(p64, axis=2, keepdims=True)
+    q = p64 / s  # within [0.01, 0.9]: the clip does not act
+    expected = -np.mean(np.sum(t64 * np.log(q), axis=2))
+    dq = -t64 / q
+    expected_grad = (dq - np.sum(dq * q, axis=2, keepdims=True)) / s / 6
+    tol = 16 * np.finfo(dtype).eps
+    np.testing.assert_allclose(loss(t, p), expected, rtol=tol)
+    g = grad(lambda a: loss(t, a))(p)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, expected_grad, rtol=tol, atol=tol * np.max(np.abs(expected_grad)))
