@@ -125,3 +125,21 @@ def test_categorical_crossentropy_of_probabilities_of_3d_arrays(dtype):
     g = grad(lambda a: loss(t, a))(p)
     assert g.dtype == dtype
     np.testing.assert_allclose(g, expected_grad, rtol=tol, atol=tol * np.max(np.abs(expected_grad)))
+
+
+# --- optim/trust_regions.py: the history row of a rejected step
+
+
+def test_a_rejected_trust_region_step_keeps_the_gradient_norm_in_its_row():
+    from spherenet import Sphere, minimize
+
+    a = np.diag([3.0, 2.0, 1.0])
+    x0 = np.array([0.0, 0.6, 0.8])
+    res = minimize(lambda x: -x @ a @ x, Sphere(3), x0, method="trust-regions", radius=2.0, max_radius=2.0,
+                   grad=lambda x: -2 * a @ x, hess=lambda x, v: -2 * a @ v)
+    egrad = -2 * a @ x0
+    rgrad = egrad - (x0 @ egrad) * x0  # (0, -0.768, 0.576): norm 0.96
+    h = res.history
+    assert np.isnan(h["step_size"][1]) and h["cost"][1] == h["cost"][0]  # the first proposal is rejected
+    np.testing.assert_allclose(h["grad_norm"][:2], [np.linalg.norm(rgrad)] * 2, rtol=4 * np.finfo(float).eps)
+    assert res.success and np.isfinite(h["step_size"][2])
