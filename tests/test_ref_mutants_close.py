@@ -143,3 +143,82 @@ def test_a_rejected_trust_region_step_keeps_the_gradient_norm_in_its_row():
     assert np.isnan(h["step_size"][1]) and h["cost"][1] == h["cost"][0]  # the first proposal is rejected
     np.testing.assert_allclose(h["grad_norm"][:2], [np.linalg.norm(rgrad)] * 2, rtol=4 * np.finfo(float).eps)
     assert res.success and np.isfinite(h["step_size"][2])
+
+
+# --- manifolds/base.py: the defaults of the base class, on a manifold that keeps them
+
+
+def circle_class():
+    """The unit circle in R^2 with only the abstract maps written out (projection retraction)."""
+    from spherenet.manifolds.base import Manifold
+
+    class Circle(Manifold):
+        shape = (2,)
+        dim = 1
+        typical_dist = np.pi
+
+        def _proj(self, x, u):
+            return u - (x @ u) * x
+
+        def _ehess2rhess(self, x, egrad, ehess, u):
+            return self._proj(x, ehess) - (x @ egrad) * u
+
+        def _inner(self, x, u, v):
+            return float(u @ v)
+
+        def _dist(self, x, y):
+            return float(np.arccos(np.clip(x @ y, -1, 1)))
+
+        def _exp(self, x, u):
+            t = np.linalg.norm(u)
+            return x * np.cos(t) + u * (np.sinc(t / np.pi))
+
+        def _log(self, x, y):
+            return self._proj(x, y - x)
+
+        def _retr(self, x, u):
+            y = x + u
+            return y / np.linalg.norm(y)
+
+        def _inverse_retr(self, x, y):
+            return y / (x @ y) - x
+
+        def _transp(self, x, y, v):
+            return self._proj(y, v)
+
+        def random_point(self, rng=None, dtype=None):
+            return np.array([1.0, 0.0])
+
+        def _random_tangent(self, x, rng=None):
+            return np.array([-x[1], x[0]])
+
+        def _zero_vector(self, x):
+            return np.zeros_like(x)
+
+    return Circle
+
+
+def test_the_base_gradient_step_retracts_minus_lr_times_the_riemannian_gradient():
+    m = circle_class()()
+    x, egrad = np.array([1.0, 0.0]), np.array([1.0, 2.0])
+    # rgrad = (0, 2); x - 0.5 rgrad = (1, -1), normalized
+    expected = np.array([1.0, -1.0]) / np.sqrt(2.0)
+    np.testing.assert_allclose(m.gradient_step(x, egrad, 0.5), expected, rtol=0, atol=2 * np.finfo(float).eps)
+    out = np.full(2, np.nan)
+    assert m.gradient_step(x, egrad, 0.5, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2 * np.finfo(float).eps)
+    assert np.array_equal(m.gradient_step(x, np.zeros(2), 0.5), x)
+
+
+def test_the_base_norm_repr_and_missing_maps():
+    circle = circle_class()
+    m = circle()
+    x = np.array([0.0, 1.0])
+    assert m.norm(x, np.array([3.0, 0.0])) == 3.0 and m.norm(x, np.array([-4.0, 0.0])) == 4.0
+    assert repr(m) == "Circle()"
+    with pytest.raises(NotImplementedError) as err:
+        m.violation(x)
+    assert str(err.value) == "Circle does not define violation"
+    with pytest.raises(NotImplementedError) as err:
+        m.project_point(2 * x)
+    assert str(err.value) == "Circle does not define project_point"
