@@ -222,3 +222,62 @@ def test_the_base_norm_repr_and_missing_maps():
     with pytest.raises(NotImplementedError) as err:
         m.project_point(2 * x)
     assert str(err.value) == "Circle does not define project_point"
+
+
+# --- optim/trust_regions.py: which steps count toward the precision-floor stop
+
+
+def flat_cost_run(scale):
+    """A cost reported as exactly 1 everywhere, with the derivatives of scale * x^T A x on S^2.
+
+    Every step changes the cost by 0 (rounding, for the floor test); the
+    model's predicted decrease is ~scale: below the floor's noise
+    (~eps |f|) for scale = 1e-17, far above it for scale = 1.
+    """
+    from spherenet import Sphere, minimize
+
+    a = np.diag([3.0, 2.0, 1.0])
+    return minimize(lambda x: 1.0, Sphere(3), np.array([0.6, 0.0, 0.8]), method="trust-regions",
+                    grad=lambda x: scale * 2 * a @ x, hess=lambda x, v: scale * 2 * a @ v,
+                    gtol=0.0, maxiter=5)
+
+
+def test_steps_whose_gradient_norm_drops_do_not_count_toward_the_floor():
+    """Predicted and actual decreases at rounding, but each accepted step lowers the gradient norm."""
+    res = flat_cost_run(1e-17)
+    g = res.history["grad_norm"]
+    assert np.all(np.isfinite(res.history["step_size"][1:]))  # every step accepted ...
+    assert np.all(g[1:] < g[:-1])  # ... and lowers the gradient norm: no floor stop
+    assert res.status == 1 and res.nit == 5
+
+
+def test_a_step_the_model_predicts_a_decrease_for_is_not_lost_in_rounding():
+    """No cost change, but a model decrease of ~1: rejected steps, never a floor stop."""
+    res = flat_cost_run(1.0)
+    assert np.all(np.isnan(res.history["step_size"]))
+    assert res.status == 1 and res.nit == 5
+
+
+@pytest.mark.parametrize("cost, model, accepted", [(1.0, 12e3, False), (0.5, 12e3, False), (2.0, 12e3, True),
+                                                   (1.0, 9.004e3, False), (1.0, 8.996e3, True)])
+def test_the_ratio_is_regularized_by_1e3_eps_max_1_abs_f(cost, model, accepted):
+    """rho = (f - f+ + reg) / (m + reg) with f - f+ = 0: the first step passes rho > 0.1 iff m < 9 reg.
+
+    On S^2 at x0 = (0.6, 0, 0.8) with the derivatives of s x^T A x, A =
+    diag(3, 2, 1): grad = 1.92 s t and Hess t = 1.12 s t along the unit
+    tangent t = (0.8, 0, -0.6), so the step to the boundary of radius 0.5
+    predicts m = s (1.92 * 0.5 - 0.5 * 1.12 * 0.25) = 0.82 s. With
+    m = 12e3 eps: rejected for |f| <= 1 (reg = 1e3 eps), accepted for
+    f = 2 (reg = 2e3 eps, rho = 1/7); m = 9e3 eps (1 +- 4e-4) for f = 1:
+    just on each side of rho = 0.1.
+    """
+    from spherenet import Sphere, minimize
+
+    a = np.diag([3.0, 2.0, 1.0])
+    s = model * np.finfo(float).eps / 0.82
+    res = minimize(lambda x: cost, Sphere(3), np.array([0.6, 0.0, 0.8]), method="trust-regions",
+                   grad=lambda x: s * 2 * a @ x, hess=lambda x, v: s * 2 * a @ v, radius=0.5,
+                   gtol=0.0, maxiter=1)
+    assert np.isnan(res.history["step_size"][1]) != accepted
+    if accepted:
+        np.testing.assert_allclose(res.history["step_size"][1], 0.5, rtol=1e-12)
