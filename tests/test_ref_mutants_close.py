@@ -281,3 +281,12 @@ def test_the_ratio_is_regularized_by_1e3_eps_max_1_abs_f(cost, model, accepted):
     assert np.isnan(res.history["step_size"][1]) != accepted
     if accepted:
         np.testing.assert_allclose(res.history["step_size"][1], 0.5, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rng, name", [(-1, "rng"), (np.int64(-7), "seed")])
+def test_as_rng_names_a_negative_seed(rng, name):
+    from spherenet.manifolds.base import as_rng
+
+    with pytest.raises(ValueError) as err:
+        as_rng(rng, name)
+    assert str(err.value) == f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {rng}"
