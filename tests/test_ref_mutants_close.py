@@ -290,3 +290,35 @@ def test_as_rng_names_a_negative_seed(rng, name):
     with pytest.raises(ValueError) as err:
         as_rng(rng, name)
     assert str(err.value) == f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {rng}"
+
+
+# --- manifolds/_reduce.py: FactorReducer.moments by slices, several factors
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradient_step_of_a_large_read_only_oblique_point_by_columns(dtype):
+    """Oblique(20000, 2): 320 KB in float64, so the NumPy step (a read-only point takes it)
+    sums <x, x>, <x, g>, <g, g> over slices of rows; two factors, both reduced along axis 0."""
+    from spherenet import Oblique
+
+    m = Oblique(20000, 2)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=m.shape)
+    x /= np.linalg.norm(x, axis=0)
+    g = rng.normal(size=m.shape)
+    x, g = x.astype(dtype), g.astype(dtype)
+    x.flags.writeable = False
+    lr = 0.05
+    # exp map, column by column, in float64 from the stored entries
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    nx = np.linalg.norm(x64, axis=0)
+    r = g64 - (np.sum(x64 * g64, axis=0) / nx**2) * x64
+    nr = np.linalg.norm(r, axis=0)
+    t = lr * nr
+    expected = np.cos(t) * x64 / nx - np.sin(t) * r / nr
+    assert m.retraction == "exp"
+    y = m.gradient_step(x, g, lr)
+    assert y.dtype == dtype
+    # float32: the rounding of the result; float64: sums of 20000 terms in another order (sqrt(n) eps)
+    factor = 8 if dtype == np.float32 else 8 * np.sqrt(m.shape[0])
+    np.testing.assert_allclose(y, expected, rtol=0, atol=factor * np.finfo(dtype).eps * np.max(np.abs(expected)))
