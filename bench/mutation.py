@@ -398,6 +398,15 @@ def table(results):
             f"{c.get('timeout', 0)} | {c.get('no tests', 0)} | {score(e):.1f} % | {e['wall_s'] / 60:.1f} min"
             + (f" ({e['run']} run, {e['carried_over']} carried over)" if e.get("carried_over") else "") + " |"
         )
+    if len(results) > 1:  # the whole table: the counts summed, the score of the sums
+        c = {k: sum(e["counts"].get(k, 0) for e in results.values())
+             for k in ("killed", "survived", "timeout", "no tests", "suspicious")}
+        total = {"counts": c}
+        rows.append(
+            f"| all {len(results)} modules | {sum(e['mutants'] for e in results.values())} | {c['killed']} | "
+            f"{c['survived']} | {c['timeout']} | {c['no tests']} | {score(total):.1f} % | "
+            f"{sum(e['wall_s'] for e in results.values()) / 60:.0f} min |"
+        )
     return rows
 
 
