@@ -558,6 +558,8 @@ def main(argv=None):
         results[module] = entry
         print("\n".join(table({module: entry})[2:]), flush=True)
         if args.write:  # after each module, so that a long run keeps what it has done
+            # read again: a run of other modules may have written meanwhile
+            stored = json.loads(json_path.read_text()) if json_path.exists() else {}
             stored[module] = entry
             _atomic_write(json_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
             # the before table marks the survivors that the after run killed (as --render does)
