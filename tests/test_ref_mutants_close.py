@@ -322,3 +322,27 @@ def test_gradient_step_of_a_large_read_only_oblique_point_by_columns(dtype):
     # float32: the rounding of the result; float64: sums of 20000 terms in another order (sqrt(n) eps)
     factor = 8 if dtype == np.float32 else 8 * np.sqrt(m.shape[0])
     np.testing.assert_allclose(y, expected, rtol=0, atol=factor * np.finfo(dtype).eps * np.max(np.abs(expected)))
+
+
+# --- nn/model.py: the optimizer signature of a decoupled weight decay
+
+
+def test_optimizer_signature_of_decoupled_weight_decay():
+    from spherenet.nn import Dense, Sequential
+    from spherenet.optim import DecoupledWeightDecay, RAdam, RSGD
+
+    model = Sequential([Dense(2, input_dim=2)])
+    model.compile(optimizer=DecoupledWeightDecay(RSGD(lr=0.1, momentum=0.5), weight_decay=0.01), loss="mse")
+    assert model._optimizer_signature() == {
+        "rule": {"class_name": "DecoupledWeightDecay",
+                 "rule": {"class_name": "RSGD", "momentum": 0.5, "nesterov": False, "weight_decay": 0.0},
+                 "weight_decay": 0.01},
+        "strategy": "riemannian", "strategy_options": {}}
+
+    class MyRSGD(RSGD):  # not the registered class: no signature, nothing to resume from
+        pass
+
+    model.compile(optimizer=DecoupledWeightDecay(MyRSGD(lr=0.1), weight_decay=0.01), loss="mse")
+    assert model._optimizer_signature() is None
+    model.compile(optimizer=DecoupledWeightDecay(RAdam(lr=0.1), weight_decay=0.5), loss="mse")
+    assert model._optimizer_signature()["rule"]["rule"]["class_name"] == "RAdam"
