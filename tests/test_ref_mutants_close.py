@@ -346,3 +346,32 @@ def test_optimizer_signature_of_decoupled_weight_decay():
     assert model._optimizer_signature() is None
     model.compile(optimizer=DecoupledWeightDecay(RAdam(lr=0.1), weight_decay=0.5), loss="mse")
     assert model._optimizer_signature()["rule"]["rule"]["class_name"] == "RAdam"
+
+
+# --- optim/bb.py: the "average" reference with eta = 1
+
+
+def test_bb_average_reference_with_eta_one_is_the_mean_of_all_costs(monkeypatch):
+    """Q_{k+1} = eta Q_k + 1, C_{k+1} = (eta Q_k C_k + f_{k+1}) / Q_{k+1}: with eta = 1, C_k = mean(f_0 .. f_k)."""
+    import importlib
+
+    from spherenet import Sphere, minimize
+
+    lbfgs = importlib.import_module("spherenet.optim.lbfgs")  # the module, not the solver it exports
+
+    seen = []
+    search = lbfgs.HintLineSearch.search
+
+    def spy(self, problem, x, d, f0, df0, f_ref=None):
+        seen.append((f0, f_ref))
+        return search(self, problem, x, d, f0, df0, f_ref)
+
+    monkeypatch.setattr(lbfgs.HintLineSearch, "search", spy)
+    a = np.diag([3.0, 2.0, 1.0])
+    res = minimize(lambda x: -x @ a @ x, Sphere(3), np.array([0.6, 0.48, 0.64]), method="bb",
+                   nonmonotone_rule="average", nonmonotone_eta=1.0, maxiter=6)
+    costs = res.history["cost"]
+    assert len(seen) == res.nit == 6 and np.all(np.isfinite(res.history["step_size"][1:]))
+    for k, (f0, ref) in enumerate(seen):
+        assert f0 == costs[k]
+        np.testing.assert_allclose(ref, np.mean(costs[: k + 1]), rtol=8 * np.finfo(float).eps)
