@@ -148,7 +148,8 @@ TESTS = {
                                          "tests/test_nn_cosine_regularizers.py", "tests/test_nn_angular.py",
                                          "tests/test_nn_keras_parity.py", "tests/test_nn_conv.py",
                                          "tests/test_ref_model_mutants.py"],
-    "spherenet/optim/decoupled.py": ["tests/test_ref_decoupled.py", "tests/test_nn_compile_checks_and_saving.py",
+    "spherenet/optim/decoupled.py": ["tests/test_ref_decoupled.py",
+                                     "tests/test_nn_compile_checks_and_saving.py",
                                      "tests/test_nn_cosine_regularizers.py",
                                      "tests/test_nn_keras_parity.py"],
     "spherenet/optim/finite_sum.py": FINITE_SUM_TESTS,
@@ -159,7 +160,8 @@ TESTS = {
 #: modules outside the solver core (mutmut keeps, per mutated function, only
 #: the tests that call it).
 CLOSE_TESTS = ["tests/test_ref_mutants_close.py"]
-SOLVER_CORE = {f"spherenet/optim/{name}.py" for name in ("_problem", "_solver", "_loop", "sd", "cg", "line_search")}
+SOLVER_CORE = {f"spherenet/optim/{name}.py"
+               for name in ("_problem", "_solver", "_loop", "sd", "cg", "line_search")}
 TESTS = {module: tests if module in SOLVER_CORE else tests + CLOSE_TESTS for module, tests in TESTS.items()}
 
 #: Functions left as they are (no mutants, no trampoline) by a pragma added in
@@ -305,7 +307,8 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
             changed = {f for f, h in hashes.items() if old.get(f) != h} | set(rerun)
             # the earlier run's sample (all its mutants if it had none); changed functions in full
             base = set(since.get("sampled") or names)
-            again = set(since["survivors"]) | set(since.get("timeouts", ())) | set(since.get("not_checked", ()))
+            again = (set(since["survivors"]) | set(since.get("timeouts", ()))
+                     | set(since.get("not_checked", ())))
             todo = [n for n in names if _function_of(n) in changed or (n in base and n in again)]
             carried = [n for n in names if n in base and n not in todo]
             names = todo

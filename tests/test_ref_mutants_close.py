@@ -321,7 +321,8 @@ def test_gradient_step_of_a_large_read_only_oblique_point_by_columns(dtype):
     assert y.dtype == dtype
     # float32: the rounding of the result; float64: sums of 20000 terms in another order (sqrt(n) eps)
     factor = 8 if dtype == np.float32 else 8 * np.sqrt(m.shape[0])
-    np.testing.assert_allclose(y, expected, rtol=0, atol=factor * np.finfo(dtype).eps * np.max(np.abs(expected)))
+    atol = factor * np.finfo(dtype).eps * np.max(np.abs(expected))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
 
 
 # --- nn/model.py: the optimizer signature of a decoupled weight decay
@@ -352,7 +353,8 @@ def test_optimizer_signature_of_decoupled_weight_decay():
 
 
 def test_bb_average_reference_with_eta_one_is_the_mean_of_all_costs(monkeypatch):
-    """Q_{k+1} = eta Q_k + 1, C_{k+1} = (eta Q_k C_k + f_{k+1}) / Q_{k+1}: with eta = 1, C_k = mean(f_0 .. f_k)."""
+    """Q_{k+1} = eta Q_k + 1, C_{k+1} = (eta Q_k C_k + f_{k+1}) / Q_{k+1}:
+    with eta = 1, C_k = mean(f_0 .. f_k)."""
     import importlib
 
     from spherenet import Sphere, minimize
