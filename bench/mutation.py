@@ -24,10 +24,11 @@ Usage (from the project root; needs ``pip install -e ".[mutation]"``)::
     python bench/mutation.py --render              # rewrite MUTATION.md from the stored results
 
 ``--max-mutants N`` tests every k-th mutant (N of them, spread over the
-module). ``--since TABLE`` runs again only TABLE's survivors, its timeouts
-and the mutants it did not reach ("not checked"), and every mutant of a
-function edited since (compared by mutmut's function hashes), and counts
-the others as killed: the suite has only grown since. Results written
+module). ``--since TABLE`` runs again only TABLE's survivors and the mutants
+it did not reach ("not checked"), and every mutant of a function edited
+since (compared by mutmut's function hashes); it counts the others as
+killed (the suite has only grown since) but its timeouts, which stay
+timeouts unless their function changed. Results written
 before the timeouts and unreached mutants were stored by name have only
 their count: then ``--since`` runs every mutant again if there were
 timeouts, and refuses unreached mutants unless ``--rerun FUNCTION`` names
@@ -285,9 +286,10 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
     mutmut hashes of its functions (``"function_hashes"``). Only its
     survivors and the mutants of functions changed since are run again;
     the others were killed by a test suite that has only grown since, and
-    are counted as killed ("carried over"). Its timeouts and unreached
-    mutants (stored by name) are run again too, and every mutant of the
-    functions in ``rerun`` (mangled names, see :func:`mangled`).
+    are counted as killed ("carried over"). Its unreached mutants (stored by
+    name) are run again too, and every mutant of the functions in ``rerun``
+    (mangled names, see :func:`mangled`); its timeouts (stored by name) of
+    unchanged functions stay timeouts, not run again.
     """
     workdir = Path(tempfile.mkdtemp(prefix="spherenet-mutation-"))
     log = workdir / "mutmut.log"
@@ -295,7 +297,7 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
     try:
         tests = prepare(root, module, workdir, timeout_multiplier)
         names = []
-        carried = []
+        carried, carried_timeouts = [], []
         if max_mutants is not None or since is not None:
             # a pattern matching no mutant: generates the mutants and the stats, tests none
             _mutmut(workdir, ["run", "no-such-mutant-*"], jobs, log)
@@ -307,13 +309,15 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
             changed = {f for f, h in hashes.items() if old.get(f) != h} | set(rerun)
             # the earlier run's sample (all its mutants if it had none); changed functions in full
             base = set(since.get("sampled") or names)
-            again = (set(since["survivors"]) | set(since.get("timeouts", ()))
-                     | set(since.get("not_checked", ())))
+            again = set(since["survivors"]) | set(since.get("not_checked", ()))
             todo = [n for n in names if _function_of(n) in changed or (n in base and n in again)]
-            carried = [n for n in names if n in base and n not in todo]
+            # a timeout of an unchanged function stays a timeout (run again, it would hang again)
+            timed_out = set(since.get("timeouts", ()))
+            carried_timeouts = [n for n in names if n in base and n not in todo and n in timed_out]
+            carried = [n for n in names if n in base and n not in todo and n not in timed_out]
             names = todo
             if since.get("sampled"):
-                sampled = sorted(set(rerun) | set(carried), key=_natural)
+                sampled = sorted(set(todo) | set(carried) | set(carried_timeouts), key=_natural)
         elif max_mutants is not None and max_mutants < len(names):
             # evenly spread over the module, so that every function is represented
             names = sampled = [names[(i * len(names)) // max_mutants] for i in range(max_mutants)]
@@ -328,11 +332,13 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
             keep = True  # e.g. a test that fails on the unmutated code: see the log
             raise RuntimeError(f"mutmut tested no mutant of {module} (exit {code}); log: {log}")
         exit_codes.update({n: "carried" for n in carried})
+        exit_codes.update({n: "carried timeout" for n in carried_timeouts})
         counts = {}
         survivors = {}
         unresolved = {"timeout": [], "not checked": []}
         for name, exit_code in sorted(exit_codes.items(), key=lambda kv: _natural(kv[0])):
-            status = "killed" if exit_code == "carried" else STATUS.get(exit_code, "suspicious")
+            status = {"carried": "killed", "carried timeout": "timeout"}.get(exit_code) or STATUS.get(
+                exit_code, "suspicious")
             counts[status] = counts.get(status, 0) + 1
             if status in ("survived", "no tests", "suspicious"):
                 survivors[name] = {"status": status}
@@ -345,7 +351,8 @@ def run_module(root, module, max_mutants, jobs, keep, since=None, rerun=(), time
         return {"module": module, "tests": tests, "mutants": len(exit_codes), "counts": counts,
                 "survivors": survivors, "wall_s": round(wall, 1), "mutmut_exit": code,
                 "function_hashes": _meta(workdir, module)["hash_by_function_name"],
-                "carried_over": len(carried), "run": len(exit_codes) - len(carried),
+                "carried_over": len(carried) + len(carried_timeouts),
+                "run": len(exit_codes) - len(carried) - len(carried_timeouts),
                 "sampled": sampled, "generated": len(_mutant_names(workdir, module)),
                 "timeouts": unresolved["timeout"], "not_checked": unresolved["not checked"]}
     finally:
