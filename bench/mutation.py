@@ -142,8 +142,12 @@ TESTS = {
     "spherenet/optim/_batch.py": SOLVER_TESTS,
     "spherenet/optim/lbfgs.py": SOLVER_TESTS + ["tests/test_careless_optim.py"],
     "spherenet/optim/bb.py": SOLVER_TESTS + ["tests/test_careless_optim.py"],
-    # the kernel-layer base (_KernelLayer) is shared with Conv1D/Conv2D: their tests call it too
-    "spherenet/nn/layers.py": NN_TESTS + ["tests/test_nn_conv.py", "tests/test_ref_keras_conv.py"],
+    # the kernel-layer base (_KernelLayer) is shared with Conv1D/Conv2D: their tests call it too;
+    # layer(x) (alone or on a model's layer), layer states and regularizers: the model's files
+    "spherenet/nn/layers.py": NN_TESTS + ["tests/test_nn_conv.py", "tests/test_ref_keras_conv.py",
+                                          "tests/test_ref_model_mutants.py", "tests/test_nn_normalization.py",
+                                          "tests/test_nn_cosine_regularizers.py", "tests/test_nn_angular.py",
+                                          "tests/test_nn_keras_parity.py", "tests/test_nn_fused_momentum.py"],
     # model(x), layer(x) on a model's layer, layer states and regularizers: tested there
     "spherenet/nn/model.py": NN_TESTS + ["tests/test_nn_fused_momentum.py", "tests/test_nn_normalization.py",
                                          "tests/test_nn_cosine_regularizers.py", "tests/test_nn_angular.py",
