@@ -377,3 +377,85 @@ def test_bb_average_reference_with_eta_one_is_the_mean_of_all_costs(monkeypatch)
     for k, (f0, ref) in enumerate(seen):
         assert f0 == costs[k]
         np.testing.assert_allclose(ref, np.mean(costs[: k + 1]), rtol=8 * np.finfo(float).eps)
+
+
+# --- nn/layers.py: a layer on its own (built by its first call)
+
+
+def test_a_layer_called_alone_keeps_the_dtype_of_its_first_call():
+    from spherenet.nn import Dense
+
+    layer = Dense(2, kernel_initializer="ones", bias_initializer="zeros", name="first")
+    out = layer([[1.0, 2.0]])  # a list: float32 weights, x @ ones + 0
+    assert out.dtype == np.float32 and out.tolist() == [[3.0, 3.0]]
+    again = layer(np.array([[1.0, -2.0]]))  # float64 data, cast to the layer's float32
+    assert again.dtype == np.float32 and again.tolist() == [[-1.0, -1.0]]
+    assert [w.dtype for w in layer.get_weights()] == [np.float32, np.float32]
+    with pytest.raises(ValueError) as err:
+        layer(np.ones((1, 3)))
+    assert str(err.value) == "the input of layer 'first' has 3 features, but the model expects 2 features"
+
+
+def test_the_first_call_seeds_the_initial_weights_and_the_dropout_mask():
+    from spherenet.nn import Dense, Dropout
+
+    x = np.arange(12.0).reshape(3, 4) + 1
+    a, b, c = Dense(3)(x, seed=5), Dense(3)(x, seed=5), Dense(3)(x, seed=6)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    d1, d2 = Dropout(0.5)(x, training=True, seed=3), Dropout(0.5)(x, training=True, seed=3)
+    assert np.array_equal(d1, d2)
+    kept = d1 != 0
+    assert 0 < kept.sum() < x.size and np.array_equal(d1[kept], 2 * x[kept])  # inverted dropout
+
+
+def test_a_layer_whose_model_is_gone_makes_its_own_weights():
+    import gc
+
+    from spherenet.nn import Dense, Sequential
+
+    model = Sequential([Dense(2, input_dim=3, kernel_initializer="ones", bias_initializer="zeros")])
+    model.build()
+    layer = model.layers[0]
+    del model
+    gc.collect()
+    assert layer(np.ones((1, 3), dtype=np.float32)).tolist() == [[3.0, 3.0]]
+
+
+def test_a_layer_that_joined_a_model_reads_and_writes_the_models_weights():
+    from spherenet.nn import Dense, Sequential
+
+    layer = Dense(2, kernel_initializer="ones", bias_initializer="zeros")
+    layer(np.ones((1, 2), dtype=np.float32))  # its own weights first
+    model = Sequential([layer])
+    kernel, bias = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0.5, -0.5])
+    model.set_weights([kernel, bias])
+    got = layer.get_weights()
+    assert np.array_equal(got[0], kernel) and np.array_equal(got[1], bias)
+
+
+def test_set_weights_of_a_layer_in_a_model_without_input_shape_names_set_weights():
+    from spherenet.nn import Dense, Sequential
+
+    model = Sequential([Dense(2)])
+    with pytest.raises(ValueError) as err:
+        model.layers[0].set_weights([np.eye(2), np.zeros(2)])
+    assert str(err.value).startswith("the model's input shape is unknown, so set_weights cannot be done yet")
+
+
+def test_set_weights_of_a_layer_on_its_own():
+    from spherenet.nn import Dense, unit_norm
+
+    layer = Dense(2, kernel_constraint=unit_norm(), name="first")
+    layer(np.ones((1, 2), dtype=np.float32))
+    with pytest.raises(ValueError) as err:
+        layer.set_weights([np.eye(2)])
+    assert str(err.value) == "layer 'first' has 2 weight arrays (kernel, bias), got 1"
+    with pytest.raises(ValueError) as err:
+        layer.set_weights([np.eye(3), np.zeros(2)])
+    assert str(err.value) == "first/kernel has shape (2, 2), got (3, 3)"
+    with pytest.raises(ValueError, match=r"^first/kernel must lie on "):
+        layer.set_weights([2 * np.eye(2), np.zeros(2)])  # columns of norm 2: off the constraint
+    layer.set_weights([np.eye(2), np.array([0.25, -0.25])])  # float64 arrays: kept float32
+    w = layer.get_weights()
+    assert [a.dtype for a in w] == [np.float32, np.float32]
+    assert np.array_equal(w[0], np.eye(2)) and w[1].tolist() == [0.25, -0.25]
