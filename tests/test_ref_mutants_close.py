@@ -1,9 +1,10 @@
 """Reference tests for mutants that survived the mutation runs after the speed work.
 
 Each test pins one behaviour against a value worked out by hand (closed
-forms with exactly representable numbers), an invariant, or an error
-message word for word; ``tests/MUTATION.md`` lists which mutant each one
-kills.
+forms with exactly representable numbers, plain NumPy), an invariant, or an
+error message word for word. Each was checked to fail on the mutants it
+was written for, applied by hand; ``tests/MUTATION.md`` ("After the speed
+work") says what they pin, module by module.
 """
 
 import numpy as np
