@@ -52,6 +52,11 @@ def _scale(g, n):
     return g.dtype.type(g / n)
 
 
+def _rows(a):
+    """The number of distributions in ``a``: its rows along the last axis, over all other axes."""
+    return int(np.prod(a.shape[:-1]))
+
+
 def _weigh(a, weights):
     """``a`` (samples along axis 0) times the sample weights, broadcast over the other axes.
 
@@ -138,7 +143,7 @@ def softmax_crossentropy(logits, targets, weights=None):
 
 def _softmax_ce_vjp(ans, z, t, weights=None):
     return lambda g: _weigh(_softmax(z) * np.sum(t, axis=-1, keepdims=True) - t,
-                            weights) * _scale(g, z.shape[0])
+                            weights) * _scale(g, _rows(z))
 
 
 defvjp(softmax_crossentropy, _softmax_ce_vjp)
@@ -183,7 +188,7 @@ def _cce_probs_vjp(ans, probs, targets, weights=None):
         dq = -targets / np.clip(q, EPSILON, 1 - EPSILON) * inside
         # through q = p / s: dp = (dq - <dq, q>) / s
         dp = (dq - np.sum(dq * q, axis=-1, keepdims=True)) / s
-        return _weigh(dp, weights) * _scale(g, probs.shape[0])
+        return _weigh(dp, weights) * _scale(g, _rows(probs))
     return vjp
 
 
@@ -320,7 +325,11 @@ class BinaryCrossentropy(Loss):
 
 
 class CategoricalCrossentropy(Loss):
-    """Cross-entropy against one-hot (or probability) targets of shape (n, classes)."""
+    """Cross-entropy against one-hot (or probability) targets of shape (n, classes).
+
+    Arrays of shape (n, ..., classes) hold one distribution per row along the
+    last axis; the loss is the mean over all of them.
+    """
 
     name = "categorical_crossentropy"
     target = "categorical"
