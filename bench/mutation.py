@@ -103,7 +103,7 @@ NN_TESTS = [
     "tests/test_nn_model.py", "tests/test_nn_io.py", "tests/test_nn_safety.py",
     "tests/test_ref_nn_sample_weight.py", "tests/test_ref_nn_layers.py",
     "tests/test_ref_nn_model.py", "tests/test_careless_nn.py",
-    "tests/test_nn_compile_checks_and_saving.py",
+    "tests/test_nn_compile_checks_and_saving.py", "tests/test_loss_inputs.py",
 ]
 FINITE_SUM_TESTS = [
     "tests/test_ref_finite_sum.py", "tests/test_ref_stochastic_mutants.py",

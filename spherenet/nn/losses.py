@@ -27,7 +27,7 @@ from autograd.tracer import getval
 from scipy import special
 
 from .._checks import check_flag
-from ._data import as_sample_weight
+from ._data import as_sample_weight, as_targets
 from ._registry import from_config
 
 __all__ = [
@@ -356,6 +356,37 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     target = "sparse"
     output_activation = "softmax"
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The mean loss of the batch; ``y_true`` one integer label per row of ``y_pred``.
+
+        Raises
+        ------
+        ValueError
+            For ``y_pred`` not of shape ``(n, classes)``, or labels that are not
+            one integer in ``[0, classes)`` per sample (a negative label would
+            otherwise silently pick a class from the end).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> loss = SparseCategoricalCrossentropy()
+        >>> round(float(loss(np.array([1]), np.array([[0.25, 0.75]]))), 6)
+        0.287682
+        >>> loss(np.array([2]), np.array([[0.25, 0.75]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: y_true has labels out of range: they must be in [0, 2) for a model with 2 outputs, got 2 at sample 0
+        """
+        pred = getval(y_pred)
+        shape = np.shape(pred)
+        if len(shape) != 2:
+            raise ValueError(
+                f"y_pred must have shape (samples, classes) for {self.name}, got shape {shape}; "
+                "for one-hot targets of other shapes use CategoricalCrossentropy"
+            )
+        y_true = as_targets(y_true, shape[0], "sparse", shape[1], None, "y_true", "y_pred")
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def logits_loss(self, y_true, logits, sample_weight=None):
         return sparse_softmax_crossentropy(logits, y_true, sample_weight)
