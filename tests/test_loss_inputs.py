@@ -37,7 +37,7 @@ def test_bad_labels_refused(labels, match, from_logits):
 
 def test_predictions_of_other_shapes_refused():
     loss = SparseCategoricalCrossentropy()
-    with pytest.raises(ValueError, match=r"shape \(samples, classes\).*got shape \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"shape \(samples, classes\).*got shape \(2, 3, 4\); for one-hot targets of other shapes use CategoricalCrossentropy$"):
         loss(np.zeros((2, 3)), np.full((2, 3, 4), 0.25))
     with pytest.raises(ValueError, match=r"got shape \(3,\)"):
         loss(np.array([0]), np.full(3, 1 / 3))
