@@ -16,7 +16,10 @@ not depend on the load of the machine; they do depend on the versions of
 Python, NumPy and the BLAS. Under valgrind the floating-point results can
 differ in the last bits from a native run, and near the precision floor that
 changes a few line-search trial counts: the table prints the evaluation
-counts of both runs so that like is compared with like. It asserts nothing.
+counts of both runs so that like is compared with like. The spherenet
+measured is the one of the tree this script is in (its root is put first on
+``sys.path``; the table's last line names it), so that a worktree or a copy
+is compared with another without reinstalling. It asserts nothing.
 """
 
 import argparse
@@ -34,10 +37,16 @@ def child(problem, method, maxiter, bare):
     """Run one case: imports and a warm-up uninstrumented, then the counted run."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
+    # This tree's spherenet, not the installed one: bench/ is on sys.path (the
+    # script's folder), the project root is not.
+    sys.path.insert(0, os.path.dirname(HERE))
     sys.path.insert(0, HERE)
     import solvers as bench  # noqa: E402 - after the thread settings
 
+    import spherenet
     from spherenet import minimize
+
+    print("spherenet", os.path.dirname(spherenet.__file__), file=sys.stderr)
 
     prob = bench.rayleigh(100) if problem == "rayleigh100" else bench.maxcut()
 
@@ -67,6 +76,7 @@ def count(problem, method, maxiter, bare, folder):
     err = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stderr
     collected = int(re.search(r"Collected : (\d+)", err).group(1))
     it, nfev, ngev = map(int, re.search(r"counted (\d+) (\d+) (\d+)", err).groups())
+    count.measured = re.search(r"^spherenet (.*)$", err, re.M).group(1)
     return collected, it, nfev, ngev
 
 
@@ -91,6 +101,8 @@ def main(argv=None):
             print(f"{problem:<12} {method:<6} {'bare' if args.bare else 'spherenet':<10} "
                   f"{a[1]:>4}..{b[1]:<4} {a[2]:>4}/{b[2]:<4} {a[3]:>4}/{b[3]:<4} {per:>11,.0f}",
                   flush=True)
+    if not args.bare:
+        print(f"(spherenet measured: {count.measured})")
 
 
 if __name__ == "__main__":
