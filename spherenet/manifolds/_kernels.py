@@ -550,12 +550,15 @@ def _lead_update(x, g, out, j0, w, a, b, c, dc, exact):
 def _lead_update_inplace(x, g, j0, w, a, b, c, dc, exact):
     """:func:`_lead_update` with out = x.
 
-    Without ``exact``, rows go four at a time, so that each column's
+    Without ``exact``, float64 rows go four at a time, so that each column's
     coefficients are loaded once for four elements (as in :func:`_lead_sums`).
+    float32 rows go one at a time: measured in the same runs on (4096, 1024),
+    four rows made the float32 step about 8 % slower (2.4x against 2.25x the
+    ``np.add`` floor) and the float64 step about 4 % faster.
     """
     rows = x.shape[0]
     i = 0
-    if not exact:
+    if not exact and x.itemsize == 8:
         while i + 4 <= rows:
             x0, x1 = x[i, j0 : j0 + w], x[i + 1, j0 : j0 + w]
             x2, x3 = x[i + 2, j0 : j0 + w], x[i + 3, j0 : j0 + w]
