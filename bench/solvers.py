@@ -96,6 +96,9 @@ import autograd  # noqa: E402
 import autograd.numpy as anp  # noqa: E402
 import numpy as np  # noqa: E402
 
+# This tree's spherenet (a checkout, a copy or a worktree run with another
+# environment), not whichever one is installed: only bench/ is on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spherenet  # noqa: E402
 from spherenet import Oblique, Sphere, minimize  # noqa: E402
 from spherenet.strategies import Riemannian  # noqa: E402
@@ -1014,7 +1017,7 @@ def main(argv=None):
     print("spherenet solver benchmark")
     print(f"  python {platform.python_version()}, numpy {np.__version__}, autograd "
           f"{importlib.metadata.version('autograd')}, pymanopt {pymanopt.__version__}, "
-          f"spherenet {spherenet.__version__}")
+          f"spherenet {spherenet.__version__} ({os.path.dirname(spherenet.__file__)})")
     print("  threads: " + ", ".join(f"{v}={os.environ[v]}" for v in _THREAD_VARS)
           + " (set by this script before importing numpy)")
     print(f"  timed repeats: {repeats} (median); gtol {GTOL:g}, xtol/min_step_size {XTOL:g}")
