@@ -44,6 +44,7 @@ from ..optim.rules import RAdam, RSGD
 from ..strategies import STRATEGIES
 from . import losses
 from .layers import layer_from_config
+from .model import _rule_signature
 
 __all__ = ["save_model", "load_model", "load_weights", "FORMAT"]
 
@@ -185,19 +186,18 @@ def _restore_optimizer(model, entry, data, path):
 
 
 def _rule_config(rule):
+    """The step rule as JSON: the model's signature of it (its class and hyper-parameters) with
+    the learning rate, or None for a rule that JSON cannot hold (a schedule, a rule of its own)."""
     if isinstance(rule, str):
         return rule
-    if type(rule) is RSGD and not callable(rule.lr):
-        return {"class_name": "RSGD", "lr": rule.lr, "momentum": rule.momentum,
-                "nesterov": rule.nesterov, "weight_decay": rule.weight_decay}
-    if type(rule) is RAdam and not callable(rule.lr):
-        return {"class_name": "RAdam", "lr": rule.lr, "betas": list(rule.betas), "eps": rule.eps,
-                "amsgrad": rule.amsgrad, "adaptivity": rule.adaptivity}
     if type(rule) is DecoupledWeightDecay:
         inner = _rule_config(rule.rule)
         return None if inner is None else {"class_name": "DecoupledWeightDecay", "rule": inner,
                                            "weight_decay": rule.weight_decay}
-    return None
+    fields = _rule_signature(rule)
+    if fields is None or callable(rule.lr):
+        return None
+    return {"class_name": fields.pop("class_name"), "lr": rule.lr, **fields}
 
 
 _RULES = {"RSGD": RSGD, "RAdam": RAdam, "DecoupledWeightDecay": DecoupledWeightDecay}
