@@ -25,26 +25,10 @@ import pytest
 from spherenet import Euclidean, Product, Sphere, minimize
 from spherenet.optim import RSGD, RSRG, RSVRG, BatchSampler
 from spherenet.optim.finite_sum import as_data
+from test_ref_finite_sum import exp_map, pca_cost, pca_egrad, proj  # the same references
 
 EPS64 = np.finfo(np.float64).eps
 TOL = 100 * EPS64
-
-
-def pca_cost(w, batch):
-    return -0.5 * anp.mean(anp.dot(batch, w) ** 2)
-
-
-def pca_egrad(w, batch):
-    return -(batch.T @ (batch @ w)) / len(batch)
-
-
-def proj(x, u):
-    return u - (x @ u) * x
-
-
-def exp_map(x, u):
-    t = np.linalg.norm(u)
-    return x if t == 0 else math.cos(t) * x + (math.sin(t) / t) * u
 
 
 def rgrad(x, batch):
