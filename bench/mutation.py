@@ -92,7 +92,7 @@ SOLVER_TESTS = [
     "tests/test_ref_loop.py", "tests/test_ref_qn_edges.py", "tests/test_ref_trust_regions_edges.py",
     "tests/test_ref_line_search_edges.py", "tests/test_ref_cg_edges.py",
     "tests/test_ref_loop_speed.py", "tests/test_ref_sd_paths.py",
-    "tests/test_ref_solver_paths.py",
+    "tests/test_ref_solver_paths.py", "tests/test_fixed_costs.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_rules_options.py", "tests/test_ref_strategies.py",

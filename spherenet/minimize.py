@@ -4,6 +4,8 @@ import difflib
 import inspect
 import math
 import numbers
+import types
+import weakref
 
 import numpy as np
 
@@ -36,6 +38,8 @@ STOCHASTIC_METHODS = tuple(_STOCHASTIC)
 
 def _check_options(method, target, options, skip):
     """Refuse option names that ``target`` (a solver or a step rule class) does not take."""
+    if not options:
+        return  # nothing to check (reading a signature costs tens of microseconds)
     names = list(inspect.signature(target).parameters)[skip:]
     unknown = sorted(set(options) - set(names))
     if unknown:
@@ -50,9 +54,32 @@ def _check_options(method, target, options, skip):
                         f"option(s) {unknown}{hint}")
 
 
+# _positional's answers for plain Python functions, by function (weakly: a lambda made
+# per call does not pile up), with the parts of the function the answer was read from.
+_POSITIONAL = weakref.WeakKeyDictionary()
+
+
 def _positional(fun):
     """(required, most) positional arguments of ``fun``, most None for ``*args``; None when
-    the signature cannot be read (some builtins): then nothing is checked."""
+    the signature cannot be read (some builtins): then nothing is checked.
+
+    For a plain function the answer is kept, and reused while the function's code,
+    defaults and ``__signature__``/``__wrapped__`` are the same objects (the usual
+    case: the same cost passed to many runs).
+    """
+    if fun.__class__ is types.FunctionType:
+        key = (fun.__code__, fun.__defaults__, fun.__kwdefaults__,
+               getattr(fun, "__signature__", None), getattr(fun, "__wrapped__", None))
+        kept = _POSITIONAL.get(fun)
+        if kept is not None and all(a is b for a, b in zip(kept[0], key)):
+            return kept[1]
+        counts = _read_positional(fun)
+        _POSITIONAL[fun] = (key, counts)
+        return counts
+    return _read_positional(fun)
+
+
+def _read_positional(fun):
     try:
         parameters = inspect.signature(fun).parameters.values()
     except (TypeError, ValueError):
@@ -89,12 +116,19 @@ def _check_signature(name, fun, finite_sum, caller="minimize"):
                         f"{calls} {name}(x); for a finite-sum {name}(x, batch) {hint}")
 
 
-def _check_rng(rng):
-    """A numpy Generator from ``rng``, checked even when x0 is given (it would be ignored)."""
+def _check_rng(rng, needed=True):
+    """A numpy Generator from ``rng``, checked even when x0 is given (it would be ignored).
+
+    None stays None when no generator is ``needed`` (x0 given, no data): a fresh
+    generator seeds itself from the operating system, which costs more than a
+    short run's iterations.
+    """
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
         raise ValueError(f"rng must be None, an int >= 0 or a numpy.random.Generator, got {rng}")
     if isinstance(rng, bool):
         raise TypeError("rng must be None, an int >= 0 or a numpy.random.Generator, got bool")
+    if rng is None and not needed:
+        return None
     return as_rng(rng)
 
 
@@ -397,7 +431,7 @@ def minimize(cost, manifold, x0=None, method="cg", strategy="riemannian", grad=N
         if maxiter is None:
             maxiter = math.inf if epochs is not None else 1000
     strat = get_strategy(strategy, manifold)
-    rng = _check_rng(rng)
+    rng = _check_rng(rng, needed=x0 is None or data is not None)
     if x0 is None:
         x0 = manifold.random_point(rng)
     else:

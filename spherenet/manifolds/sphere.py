@@ -130,7 +130,7 @@ class _Spheres(Manifold):
         if self._red.n_factors == 1 and x.dtype == np.float64 and u.dtype == np.float64:
             # One float64 factor: the coefficient as a Python float (the same
             # product as with a one-element array, without building one).
-            out = np.multiply(x, -float(np.dot(x.ravel(), u.ravel())))
+            out = np.multiply(x, -float(np.vdot(x, u)))  # np.dot of the ravels, bit for bit
         else:
             # One fresh array, updated in place: each full-size temporary costs page faults.
             out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
@@ -143,6 +143,8 @@ class _Spheres(Manifold):
         return self._proj(x, ehess) - normal * u
 
     def _inner(self, x, u, v):
+        if u.dtype == np.float64 and v.dtype == np.float64:
+            return float(np.vdot(u, v))  # FactorReducer.total's dot of the ravels, bit for bit
         return self._red.total(u, v)
 
     def _norm(self, x, u):
@@ -278,35 +280,47 @@ class _Spheres(Manifold):
             return self._exp(x, u)
         return self._retr_projection(x, u)
 
-    def _retr_line(self, x, d):
-        """The curve ``t -> retr(x, t d)`` (t > 0) of a line search, or None.
+    def _retr_line(self, x, d, dd=None):
+        """The curve ``t -> retr(x, t d)`` of a line search, or None.
 
         On one small float64 factor (see :meth:`_small`) the coefficients
-        that do not depend on t (<x, x>, the tangent part r of d and
-        <r, r>) are computed once per search, so that each trial point costs
-        three array operations: the point is :meth:`_step` of d with lr = -t,
-        ``a x + b r`` with the coefficients of :meth:`_step_small` (the same
-        map as ``retr(x, t * d)``; the two differ by rounding, t scaling d
-        before or after the inner products). None elsewhere (several
-        factors: the compiled step is one call), on a checked manifold, and
+        that do not depend on t are computed once per search: <x, x>, <x, d>
+        and <d, d> (``dd``, when the caller knows it: ``np.vdot(d, d)``, bit
+        for bit), from which c = <x, d>/<x, x> and the squared norm
+        rr = <d, d> - c <x, d> of the tangent part r = d - c x of d. A trial
+        point is then ``(a - b c) x + b d``, which is ``a x + b r`` with the
+        coefficients a, b of :meth:`_step_small` (the same map as
+        ``retr(x, t * d)``; the two differ by rounding): three array
+        operations and no temporary beyond the point. When d is mostly
+        normal (rr < <d, d>/2, where rr from the sums loses accuracy), r is
+        formed and projected once more, as :meth:`_step_small` does. None
+        elsewhere (several factors: the compiled step is one call; per-factor
+        coefficient arrays cost more than it), on a checked manifold, and
         for a subclass with a retraction of its own: the caller then uses
         ``retr``.
         """
         if not (self.__dict__.get("_is_unchecked") and self._small(x, d)
                 and type(self)._retr_line_ok()):
             return None
-        xf, df = x.ravel(), d.ravel()
-        xx = float(np.dot(xf, xf))
-        c = float(np.dot(xf, df)) / xx
-        r = df - c * xf
-        rr = float(np.dot(r, r))
-        if c * c * xx > rr:  # mostly normal d: project once more, as _step_small
-            r -= (float(np.dot(xf, r)) / xx) * xf
+        vdot = np.vdot  # the BLAS dot of the flattened arrays, as np.dot of their ravel
+        xx = float(vdot(x, x))
+        xd = float(vdot(x, d))
+        if dd is None:
+            dd = float(vdot(d, d))
+        c = xd / xx
+        rr = dd - c * xd
+        if not rr >= 0.5 * dd:  # mostly normal d (or NaN): r formed, as _step_small
+            xf = x.reshape(-1)
+            r = d.reshape(-1) - c * xf
             rr = float(np.dot(r, r))
-        norm_r, shape = math.sqrt(rr), x.shape
+            if c * c * xx > rr:
+                r -= (float(np.dot(xf, r)) / xx) * xf
+                rr = float(np.dot(r, r))
+            d, c = r.reshape(x.shape), 0.0
+        norm_r = math.sqrt(rr)
         use_exp = self.retraction == "exp"
         if use_exp:
-            norm_x, dd = math.sqrt(xx), float(np.dot(df, df))
+            norm_x = math.sqrt(xx)
 
         def point(t):
             if use_exp and t * t * dd > _WRAP * _WRAP:
@@ -319,9 +333,9 @@ class _Spheres(Manifold):
             else:
                 scale = 1.0 / math.sqrt(xx + t * t * rr)
                 a, b = scale, t * scale
-            out = np.multiply(xf, a)
-            out += r * b
-            return out.reshape(shape)
+            out = np.multiply(x, a - b * c)
+            out += d * b
+            return out
 
         return point
 

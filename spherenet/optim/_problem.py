@@ -88,9 +88,7 @@ class Problem:
         self._egrad = egrad
         self._ehess = ehess
         self._autograd = egrad is None
-        # autograd's gradient serves the Hessian-vector products (no ehess) and the
-        # gradient at a trust-region proposal (no egrad): needed unless both are given.
-        self._grad = autograd.grad(cost) if ehess is None or egrad is None else None
+        self._grad_fn = None  # autograd.grad(cost), made when first needed (see _grad)
         self._measure = measure
         #: True when the stationarity measure is the norm of rgrad in the geometry.
         self.measure_is_norm = measure is None
@@ -102,6 +100,16 @@ class Problem:
         self.ngev = 0
         self.nhev = 0
         self.nonfinite = 0  # evaluations whose cost was NaN or Inf
+
+    @property
+    def _grad(self):
+        """``autograd.grad(cost)``: the gradient of the Hessian-vector products (no ehess)
+        and of a trust-region proposal (no egrad); made on first use, so that the
+        solvers that never ask for it (steepest descent and CG with the user's
+        gradient) do not build it."""
+        if self._grad_fn is None:
+            self._grad_fn = autograd.grad(self.cost_fn)
+        return self._grad_fn
 
     # -- checks -----------------------------------------------------------
 
