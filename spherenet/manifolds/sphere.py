@@ -452,10 +452,10 @@ class _Spheres(Manifold):
 
         so the new point has unit norm to rounding whatever the drift of x;
         factors with t = 0 are copied from x unchanged. ``check(xx, gg)``, if
-        given, is called with the per-factor sums of squares of x and egrad
-        before anything is written (it validates, raising to stop the step):
-        with ``tol``, only if some factor has a norm sqrt(xx) off 1 by more
-        than ``tol`` or a ``gg`` that is not finite. ``lr`` is a float.
+        given (with ``tol``), is called with the per-factor sums of squares of
+        x and egrad before anything is written, if some factor has a norm
+        sqrt(xx) off 1 by more than ``tol`` or a ``gg`` that is not finite (it
+        validates, raising to stop the step). ``lr`` is a float.
         """
         if self._small(x, egrad):
             return self._step_small(x, egrad, float(lr), use_exp, out)
@@ -465,13 +465,10 @@ class _Spheres(Manifold):
             return out
         xx, xg, gg = self._red.moments(x, egrad)
         if check is not None:
-            if tol is None:
+            with np.errstate(invalid="ignore"):
+                fine = bool(np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg)))
+            if not fine:
                 check(xx, gg)
-            else:
-                with np.errstate(invalid="ignore"):
-                    fine = bool(np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg)))
-                if not fine:
-                    check(xx, gg)
         c = xg / xx
         # rr from the sums, ||g||^2 - <x, g>^2/||x||^2, is accurate when the
         # tangent part is at least half of g (see _kernels: rho = 1/2), and
