@@ -408,16 +408,17 @@ class _Spheres(Manifold):
         # and egrad, as with the separate checks.
         if isinstance(x, np.ndarray) and isinstance(egrad, np.ndarray) and self._small(x, egrad):
             return super()._checked_gradient_step(args, x, egrad, lr, out)
-        try:
-            _check_lr(lr)
-        except (TypeError, ValueError) as err:
-            lr_error = err
-        else:
-            lr_error = None
-        if lr_error is not None:
-            self._check_args("gradient_step", args)
-            raise lr_error
-        lr = float(lr)
+        if type(lr) is not float or not math.isfinite(lr):  # a finite float needs no more
+            try:
+                _check_lr(lr)
+            except (TypeError, ValueError) as err:
+                lr_error = err
+            else:
+                lr_error = None
+            if lr_error is not None:
+                self._check_args("gradient_step", args)
+                raise lr_error
+            lr = float(lr)
         use_exp = self.retraction == "exp"
         tol = _POINT_ATOL.get(x.dtype) if isinstance(x, np.ndarray) else None
 
