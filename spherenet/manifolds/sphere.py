@@ -465,11 +465,12 @@ class _Spheres(Manifold):
         if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out, check, tol):
             return out
         xx, xg, gg = self._red.moments(x, egrad)
-        if check is not None:
-            with np.errstate(invalid="ignore"):
-                fine = bool(np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg)))
-            if not fine:
-                check(xx, gg)
+        # Sums of squares are >= 0, inf or NaN: sqrt, abs and the comparisons
+        # are quiet on them (no errstate needed).
+        if check is not None and not (
+            np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg))
+        ):
+            check(xx, gg)
         c = xg / xx
         # rr from the sums, ||g||^2 - <x, g>^2/||x||^2, is accurate when the
         # tangent part is at least half of g (see _kernels: rho = 1/2), and
