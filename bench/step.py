@@ -20,7 +20,8 @@ prints one table per manifold with, measured in the same run:
 * spherenet's methods called one by one, ``M.retr(x, -lr * M.egrad2rgrad(x, g))``
   and ``M.exp(...)``;
 * spherenet's ``gradient_step(x, g, lr, out=x)``, the public method (which
-  first validates x, egrad and out: a pass over them) and
+  validates x and egrad from the sums of squares of the step's own first
+  pass, inside the compiled kernel on the numba path: no pass of its own) and
   ``M.unchecked.gradient_step`` (the hot path of the step rules), each on
   the NumPy path (forced) and the numba path (compilation excluded).
 
@@ -256,7 +257,7 @@ def spherenet_one_by_one(kind, which):
 
 
 def spherenet_gradient_step(kind, which, path, public):
-    """``M.gradient_step`` (public: validates first) or ``M.unchecked.gradient_step``."""
+    """``M.gradient_step`` (public: validates its input) or ``M.unchecked.gradient_step``."""
 
     def factory(x, g, lr):
         M = spherenet_manifold(kind, x)

@@ -413,28 +413,47 @@ class _Spheres(Manifold):
         # The step's first pass computes the per-factor sums of squares of x
         # and egrad, which are what the checks of x (finite, norm near 1) and
         # egrad (finite) look at: they are made from those sums, between the
-        # two passes, instead of by two more passes over the arrays. Any doubt
-        # (a sum that is not finite, a norm off) sends the arguments through
-        # the usual checks, which raise with their messages (or accept finite
-        # entries whose squares overflowed). One small factor: as usual (its
-        # step has no pass to share). Otherwise types, dtypes and shapes first.
+        # two passes (in the compiled kernel when it runs), instead of by two
+        # more passes over the arrays. Any doubt (a sum that is not finite, a
+        # norm off) sends the arguments through the usual checks, which raise
+        # with their messages (or accept finite entries whose squares
+        # overflowed). One small factor: as usual (its step has no pass to
+        # share). lr is checked first, but its error comes after those of x
+        # and egrad, as with the separate checks.
         if isinstance(x, np.ndarray) and isinstance(egrad, np.ndarray) and self._small(x, egrad):
             return super()._checked_gradient_step(args, x, egrad, lr, out)
+        if type(lr) is not float or not math.isfinite(lr):  # a finite float needs no more
+            try:
+                _check_lr(lr)
+            except (TypeError, ValueError) as err:
+                lr_error = err
+            else:
+                lr_error = None
+            if lr_error is not None:
+                self._check_args("gradient_step", args)
+                raise lr_error
+            lr = float(lr)
+        use_exp = self.retraction == "exp"
+        tol = _POINT_ATOL.get(x.dtype) if isinstance(x, np.ndarray) else None
+
+        def check(xx, gg):
+            self._check_args("gradient_step", args)
+
+        target = out
+        if tol is not None:
+            if target is None:
+                target = np.empty_like(x)
+            # The kernel takes only ndarrays of the manifold's shape and one
+            # float dtype, with a writeable out: the checks of types, dtypes
+            # and shapes pass whenever it runs.
+            if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, target, check, tol):
+                return target
         self._check_args("gradient_step", [
             (name, a, _OUT if role == _OUT else _SHAPE_ONLY) for name, a, role in args
         ])
-        tol = _POINT_ATOL[x.dtype]
+        return self._step(x, egrad, lr, use_exp, target, check, tol)
 
-        def check(xx, gg):
-            with np.errstate(invalid="ignore"):
-                fine = bool(np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg)))
-            if not fine:
-                self._check_args("gradient_step", args)
-            _check_lr(lr)
-
-        return self._step(x, egrad, lr, self.retraction == "exp", out, check)
-
-    def _step(self, x, egrad, lr, use_exp, out, check=None):
+    def _step(self, x, egrad, lr, use_exp, out, check=None, tol=None):
         """retr(x, -lr * P_x(egrad)) with the exp or projection retraction, into ``out``.
 
         With the optional ``numba`` extra installed this runs as a compiled
@@ -448,20 +467,24 @@ class _Spheres(Manifold):
 
         so the new point has unit norm to rounding whatever the drift of x;
         factors with t = 0 are copied from x unchanged. ``check(xx, gg)``, if
-        given, is called with the per-factor sums of squares of x and egrad
-        before anything is written (it validates, raising to stop the step);
-        ``lr`` is converted to float after it.
+        given (with ``tol``), is called with the per-factor sums of squares of
+        x and egrad before anything is written, if some factor has a norm
+        sqrt(xx) off 1 by more than ``tol`` or a ``gg`` that is not finite (it
+        validates, raising to stop the step). ``lr`` is a float.
         """
         if self._small(x, egrad):
             return self._step_small(x, egrad, float(lr), use_exp, out)
         if out is None:
             out = np.empty_like(x)
-        if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out, check):
+        if _kernels.gradient_step(self._red, use_exp, x, egrad, lr, out, check, tol):
             return out
         xx, xg, gg = self._red.moments(x, egrad)
-        if check is not None:
+        # Sums of squares are >= 0, inf or NaN: sqrt, abs and the comparisons
+        # are quiet on them (no errstate needed).
+        if check is not None and not (
+            np.all(np.abs(np.sqrt(xx) - 1.0) <= tol) and np.all(np.isfinite(gg))
+        ):
             check(xx, gg)
-        lr = float(lr)
         c = xg / xx
         # rr from the sums, ||g||^2 - <x, g>^2/||x||^2, is accurate when the
         # tangent part is at least half of g (see _kernels: rho = 1/2), and
