@@ -1,0 +1,119 @@
+"""Optional compiled kernels (numba) for the pooling and convolution layers.
+
+numba is the optional extra ``fast``: it is imported the first time a kernel
+is needed, never at ``import spherenet``; without it (or for arrays the
+kernels do not take: another dtype than float32/float64, a layout that is not
+C-contiguous) :func:`load` returns False and the layers run their NumPy
+paths. Every kernel is compiled with ``nogil=True``: with several layer
+threads (:func:`~spherenet.nn.set_num_threads`) the blocks of a batch run
+at once, where NumPy's many small calls per block would take turns at the
+GIL between their loops. Each kernel computes what the NumPy path computes
+(see each one), in the arrays' dtype; the loops run over the channels
+innermost, contiguous in memory, which LLVM vectorizes.
+"""
+
+import threading
+import warnings
+
+import numpy as np
+
+_STATE = {"numba": None}  # None: not tried; False: unavailable; else the kernels
+_LOCK = threading.Lock()
+
+
+def load():
+    """The compiled kernels (a dict of dispatchers), or False without numba.
+
+    Examples
+    --------
+    >>> kernels = load()
+    >>> kernels is False or "max_pool" in kernels
+    True
+    """
+    if _STATE["numba"] is None:
+        with _LOCK:
+            if _STATE["numba"] is None:
+                _STATE["numba"] = _import_and_jit()
+    return _STATE["numba"]
+
+
+def takes(*arrays):
+    """True when the kernels take these arrays: one dtype, float32 or float64, C-contiguous."""
+    dtype = arrays[0].dtype
+    if dtype != np.float32 and dtype != np.float64:
+        return False
+    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+
+
+def _import_and_jit():
+    try:
+        import numba
+    except ImportError:
+        return False
+    except Exception as err:  # a broken install: say so once, then use NumPy
+        warnings.warn(f"numba failed to import ({err!r}); using the NumPy paths", stacklevel=4)
+        return False
+    jit = numba.njit(nogil=True, cache=True)
+    return {name: jit(fun) for name, fun in _PLAIN.items()}
+
+
+# --- the plain functions, compiled by _import_and_jit ----------------------------------
+
+
+def _max_pool(xp, ph, pw, sh, sw, out):
+    """``out[n, p, q] = max over the window (p sh + i, q sw + j) of xp[n]``, as ``np.maximum``.
+
+    ``xp`` (n, Hp, Wp, C) is the padded input (padding -inf), ``out`` (n, Ho,
+    Wo, C). A NaN in a window makes its maximum NaN, as ``np.maximum`` folded
+    over the window does.
+    """
+    n, ho, wo, c = out.shape
+    for b in range(n):
+        for p in range(ho):
+            for q in range(wo):
+                top, left = p * sh, q * sw
+                for k in range(c):
+                    out[b, p, q, k] = xp[b, top, left, k]
+                for i in range(ph):
+                    for j in range(pw):
+                        if i == 0 and j == 0:
+                            continue
+                        for k in range(c):
+                            v = xp[b, top + i, left + j, k]
+                            m = out[b, p, q, k]
+                            # np.maximum: a NaN on either side wins
+                            out[b, p, q, k] = v if (v > m or v != v) else m
+
+
+def _max_pool_grad(xp, ans, g, ph, pw, sh, sw, tiled, dxp):
+    """The gradient of the max pool: ``g`` of each window sent to its first maximal entry.
+
+    The first entry of the window, in row-major order, equal to the
+    window's maximum ``ans`` gets the window's ``g``; the others get
+    nothing (a NaN window, equal to nothing, gets nothing). With ``tiled``
+    (windows that cover every entry of ``xp`` once) every entry of ``dxp``
+    is written; otherwise ``dxp`` must hold zeros and overlapping windows
+    add.
+    """
+    n, ho, wo, c = ans.shape
+    rest = np.empty(c, dtype=g.dtype)  # per channel: the window's g until its first max is met
+    for b in range(n):
+        for p in range(ho):
+            for q in range(wo):
+                top, left = p * sh, q * sw
+                for k in range(c):
+                    rest[k] = g[b, p, q, k]
+                for i in range(ph):
+                    for j in range(pw):
+                        for k in range(c):
+                            hit = xp[b, top + i, left + j, k] == ans[b, p, q, k]
+                            share = rest[k] if hit else 0.0
+                            if tiled:
+                                dxp[b, top + i, left + j, k] = share
+                            else:
+                                dxp[b, top + i, left + j, k] += share
+                            if hit:
+                                rest[k] = 0.0
+
+
+_PLAIN = {"max_pool": _max_pool, "max_pool_grad": _max_pool_grad}
