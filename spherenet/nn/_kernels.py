@@ -116,4 +116,62 @@ def _max_pool_grad(xp, ans, g, ph, pw, sh, sw, tiled, dxp):
                                 rest[k] = 0.0
 
 
-_PLAIN = {"max_pool": _max_pool, "max_pool_grad": _max_pool_grad}
+def _im2col(source, top, left, step_h, step_w, sh, sw, dh, dw, cols):
+    """The im2col block ``cols`` (n, Ho, Wo, kh, kw, C) of ``source`` (n, H, W, C), in one pass.
+
+    ``cols[b, p, q, i, j]`` is row ``(p sh + i dh - top) / step_h``, column
+    ``(q sw + j dw - left) / step_w`` of ``source[b]`` when both are whole
+    numbers inside the image, and zeros otherwise: the windows of
+    ``source`` spread by ``step`` (``step - 1`` zeros between neighbours)
+    and padded by ``top``, ``left`` (and whatever the bottom and right
+    need), which the NumPy path writes into a padded array and copies
+    from. The same values, copied, not computed.
+    """
+    n, ho, wo, kh, kw, c = cols.shape
+    hs, ws = (source.shape[1] - 1) * step_h + 1, (source.shape[2] - 1) * step_w + 1
+    for b in range(n):
+        for p in range(ho):
+            for q in range(wo):
+                for i in range(kh):
+                    t = p * sh + i * dh - top
+                    row_in = 0 <= t < hs and t % step_h == 0
+                    for j in range(kw):
+                        u = q * sw + j * dw - left
+                        if row_in and 0 <= u < ws and u % step_w == 0:
+                            r, s = t // step_h, u // step_w
+                            for k in range(c):
+                                cols[b, p, q, i, j, k] = source[b, r, s, k]
+                        else:
+                            for k in range(c):
+                                cols[b, p, q, i, j, k] = 0.0
+
+
+def _bias_relu(rows, bias, relu):
+    """``rows += bias`` (``bias`` may be empty: none), then ``max(rows, 0)`` if ``relu``, in place.
+
+    The same bits as ``rows += bias; np.maximum(rows, 0, out=rows)``:
+    ``np.maximum`` keeps a NaN and turns -0.0 into 0.0.
+    """
+    m, f = rows.shape
+    with_bias = bias.shape[0] > 0
+    for r in range(m):
+        for k in range(f):
+            v = rows[r, k] + bias[k] if with_bias else rows[r, k]
+            if relu and not (v > 0.0 or v != v):
+                v = 0.0
+            rows[r, k] = v
+
+
+def _relu_mask(g, ans, out):
+    """``out = g * (ans > 0)``, the gradient through a relu whose output is ``ans``.
+
+    The same bits as multiplying by the 1.0 / 0.0 mask, as the NumPy path
+    does (0 * inf is NaN there too).
+    """
+    flat_g, flat_ans, flat_out = g.reshape(-1), ans.reshape(-1), out.reshape(-1)
+    for e in range(flat_out.shape[0]):
+        flat_out[e] = flat_g[e] * (1.0 if flat_ans[e] > 0.0 else 0.0)
+
+
+_PLAIN = {"max_pool": _max_pool, "max_pool_grad": _max_pool_grad, "im2col": _im2col,
+          "bias_relu": _bias_relu, "relu_mask": _relu_mask}

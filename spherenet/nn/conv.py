@@ -34,7 +34,12 @@ input's gradient, all while its data are in the cache (see
 (:func:`~spherenet.nn.set_num_threads`) the blocks are tasks the threads
 share (one buffer per thread); the blocks depend on the shapes only and
 every task is the serial path's own call, so the results are the same, bit
-for bit.
+for bit. With numba (the extra ``fast``) three steps of a block run as
+compiled kernels without the GIL (``spherenet.nn._kernels``): the im2col
+gather, in one pass from the unpadded source rather than a padded copy
+and a strided copy; the bias and the relu, in one pass over the block's
+output; the relu's mask of the output's gradient. They copy and compute
+the same values as the NumPy steps, so both give the same bits.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -59,7 +64,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
-from . import activations
+from . import _kernels, activations
 from ._parallel import run_chunks, run_tasks
 from .layers import LAYERS, _KernelLayer
 
@@ -235,7 +240,13 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
         size = _block_images(n, rows * depth * source.itemsize)
     (top, bottom), (left, right) = pads
     padding = bool(top or bottom or left or right or step != (1, 1))
-    whole = None if padding else _windows(source, window, strides, dilation)
+    # with numba: the im2col block gathered in one pass straight from source, the bias and
+    # relu in one pass over the block's output, both without the GIL (see _kernels)
+    kernels = _kernels.load() if _kernels.takes(source) else False
+    fused = (kernels and (bias is not None or relu)
+             and _kernels.takes(out, *(() if bias is None else (bias,))))
+    no_bias = np.empty(0, dtype=out.dtype)
+    whole = None if padding or kernels else _windows(source, window, strides, dilation)
     hs, ws = (source.shape[1] - 1) * step[0] + 1, (source.shape[2] - 1) * step[1] + 1
     buffers = threading.local()  # per thread: a padded block and its windows, an im2col block
 
@@ -243,16 +254,6 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
         hi = min(n, lo + size)
         if prepare is not None:
             prepare(lo, hi)
-        if padding:
-            windows = getattr(buffers, "windows", None)
-            if windows is None:
-                padded = buffers.padded = np.zeros(
-                    (min(size, n), top + hs + bottom, left + ws + right, c), dtype=source.dtype)
-                windows = buffers.windows = _windows(padded, window, strides, dilation)
-            buffers.padded[:hi - lo, top:top + hs:step[0], left:left + ws:step[1]] = source[lo:hi]
-            view = windows[:hi - lo]
-        else:
-            view = whole[lo:hi]
         if kept is not None:
             cols = kept[lo:hi]
         else:
@@ -261,9 +262,27 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
                 cols = buffers.cols = np.empty((min(size, n), ho, wo, kh, kw, c),
                                                dtype=source.dtype)
             cols = cols[:hi - lo]
-        np.copyto(cols, view)
+        if kernels:
+            kernels["im2col"](source[lo:hi], top, left, *step, *strides, *dilation, cols)
+        else:
+            if padding:
+                windows = getattr(buffers, "windows", None)
+                if windows is None:
+                    padded = buffers.padded = np.zeros(
+                        (min(size, n), top + hs + bottom, left + ws + right, c),
+                        dtype=source.dtype)
+                    windows = buffers.windows = _windows(padded, window, strides, dilation)
+                buffers.padded[:hi - lo, top:top + hs:step[0], left:left + ws:step[1]] = \
+                    source[lo:hi]
+                view = windows[:hi - lo]
+            else:
+                view = whole[lo:hi]
+            np.copyto(cols, view)
         rows_out = out[lo * rows:hi * rows]
         np.matmul(cols.reshape(-1, depth), matrix, out=rows_out)
+        if fused:
+            kernels["bias_relu"](rows_out, no_bias if bias is None else bias, relu)
+            return
         if bias is not None:
             rows_out += bias
         if relu:
@@ -377,8 +396,12 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
         # a matrix-vector product: ten times faster than np.sum over the long axis 0
         ones = np.ones(size * rows, dtype=g.dtype)
 
+    mask_kernel = ans is not None and _kernels.takes(g, ans, masked) and _kernels.load()
+
     def prepare(lo, hi):
-        if ans is not None:
+        if mask_kernel:  # one pass without the GIL
+            mask_kernel["relu_mask"](g[lo:hi], ans[lo:hi], masked[lo:hi])
+        elif ans is not None:
             part = masked[lo:hi]
             np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
             np.multiply(g[lo:hi], part, out=part)
