@@ -11,9 +11,9 @@ Both pools are autograd primitives with hand-written vector-Jacobian
 products that loop over the ph * pw positions of the window (never over the
 data) and keep the dtype. With numba (the extra ``fast``), max pooling and
 its gradient run as compiled kernels instead (``spherenet.nn._kernels``):
-one pass over a block of images, without the GIL, which the layer threads
-then share; they compute the same values (the max, and each window's
-gradient on its first maximal entry). The gradient of a max goes to one entry per
+one pass over the whole batch on the calling thread (as fast as handing
+half of it to a layer thread would be); they compute the same values (the
+max, and each window's gradient on its first maximal entry). The gradient of a max goes to one entry per
 window: the *first* maximal entry in row-major order within the window (row
 by row, then column by column), as TensorFlow's ``MaxPoolGrad`` does; ties
 are not split. Overlapping windows (strides smaller than the pool) add
@@ -60,7 +60,10 @@ def _max_pool(x, window, strides, pads):
         for _, _, cut in cuts[1:]:
             np.maximum(part, images[cut], out=part)
 
-    run_chunks(chunk, x.shape[0])
+    if kernels:  # one pass over the batch takes about what waking a layer thread takes
+        chunk(0, x.shape[0])
+    else:
+        run_chunks(chunk, x.shape[0])
     return out
 
 
@@ -94,7 +97,10 @@ def _max_pool_vjp(ans, x, window, strides, pads):
                 else:
                     out[cut] += grads * hit
 
-        run_chunks(chunk, x.shape[0])
+        if kernels:  # as the forward pass: one call on this thread
+            chunk(0, x.shape[0])
+        else:
+            run_chunks(chunk, x.shape[0])
         return _crop(dxp, x.shape, pads)
     return vjp
 
