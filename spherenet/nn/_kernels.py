@@ -132,17 +132,31 @@ def _im2col(source, top, left, step_h, step_w, sh, sw, dh, dw, cols):
     from. The same values, copied, not computed.
     """
     n, ho, wo, kh, kw, c = cols.shape
-    hs, ws = (source.shape[1] - 1) * step_h + 1, (source.shape[2] - 1) * step_w + 1
+    h, w = source.shape[1], source.shape[2]
+    hs, ws = (h - 1) * step_h + 1, (w - 1) * step_w + 1
+    # per window row and column: the source's row / column, or -1 for a zero (padding or
+    # a spread zero); the divisions once per call, not once per element
+    rows = np.empty((ho, kh), dtype=np.int64)
+    for p in range(ho):
+        for i in range(kh):
+            t = p * sh + i * dh - top
+            rows[p, i] = t // step_h if 0 <= t < hs and t % step_h == 0 else -1
+    columns = np.empty((wo, kw), dtype=np.int64)
+    for q in range(wo):
+        for j in range(kw):
+            u = q * sw + j * dw - left
+            columns[q, j] = u // step_w if 0 <= u < ws and u % step_w == 0 else -1
     for b in range(n):
         for p in range(ho):
             for q in range(wo):
                 for i in range(kh):
-                    t = p * sh + i * dh - top
-                    row_in = 0 <= t < hs and t % step_h == 0
+                    r = rows[p, i]
                     for j in range(kw):
-                        u = q * sw + j * dw - left
-                        if row_in and 0 <= u < ws and u % step_w == 0:
-                            r, s = t // step_h, u // step_w
+                        s = columns[q, j]
+                        if c == 1:  # a first layer's single channel: no inner loop
+                            cols[b, p, q, i, j, 0] = source[b, r, s, 0] if r >= 0 and s >= 0 \
+                                else 0.0
+                        elif r >= 0 and s >= 0:
                             for k in range(c):
                                 cols[b, p, q, i, j, k] = source[b, r, s, k]
                         else:
