@@ -20,6 +20,10 @@ test runs with the block in one call and in three.
   without the relu mask.
 * The single-pass kernels keep NumPy's special values: ``np.maximum``'s
   NaN and 0.0 for -0.0, the mask's ``0 * inf = NaN``.
+* The kernel's gradient from the patches gathered again from the input,
+  block by block (the default with the kernels), is the one from the
+  whole batch's patches kept by the forward pass, bit for bit, and so is the
+  fallback when the kernels are turned off between the two passes.
 * Training a small CNN for a few steps ends at the same weights with the
   kernels or without (bit for bit with the block in three calls), on 1 or
   2 threads.
@@ -30,6 +34,7 @@ import pytest
 
 from spherenet.nn import (Conv2D, Dense, Flatten, MaxPooling2D, Sequential, _kernels, conv,
                           get_num_threads, set_num_threads)
+from spherenet.nn._autodiff import value_and_grads
 from spherenet.optim import RSGD
 
 from test_nn_conv_backward import CASES, im2col, setup
@@ -193,3 +198,47 @@ def test_training_ends_at_the_same_weights_with_or_without_the_kernels(monkeypat
         # three steps from GEMMs that may round differently (block in one call): weights
         # of size about 1 agree to a few hundred float32 roundings
         assert_same_product(a, b, fused_block, atol=300 * float(np.finfo(np.float32).eps))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("input_traced", [False, True])
+@pytest.mark.parametrize("shape, ksize, strides, padding, dilation", CASES)
+def test_patches_gathered_again_give_the_kept_patches_gradients(
+        monkeypatch, shape, ksize, strides, padding, dilation, input_traced, relu, dtype):
+    # training: the kernel's gradient from the patches gathered again block by block (the
+    # default with the kernels), from the whole batch's patches kept by the forward pass, and
+    # with the kernels turned off between the forward and the backward pass
+    x, k, pads, _, _ = setup(shape, ksize, strides, padding, dilation, dtype, seed=6)
+    b = np.linspace(-1, 1, k.shape[3]).astype(dtype)
+    weights = np.random.default_rng(7).standard_normal(
+        conv._conv2d(x, k, b, strides, dilation, pads).shape).astype(dtype)
+    monkeypatch.setattr(conv, "_BLOCK_IMAGES", 2)
+
+    def gradients(keep, off_after_forward=False):
+        monkeypatch.setattr(conv, "_KEEP_PATCHES", keep)
+
+        def loss(*args):
+            xs, ks, bs = args if input_traced else (x, *args)
+            out = conv._conv2d(xs, ks, bs, strides, dilation, pads, relu)
+            if off_after_forward:
+                monkeypatch.setitem(_kernels._STATE, "numba", False)
+            return (out * weights).sum()
+
+        with monkeypatch.context() as patch:
+            patch.setitem(_kernels._STATE, "numba", _kernels.load())
+            return value_and_grads(loss, [x, k, b] if input_traced else [k, b])
+
+    gathered, kept, turned_off = gradients(False), gradients(True), gradients(False, True)
+    assert gathered[0] == kept[0] == turned_off[0]
+    for got, want, fallback in zip(gathered[1], kept[1], turned_off[1]):
+        assert_same_bits(got, want)
+        assert_same_bits(fallback, want)
+    # and the kernel's gradient is the patches' product: against float64
+    patches = im2col(x, ksize, strides, dilation, pads).astype(np.float64)
+    out = patches @ k.reshape(-1, k.shape[3]).astype(np.float64) + b
+    g = weights.reshape(out.shape).astype(np.float64) * ((out > 0) if relu else 1)
+    dk = gathered[1][1 if input_traced else 0]
+    np.testing.assert_allclose(dk.reshape(-1, k.shape[3]), patches.T @ g, rtol=0,
+                               atol=100 * float(np.finfo(dtype).eps) * np.abs(patches).sum(0).max()
+                               * np.abs(g).max())

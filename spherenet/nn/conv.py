@@ -20,11 +20,14 @@ convolution, again im2col and GEMM (see :func:`_conv_backward`); all in the
 data's dtype, and only those autograd asks for (not the input's for the
 network's first layer). The batch is processed in blocks of images whose
 patches fit in the cache (about 1 MB), each block copied and multiplied
-while it is there. When the kernel is traced (training), the forward pass
-writes the blocks into one matrix of the whole batch's patches, which the
-kernel's gradient uses rather than gather them again (9 MB for 128 images
-of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
-block. A ``relu`` activation is applied by the convolution itself, in place
+while it is there. When the kernel is traced (training) and numba is
+missing, the forward pass writes the blocks into one matrix of the whole
+batch's patches, which the kernel's gradient uses rather than gather them
+again (9 MB for 128 images of 8x8x32 and a 3x3 kernel); otherwise one
+block-sized buffer serves every block, and with numba the backward pass
+gathers each block's patches again from the input (one pass from a block
+of the input, about 1 MB, in the cache: less than writing the 9 MB matrix
+and reading it back). A ``relu`` activation is applied by the convolution itself, in place
 on each block, and its mask joins the convolution's backward pass, which
 runs block by block too: each block masks its part of the output's
 gradient, adds its share to the kernel's and the bias's gradients (partial
@@ -222,6 +225,9 @@ def _windows_shape(shape, pads, step, window, strides, dilation):
 #: With the kernels, a block of :func:`_patches_gemm` is one call (gather, GEMM, bias and
 #: relu) rather than three; False only to compare the two.
 _FUSED_BLOCK = True
+#: With the kernels, the kernel's gradient gathers the patches again from the input, block by
+#: block, rather than keep the whole batch's (False); True only to compare the two.
+_KEEP_PATCHES = False
 
 
 def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, kept=None,
@@ -321,8 +327,9 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
 
     With ``kept`` a list, the whole batch's im2col matrix is appended to it,
     for the kernel's vector-Jacobian product (``patches.T @ g``) to use
-    rather than gather the patches again; with None, one block-sized buffer
-    serves every block (see :func:`_patches_gemm`).
+    rather than gather the patches again -- unless the kernels can gather
+    them again (numba, ``_KEEP_PATCHES`` False): then, as with None, one
+    block-sized buffer serves every block (see :func:`_patches_gemm`).
     """
     kh, kw, c, f = kernel.shape
     n = x.shape[0]
@@ -341,6 +348,8 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
     shape = _windows_shape(x.shape, pads, (1, 1), (kh, kw), strides, dilation)
     ho, wo = shape[1:3]
     out = np.empty((n * ho * wo, f), dtype=dtype)
+    if kept is not None and not _KEEP_PATCHES and _kernels.takes(x) and _kernels.load():
+        kept = None  # the backward pass gathers them again (see _conv_backward)
     patches = None if kept is None else np.empty(shape, dtype=x.dtype)
     _patches_gemm(x, pads, (1, 1), (kh, kw), strides, dilation, matrix, out, patches, bias, relu)
     if kept is not None:
@@ -357,7 +366,7 @@ def _ordered_sum(parts):
 
 
 def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, input_grad,
-                   bias_grad):
+                   bias_grad, x=None):
     r"""The gradients of the convolution, block by block of images: ``(dx, dkernel, dbias)``.
 
     ``g`` (N, Ho, Wo, F) is the output's gradient; with ``ans`` (the
@@ -366,7 +375,9 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
     of images masks its own part of ``g`` and, while it is in the cache,
 
     * adds its share to the kernel's gradient, ``patches_b^T g_b`` (when
-      ``patches``, the forward pass's im2col matrix, is given), and to the
+      ``patches``, the forward pass's im2col matrix, is given, or ``x``,
+      the forward pass's input, whose block of patches the im2col kernel
+      gathers again: the same values), and to the
       bias's, ``1^T g_b`` (if ``bias_grad``): one partial sum per block,
       added in the order of the blocks once all are done;
     * computes its rows of the input's gradient (if ``input_grad``), a
@@ -401,13 +412,23 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
         after_w = w + left - ((wo - 1) * strides[1] + 1)
         spread_pads = ((before_h, after_h), (before_w, after_w))
         image_bytes = h * w * kh * kw * f * g.itemsize
-    elif patches is not None:
-        image_bytes = rows * patches.shape[1] * patches.itemsize
+    elif patches is not None or x is not None:  # a block of patches: the same blocks either way
+        image_bytes = rows * kh * kw * c * (x if patches is None else patches).itemsize
     else:
         image_bytes = rows * f * g.itemsize
     size = _block_images(n, image_bytes)
     kernel_parts, bias_parts = [], []
-    if patches is not None:
+    gather = None
+    if patches is None and x is not None:  # the forward's patches gathered again, per block
+        kernels = _kernels.load()
+        if kernels and _kernels.takes(x):
+            gather = kernels["im2col"]
+            (top, _), (left, _) = pads
+            gathered = threading.local()
+        else:  # the kernels were turned off since the forward pass: all patches at once
+            patches = np.ascontiguousarray(
+                _windows(_pad(x, pads, 0), (kh, kw), strides, dilation)).reshape(n * rows, -1)
+    if patches is not None or gather is not None:
         kernel_parts = [None] * -(-n // size)
     if bias_grad:
         bias_parts = [None] * -(-n // size)
@@ -426,6 +447,13 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
         block_rows = masked_rows[lo * rows:hi * rows]
         if patches is not None:
             kernel_parts[lo // size] = patches[lo * rows:hi * rows].T @ block_rows
+        elif gather is not None:
+            cols = getattr(gathered, "cols", None)
+            if cols is None:
+                cols = gathered.cols = np.empty((min(size, n), ho, wo, kh, kw, c), dtype=x.dtype)
+            cols = cols[:hi - lo]
+            gather(x[lo:hi], top, left, 1, 1, *strides, *dilation, cols)
+            kernel_parts[lo // size] = cols.reshape(-1, kh * kw * c).T @ block_rows
         if bias_grad:
             bias_parts[lo // size] = ones[:len(block_rows)] @ block_rows
 
@@ -446,9 +474,9 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
 
         run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
     kernel_grad = bias_grad_value = None
-    if patches is not None:  # no blocks (an empty batch): zeros
+    if patches is not None or gather is not None:  # no blocks (an empty batch): zeros
         kernel_grad = (_ordered_sum(kernel_parts) if kernel_parts else np.zeros(
-            (patches.shape[1], f), dtype=np.result_type(patches.dtype, g.dtype)))
+            (kh * kw * c, f), dtype=np.result_type(x if patches is None else patches, g)))
         kernel_grad = kernel_grad.reshape(kernel.shape)
     if bias_grad:
         bias_grad_value = _ordered_sum(bias_parts) if bias_parts else np.zeros(f, dtype=g.dtype)
@@ -460,9 +488,10 @@ def _conv_gemm_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+        wanted = 1 in argnums
         grads = _conv_backward(g, ans if relu else None, kernel, x.shape, strides, dilation,
-                               pads, kept[0] if 1 in argnums else None, 0 in argnums,
-                               2 in argnums)
+                               pads, kept[0] if wanted and kept else None, 0 in argnums,
+                               2 in argnums, x if wanted and not kept else None)
         return [grads[argnum] for argnum in argnums]
     return vjp
 
@@ -480,8 +509,9 @@ def _shape_of(a):
 def _conv2d(x, kernel, bias, strides, dilation, pads, relu=False):
     """The convolution with explicit pads, unchecked (the layers' hot path).
 
-    The im2col matrix is kept for the backward pass when the kernel is
-    traced by autograd (training), not otherwise (inference).
+    When the kernel is traced by autograd (training), the backward pass
+    needs the im2col matrix: kept by the forward pass, or gathered again
+    (see :func:`_conv_gemm`); not otherwise (inference).
     """
     return _conv_gemm(x, kernel, bias, strides, dilation, pads, relu,
                       [] if isbox(kernel) else None)
