@@ -4,29 +4,22 @@ With numba the convolution gathers each im2col block in one pass straight
 from the (unpadded, unspread) source, adds the bias and applies the relu in
 one pass over the block's output, and masks the output's gradient by the
 relu in one pass; the kernels copy and compute the same values as the NumPy
-path. By default a block's gather, GEMM and bias and relu are one call
-(``conv._FUSED_BLOCK``), whose GEMM is numba's ``np.dot``, i.e. SciPy's
-BLAS rather than NumPy's: its products agree with NumPy's to the rounding
-of a GEMM (bit for bit where the two libraries share their kernels); every
-test runs with the block in one call and in three.
+path, so the two give the same bits:
 
 * ``_patches_gemm``: the im2col blocks (kept) equal an im2col written from
   the definition, for spread (a strided convolution's input gradient),
   padded, strided and dilated windows; the products, with and without bias
-  and relu, are the NumPy path's (bit for bit with the block in three
-  calls), float32 and float64.
-* ``_conv_backward``: the kernel's and bias's gradients of both paths bit
-  for bit, the input's likewise with the block in three calls, with and
-  without the relu mask.
+  and relu, are the NumPy path's bit for bit, float32 and float64.
+* ``_conv_backward``: the input's, kernel's and bias's gradients of both
+  paths bit for bit, with and without the relu mask.
 * The single-pass kernels keep NumPy's special values: ``np.maximum``'s
   NaN and 0.0 for -0.0, the mask's ``0 * inf = NaN``.
 * The kernel's gradient from the patches gathered again from the input,
   block by block (the default with the kernels), is the one from the
   whole batch's patches kept by the forward pass, bit for bit, and so is the
   fallback when the kernels are turned off between the two passes.
-* Training a small CNN for a few steps ends at the same weights with the
-  kernels or without (bit for bit with the block in three calls), on 1 or
-  2 threads.
+* Training a small CNN for a few steps ends at the same weights, bit for
+  bit, with the kernels or without, on 1 or 2 threads.
 """
 
 import numpy as np
@@ -40,22 +33,6 @@ from spherenet.optim import RSGD
 from test_nn_conv_backward import CASES, im2col, setup
 
 pytestmark = pytest.mark.skipif(not _kernels.load(), reason="numba is not installed")
-
-
-@pytest.fixture(autouse=True, params=[True, False], ids=["block in one call", "in three"])
-def fused_block(request, monkeypatch):
-    monkeypatch.setattr(conv, "_FUSED_BLOCK", request.param)
-    return request.param
-
-
-def assert_same_product(a, b, fused_block, atol):
-    """Products of both paths: the same bits, or with the block in one call (SciPy's BLAS)
-    within ``atol``."""
-    if fused_block:
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=0, atol=atol)
-    else:
-        assert_same_bits(a, b)
 
 
 def on_both_paths(monkeypatch, fn):
@@ -84,7 +61,7 @@ def assert_same_bits(a, b):
 ])
 @pytest.mark.parametrize("channels", [1, 2])  # one channel: a loop of its own in the kernel
 def test_patches_and_products_equal_the_numpy_path_and_the_definition(
-        monkeypatch, fused_block, step, pads, strides, dilation, bias, relu, dtype, channels):
+        monkeypatch, step, pads, strides, dilation, bias, relu, dtype, channels):
     rng = np.random.default_rng(3)
     source = rng.standard_normal((7, 3, 4, channels)).astype(dtype)
     (top, bottom), (left, right) = pads
@@ -116,17 +93,17 @@ def test_patches_and_products_equal_the_numpy_path_and_the_definition(
     # 4 or 8 products summed, and the bias: a few roundings of the largest partial sum
     atol = 20 * eps * (np.abs(want_cols).sum(1).max() * np.abs(matrix).max()
                        + (np.abs(b).max() if bias else 0))
-    assert_same_product(out, numpy_out, fused_block, atol)
+    assert_same_bits(out, numpy_out)
     # and without keeping the patches (one block-sized buffer reused)
-    assert_same_product(run(False)[0], numpy_out, fused_block, atol)
+    assert_same_bits(run(False)[0], numpy_out)
     np.testing.assert_allclose(out, want, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("shape, ksize, strides, padding, dilation", CASES)
-def test_the_gradients_equal_the_numpy_path(monkeypatch, fused_block, shape, ksize, strides,
-                                            padding, dilation, relu, dtype):
+def test_the_gradients_equal_the_numpy_path_bit_for_bit(monkeypatch, shape, ksize, strides,
+                                                         padding, dilation, relu, dtype):
     x, k, pads, g, ans = setup(shape, ksize, strides, padding, dilation, dtype, seed=4)
     patches = im2col(x, ksize, strides, dilation, pads)
     monkeypatch.setattr(conv, "_BLOCK_IMAGES", 2)
@@ -135,9 +112,7 @@ def test_the_gradients_equal_the_numpy_path(monkeypatch, fused_block, shape, ksi
                                                  dilation, pads, patches, True, True))
     assert_same_bits(dk, numpy_dk)
     assert_same_bits(db, numpy_db)
-    # each entry of dx: at most kh * kw * F = 36 products of entries below 5 in size
-    atol = 36 * 25 * 4 * float(np.finfo(dtype).eps)
-    assert_same_product(dx, numpy_dx, fused_block, atol)
+    assert_same_bits(dx, numpy_dx)
 
 
 def test_the_kernels_keep_numpys_special_values(monkeypatch):
@@ -186,8 +161,7 @@ def train(steps=3):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_training_ends_at_the_same_weights_with_or_without_the_kernels(monkeypatch, fused_block,
-                                                                        threads):
+def test_training_ends_at_the_same_weights_with_or_without_the_kernels(monkeypatch, threads):
     previous = set_num_threads(threads)
     try:
         got, want = on_both_paths(monkeypatch, train)
@@ -195,9 +169,7 @@ def test_training_ends_at_the_same_weights_with_or_without_the_kernels(monkeypat
         set_num_threads(previous)
     assert get_num_threads() == previous
     for a, b in zip(got, want):
-        # three steps from GEMMs that may round differently (block in one call): weights
-        # of size about 1 agree to a few hundred float32 roundings
-        assert_same_product(a, b, fused_block, atol=300 * float(np.finfo(np.float32).eps))
+        assert_same_bits(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

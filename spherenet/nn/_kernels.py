@@ -54,11 +54,7 @@ def _import_and_jit():
         warnings.warn(f"numba failed to import ({err!r}); using the NumPy paths", stacklevel=4)
         return False
     jit = numba.njit(nogil=True, cache=True)
-    namespace = globals()
-    kernels = {}
-    for name, fun in _PLAIN.items():  # callees first: a kernel calls the compiled ones
-        kernels[name] = namespace[fun.__name__] = jit(fun)
-    return kernels
+    return {name: jit(fun) for name, fun in _PLAIN.items()}
 
 
 # --- the plain functions, compiled by _import_and_jit ----------------------------------
@@ -191,15 +187,5 @@ def _relu_mask(g, ans, out):
         flat_out[e] = flat_g[e] * (1.0 if flat_ans[e] > 0.0 else 0.0)
 
 
-def _conv_block(source, top, left, step_h, step_w, sh, sw, dh, dw, cols, matrix, rows, bias,
-                relu, epilogue):
-    """A block of the convolution in one call: :func:`_im2col` into ``cols``, ``rows = cols @
-    matrix`` (BLAS's GEMM, as NumPy's ``matmul``), then :func:`_bias_relu` if ``epilogue``."""
-    _im2col(source, top, left, step_h, step_w, sh, sw, dh, dw, cols)
-    np.dot(cols.reshape(rows.shape[0], matrix.shape[0]), matrix, rows)
-    if epilogue:
-        _bias_relu(rows, bias, relu)
-
-
 _PLAIN = {"max_pool": _max_pool, "max_pool_grad": _max_pool_grad, "im2col": _im2col,
-          "bias_relu": _bias_relu, "relu_mask": _relu_mask, "conv_block": _conv_block}
+          "bias_relu": _bias_relu, "relu_mask": _relu_mask}

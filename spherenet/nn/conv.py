@@ -42,12 +42,10 @@ compiled kernels without the GIL (``spherenet.nn._kernels``): the im2col
 gather, in one pass from the unpadded source rather than a padded copy
 and a strided copy; the bias and the relu, in one pass over the block's
 output; the relu's mask of the output's gradient. They copy and compute
-the same values as the NumPy steps, so both give the same bits. A block's
-gather, GEMM (numba's ``np.dot``, SciPy's BLAS) and bias and relu are then
-one call, so that a thread takes the GIL once a block instead of after
-each step: with two threads, every hand-over of the GIL between their
-short Python steps cost a wake-up of the waiting thread, which showed as
-time asleep inside the tasks.
+the same values as the NumPy steps, so both give the same bits. (The GEMM
+stays NumPy's: numba's ``np.dot`` calls SciPy's BLAS, another OpenBLAS
+with its own threads, and two BLAS thread pools taking turns on the same
+cores -- BLAS on more than one thread -- made an epoch many times slower.)
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -222,9 +220,6 @@ def _windows_shape(shape, pads, step, window, strides, dilation):
     return n, (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1, kh, kw, c
 
 
-#: With the kernels, a block of :func:`_patches_gemm` is one call (gather, GEMM, bias and
-#: relu) rather than three; False only to compare the two.
-_FUSED_BLOCK = True
 #: With the kernels, the kernel's gradient gathers the patches again from the input, block by
 #: block, rather than keep the whole batch's (False); True only to compare the two.
 _KEEP_PATCHES = False
@@ -262,9 +257,6 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
     fused = (kernels and (bias is not None or relu)
              and _kernels.takes(out, *(() if bias is None else (bias,))))
     no_bias = np.empty(0, dtype=out.dtype)
-    # the whole block in one call: im2col, BLAS's GEMM and the bias and relu
-    whole_block = (kernels and _FUSED_BLOCK and _kernels.takes(source, matrix, out)
-                   and (fused or (bias is None and not relu)))
     whole = None if padding or kernels else _windows(source, window, strides, dilation)
     hs, ws = (source.shape[1] - 1) * step[0] + 1, (source.shape[2] - 1) * step[1] + 1
     buffers = threading.local()  # per thread: a padded block and its windows, an im2col block
@@ -281,11 +273,6 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
                 cols = buffers.cols = np.empty((min(size, n), ho, wo, kh, kw, c),
                                                dtype=source.dtype)
             cols = cols[:hi - lo]
-        if whole_block:
-            kernels["conv_block"](source[lo:hi], top, left, *step, *strides, *dilation, cols,
-                                  matrix, out[lo * rows:hi * rows],
-                                  no_bias if bias is None else bias, relu, bool(fused))
-            return
         if kernels:
             kernels["im2col"](source[lo:hi], top, left, *step, *strides, *dilation, cols)
         else:
