@@ -13,8 +13,8 @@ data) and keep the dtype. With numba (the extra ``fast``), max pooling and
 its gradient run as compiled kernels instead (``spherenet.nn._kernels``):
 one pass over the whole batch on the calling thread (as fast as handing
 half of it to a layer thread would be); they compute the same values (the
-max, and each window's gradient on its first maximal entry). The gradient of a max goes to one entry per
-window: the *first* maximal entry in row-major order within the window (row
+max, and each window's gradient on its first maximal entry). The gradient
+of a max goes to one entry per window: the *first* maximal entry in row-major order within the window (row
 by row, then column by column), as TensorFlow's ``MaxPoolGrad`` does; ties
 are not split. Overlapping windows (strides smaller than the pool) add
 their gradients.
