@@ -60,7 +60,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", default="1,2", help="thread counts to compare (default 1,2)")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=7, help="timed epochs per method")
+    parser.add_argument("--repeat", type=int, default=7,
+                        help="timed epochs per method (0: no table, e.g. with --ops alone)")
     parser.add_argument("--pause", type=float, default=0.2,
                         help="seconds of sleep before each timed epoch (idle threads stop spinning)")
     parser.add_argument("--lr", type=float, default=0.05)
@@ -71,6 +72,8 @@ def parse_args():
                         help="per-thread timeline of the parallel regions of the layers")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the spherenet.nn riemannian epoch")
+    parser.add_argument("--ops", action="store_true",
+                        help="per-op times of an epoch (one thread), spherenet.nn beside PyTorch")
     return parser.parse_args()
 
 
@@ -233,7 +236,7 @@ def main():
     print(f"digits CNN (32-32 conv, pool, 128, 10), {len(x)} images a epoch, batch {ARGS.batch}, "
           f"float32, SGD momentum {ARGS.momentum}, {ARGS.repeat} interleaved epochs per method; "
           + ", ".join(versions))
-    for threads in thread_counts:
+    for threads in thread_counts if ARGS.repeat > 0 else ():
         names, times, cpu = run(threads, x, y, torch, baseline)
         width = max(len(name) for name in names)
         print(f"\n{threads} thread(s)")
@@ -255,6 +258,8 @@ def main():
             timeline(x, y, threads)
     if ARGS.profile:
         profile(x, y)
+    if ARGS.ops:
+        ops(x, y, torch)
 
 
 _REGIONS = {  # the function that opens a parallel region: what it computes
@@ -417,6 +422,159 @@ def profile(x, y):
             epoch()
         prof.disable()
     pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+
+
+def _clock():
+    """The calling thread's CPU time: the per-op times are not those of a wait for a core."""
+    return time.thread_time()
+
+
+def _timed_primitives(totals):
+    """Time every autograd primitive's forward call and vector-Jacobian product into ``totals``.
+
+    Returns a function that undoes the patching. A primitive's forward is
+    the raw function autograd's wrapper calls (its ``f_raw`` closure cell),
+    its backward the function its VJP maker returns; both add their wall
+    time to ``totals[(name, "forward" | "backward")]`` (seconds, calls).
+    """
+    from autograd.core import primitive_vjps
+
+    undo = []
+
+    def add(key, seconds):
+        entry = totals.setdefault(key, [0.0, 0])
+        entry[0] += seconds
+        entry[1] += 1
+
+    def shape_of(args):  # the shape of the first array among args (or their tuples): its input's
+        for a in args:
+            a = getattr(a, "_value", a)
+            if isinstance(a, tuple):
+                found = shape_of(a)
+                if found:
+                    return found
+            elif isinstance(a, np.ndarray) and a.ndim:
+                return "x".join(["N", *map(str, a.shape[1:])])
+        return ""
+
+    for fun, maker in list(primitive_vjps.items()):
+        code, cells = getattr(fun, "__code__", None), getattr(fun, "__closure__", None)
+        if code is None or cells is None or "f_raw" not in code.co_freevars:
+            continue
+        cell = cells[code.co_freevars.index("f_raw")]
+        raw = cell.cell_contents
+        name = getattr(raw, "__name__", repr(raw))
+
+        def forward(*args, _raw=raw, _name=name, **kwargs):
+            start = _clock()
+            try:
+                return _raw(*args, **kwargs)
+            finally:
+                add((_name, shape_of(args), "forward"), _clock() - start)
+
+        def timed_maker(*args, _maker=maker, _name=name):
+            vjp = _maker(*args)
+            # the maker's arguments: (ans, *args) or (argnums, ans, args, kwargs)
+            shape = shape_of(args[2:3] if isinstance(args[0], tuple) else args[1:])
+
+            def backward(g):
+                start = _clock()
+                try:
+                    return tuple(vjp(g))  # some makers return a generator: run it here
+                finally:
+                    add((_name, shape, "backward"), _clock() - start)
+            return backward
+
+        cell.cell_contents = forward
+        primitive_vjps[fun] = timed_maker
+        undo.append((cell, raw, fun, maker))
+
+    def restore():
+        for cell_, raw_, fun_, maker_ in undo:
+            cell_.cell_contents = raw_
+            primitive_vjps[fun_] = maker_
+    return restore
+
+
+def ops(x, y, torch, epochs=9):
+    """Per-op time of an epoch on one thread (BLAS 1, layers 1): spherenet.nn, then PyTorch.
+
+    spherenet.nn: every autograd primitive's forward and backward (see
+    :func:`_timed_primitives`), the optimizer's step (``rule.step``), and the
+    rest of the epoch (autograd's trace and bookkeeping, the loss's
+    bookkeeping, metrics); per epoch, the best of ``epochs`` epochs for the
+    epoch total, the median of the per-epoch sums for each op. PyTorch:
+    ``torch.profiler``'s self CPU time of each op, per epoch.
+    """
+    from spherenet.optim import rules
+
+    for what, constrained in (("Conv2D", False), ("unit-norm filters, riemannian", True)):
+        model = make_spherenet(x, y, constrained)
+        per_epoch, walls = [], []
+        step = rules.RSGD.step
+
+        with BLAS.limit(limits=1, user_api="blas"):
+            previous = spherenet.nn.set_num_threads(1)
+            model()
+            for _ in range(epochs):
+                totals = {}
+
+                def timed_step(self, *args, _totals=totals):
+                    start = _clock()
+                    try:
+                        return step(self, *args)
+                    finally:
+                        entry = _totals.setdefault(("optimizer step", "", ""), [0.0, 0])
+                        entry[0] += _clock() - start
+                        entry[1] += 1
+
+                restore = _timed_primitives(totals)
+                rules.RSGD.step = timed_step
+                try:
+                    time.sleep(ARGS.pause)
+                    start = _clock()
+                    model()
+                    walls.append(_clock() - start)
+                finally:
+                    rules.RSGD.step = step
+                    restore()
+                per_epoch.append(totals)
+            spherenet.nn.set_num_threads(previous)
+        keys = sorted({k for t in per_epoch for k in t},
+                      key=lambda k: -np.median([t.get(k, [0, 0])[0] for t in per_epoch]))
+        wall = np.median(walls)
+        print(f"\nper-op times of spherenet.nn {what}, one thread: epoch {1e3 * wall:.1f} ms "
+              f"(CPU time of the thread, median of {epochs}; timing adds a little)")
+        print(f"{'op (input shape)':<52}  {'calls':>5}  {'ms':>7}  {'share':>6}")
+        accounted = 0.0
+        for key in keys:
+            ms = np.median([t.get(key, [0, 0])[0] for t in per_epoch])
+            accounted += ms
+            calls = per_epoch[0].get(key, [0, 0])[1]
+            if ms >= 5e-5:
+                print(f"{key[0]} ({key[1]}) {key[2]}".replace(" ()", "").ljust(52)
+                      + f"  {calls:5d}  {1e3 * ms:7.2f}  {ms / wall:6.1%}")
+        print(f"{'rest (autograd, bookkeeping)':<52}  {'':>5}  {1e3 * (wall - accounted):7.2f}  "
+              f"{(wall - accounted) / wall:6.1%}")
+    if torch is None:
+        return
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    torch.set_num_threads(1)
+    epoch = make_torch(x, y, torch)
+    epoch()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(epochs):
+            epoch()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) / epochs
+    print(f"\nper-op self CPU times of PyTorch, one thread, per epoch (profiled: "
+          f"{total / 1e3:.1f} ms)")
+    print(f"{'op':<44}  {'calls':>5}  {'ms':>7}")
+    for event in events:
+        ms = event.self_cpu_time_total / epochs / 1e3
+        if ms >= 0.2:
+            print(f"{event.key:<44}  {event.count // epochs:5d}  {ms:7.2f}")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,15 @@ hand-written vector-Jacobian products: the kernel's gradient is
 convolution, again im2col and GEMM (see :func:`_conv_backward`); all in the
 data's dtype, and only those autograd asks for (not the input's for the
 network's first layer). The batch is processed in blocks of images whose
-patches fit in the cache (about 1 MB), each block copied and multiplied
-while it is there. When the kernel is traced (training), the forward pass
-writes the blocks into one matrix of the whole batch's patches, which the
-kernel's gradient uses rather than gather them again (9 MB for 128 images
-of 8x8x32 and a 3x3 kernel); otherwise one block-sized buffer serves every
-block. A ``relu`` activation is applied by the convolution itself, in place
+patches fit in the cache (about 512 kB), each block copied and multiplied
+while it is there. When the kernel is traced (training) and numba is
+missing, the forward pass writes the blocks into one matrix of the whole
+batch's patches, which the kernel's gradient uses rather than gather them
+again (9 MB for 128 images of 8x8x32 and a 3x3 kernel); otherwise one
+block-sized buffer serves every block, and with numba the backward pass
+gathers each block's patches again from the input (one pass over a block,
+in the cache: less than writing the 9 MB matrix and reading it back). A
+``relu`` activation is applied by the convolution itself, in place
 on each block, and its mask joins the convolution's backward pass, which
 runs block by block too: each block masks its part of the output's
 gradient, adds its share to the kernel's and the bias's gradients (partial
@@ -34,7 +37,15 @@ input's gradient, all while its data are in the cache (see
 (:func:`~spherenet.nn.set_num_threads`) the blocks are tasks the threads
 share (one buffer per thread); the blocks depend on the shapes only and
 every task is the serial path's own call, so the results are the same, bit
-for bit.
+for bit. With numba (the extra ``fast``) three steps of a block run as
+compiled kernels without the GIL (``spherenet.nn._kernels``): the im2col
+gather, in one pass from the unpadded source rather than a padded copy
+and a strided copy; the bias and the relu, in one pass over the block's
+output; the relu's mask of the output's gradient. They copy and compute
+the same values as the NumPy steps, so both give the same bits. (The GEMM
+stays NumPy's: numba's ``np.dot`` calls SciPy's BLAS, another OpenBLAS
+with its own threads, and two BLAS thread pools taking turns on the same
+cores -- BLAS on more than one thread -- made an epoch many times slower.)
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -59,7 +70,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
-from . import activations
+from . import _kernels, activations
 from ._parallel import run_chunks, run_tasks
 from .layers import LAYERS, _KernelLayer
 
@@ -183,8 +194,10 @@ def _windows(xp, window, strides, dilation):
 #: The patches are gathered and multiplied block by block of images, each block's im2col
 #: matrix about this many bytes: small enough to stay in the cache between its copy and its
 #: GEMM (a whole batch's, 9 MB for 128 images of 8x8x32 and a 3x3 kernel, would make two
-#: trips through memory), large enough for efficient GEMMs.
-_BLOCK_BYTES = 1 << 20
+#: trips through memory), large enough for efficient GEMMs. A block of the backward pass
+#: holds two such matrices (the input's patches and the output gradient's) in a 2 MB L2:
+#: 512 kB measured 5-10 % faster a training epoch than 1 MB, 256 kB no faster.
+_BLOCK_BYTES = 1 << 19
 
 #: ... and of at most this many images, so that a batch of 128 has blocks for several threads
 #: to share (:func:`~spherenet.nn.set_num_threads`) even when its patches are few, as those of
@@ -207,6 +220,11 @@ def _windows_shape(shape, pads, step, window, strides, dilation):
     hp = top + (h - 1) * step[0] + 1 + bottom
     wp = left + (w - 1) * step[1] + 1 + right
     return n, (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1, kh, kw, c
+
+
+#: With the kernels, the kernel's gradient gathers the patches again from the input, block by
+#: block, rather than keep the whole batch's (False); True only to compare the two.
+_KEEP_PATCHES = False
 
 
 def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, kept=None,
@@ -235,7 +253,13 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
         size = _block_images(n, rows * depth * source.itemsize)
     (top, bottom), (left, right) = pads
     padding = bool(top or bottom or left or right or step != (1, 1))
-    whole = None if padding else _windows(source, window, strides, dilation)
+    # with numba: the im2col block gathered in one pass straight from source, the bias and
+    # relu in one pass over the block's output, both without the GIL (see _kernels)
+    kernels = _kernels.load() if _kernels.takes(source) else False
+    fused = (kernels and (bias is not None or relu)
+             and _kernels.takes(out, *(() if bias is None else (bias,))))
+    no_bias = np.empty(0, dtype=out.dtype)
+    whole = None if padding or kernels else _windows(source, window, strides, dilation)
     hs, ws = (source.shape[1] - 1) * step[0] + 1, (source.shape[2] - 1) * step[1] + 1
     buffers = threading.local()  # per thread: a padded block and its windows, an im2col block
 
@@ -243,16 +267,6 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
         hi = min(n, lo + size)
         if prepare is not None:
             prepare(lo, hi)
-        if padding:
-            windows = getattr(buffers, "windows", None)
-            if windows is None:
-                padded = buffers.padded = np.zeros(
-                    (min(size, n), top + hs + bottom, left + ws + right, c), dtype=source.dtype)
-                windows = buffers.windows = _windows(padded, window, strides, dilation)
-            buffers.padded[:hi - lo, top:top + hs:step[0], left:left + ws:step[1]] = source[lo:hi]
-            view = windows[:hi - lo]
-        else:
-            view = whole[lo:hi]
         if kept is not None:
             cols = kept[lo:hi]
         else:
@@ -261,9 +275,27 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
                 cols = buffers.cols = np.empty((min(size, n), ho, wo, kh, kw, c),
                                                dtype=source.dtype)
             cols = cols[:hi - lo]
-        np.copyto(cols, view)
+        if kernels:
+            kernels["im2col"](source[lo:hi], top, left, *step, *strides, *dilation, cols)
+        else:
+            if padding:
+                windows = getattr(buffers, "windows", None)
+                if windows is None:
+                    padded = buffers.padded = np.zeros(
+                        (min(size, n), top + hs + bottom, left + ws + right, c),
+                        dtype=source.dtype)
+                    windows = buffers.windows = _windows(padded, window, strides, dilation)
+                buffers.padded[:hi - lo, top:top + hs:step[0], left:left + ws:step[1]] = \
+                    source[lo:hi]
+                view = windows[:hi - lo]
+            else:
+                view = whole[lo:hi]
+            np.copyto(cols, view)
         rows_out = out[lo * rows:hi * rows]
         np.matmul(cols.reshape(-1, depth), matrix, out=rows_out)
+        if fused:
+            kernels["bias_relu"](rows_out, no_bias if bias is None else bias, relu)
+            return
         if bias is not None:
             rows_out += bias
         if relu:
@@ -284,8 +316,9 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
 
     With ``kept`` a list, the whole batch's im2col matrix is appended to it,
     for the kernel's vector-Jacobian product (``patches.T @ g``) to use
-    rather than gather the patches again; with None, one block-sized buffer
-    serves every block (see :func:`_patches_gemm`).
+    rather than gather the patches again -- unless the kernels can gather
+    them again (numba, ``_KEEP_PATCHES`` False): then, as with None, one
+    block-sized buffer serves every block (see :func:`_patches_gemm`).
     """
     kh, kw, c, f = kernel.shape
     n = x.shape[0]
@@ -304,6 +337,8 @@ def _conv_gemm(x, kernel, bias, strides, dilation, pads, relu, kept):
     shape = _windows_shape(x.shape, pads, (1, 1), (kh, kw), strides, dilation)
     ho, wo = shape[1:3]
     out = np.empty((n * ho * wo, f), dtype=dtype)
+    if kept is not None and not _KEEP_PATCHES and _kernels.takes(x) and _kernels.load():
+        kept = None  # the backward pass gathers them again (see _conv_backward)
     patches = None if kept is None else np.empty(shape, dtype=x.dtype)
     _patches_gemm(x, pads, (1, 1), (kh, kw), strides, dilation, matrix, out, patches, bias, relu)
     if kept is not None:
@@ -320,7 +355,7 @@ def _ordered_sum(parts):
 
 
 def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, input_grad,
-                   bias_grad):
+                   bias_grad, x=None):
     r"""The gradients of the convolution, block by block of images: ``(dx, dkernel, dbias)``.
 
     ``g`` (N, Ho, Wo, F) is the output's gradient; with ``ans`` (the
@@ -329,7 +364,9 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
     of images masks its own part of ``g`` and, while it is in the cache,
 
     * adds its share to the kernel's gradient, ``patches_b^T g_b`` (when
-      ``patches``, the forward pass's im2col matrix, is given), and to the
+      ``patches``, the forward pass's im2col matrix, is given, or ``x``,
+      the forward pass's input, whose block of patches the im2col kernel
+      gathers again: the same values), and to the
       bias's, ``1^T g_b`` (if ``bias_grad``): one partial sum per block,
       added in the order of the blocks once all are done;
     * computes its rows of the input's gradient (if ``input_grad``), a
@@ -364,27 +401,48 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
         after_w = w + left - ((wo - 1) * strides[1] + 1)
         spread_pads = ((before_h, after_h), (before_w, after_w))
         image_bytes = h * w * kh * kw * f * g.itemsize
-    elif patches is not None:
-        image_bytes = rows * patches.shape[1] * patches.itemsize
+    elif patches is not None or x is not None:  # a block of patches: the same blocks either way
+        image_bytes = rows * kh * kw * c * (x if patches is None else patches).itemsize
     else:
         image_bytes = rows * f * g.itemsize
     size = _block_images(n, image_bytes)
     kernel_parts, bias_parts = [], []
-    if patches is not None:
+    gather = None
+    if patches is None and x is not None:  # the forward's patches gathered again, per block
+        kernels = _kernels.load()
+        if kernels and _kernels.takes(x):
+            gather = kernels["im2col"]
+            (top, _), (left, _) = pads
+            gathered = threading.local()
+        else:  # the kernels were turned off since the forward pass: all patches at once
+            patches = np.ascontiguousarray(
+                _windows(_pad(x, pads, 0), (kh, kw), strides, dilation)).reshape(n * rows, -1)
+    if patches is not None or gather is not None:
         kernel_parts = [None] * -(-n // size)
     if bias_grad:
         bias_parts = [None] * -(-n // size)
         # a matrix-vector product: ten times faster than np.sum over the long axis 0
         ones = np.ones(size * rows, dtype=g.dtype)
 
+    mask_kernel = ans is not None and _kernels.takes(g, ans, masked) and _kernels.load()
+
     def prepare(lo, hi):
-        if ans is not None:
+        if mask_kernel:  # one pass without the GIL
+            mask_kernel["relu_mask"](g[lo:hi], ans[lo:hi], masked[lo:hi])
+        elif ans is not None:
             part = masked[lo:hi]
             np.greater(ans[lo:hi], 0, out=part, casting="unsafe")
             np.multiply(g[lo:hi], part, out=part)
         block_rows = masked_rows[lo * rows:hi * rows]
         if patches is not None:
             kernel_parts[lo // size] = patches[lo * rows:hi * rows].T @ block_rows
+        elif gather is not None:
+            cols = getattr(gathered, "cols", None)
+            if cols is None:
+                cols = gathered.cols = np.empty((min(size, n), ho, wo, kh, kw, c), dtype=x.dtype)
+            cols = cols[:hi - lo]
+            gather(x[lo:hi], top, left, 1, 1, *strides, *dilation, cols)
+            kernel_parts[lo // size] = cols.reshape(-1, kh * kw * c).T @ block_rows
         if bias_grad:
             bias_parts[lo // size] = ones[:len(block_rows)] @ block_rows
 
@@ -405,9 +463,9 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
 
         run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
     kernel_grad = bias_grad_value = None
-    if patches is not None:  # no blocks (an empty batch): zeros
+    if patches is not None or gather is not None:  # no blocks (an empty batch): zeros
         kernel_grad = (_ordered_sum(kernel_parts) if kernel_parts else np.zeros(
-            (patches.shape[1], f), dtype=np.result_type(patches.dtype, g.dtype)))
+            (kh * kw * c, f), dtype=np.result_type(x if patches is None else patches, g)))
         kernel_grad = kernel_grad.reshape(kernel.shape)
     if bias_grad:
         bias_grad_value = _ordered_sum(bias_parts) if bias_parts else np.zeros(f, dtype=g.dtype)
@@ -419,9 +477,10 @@ def _conv_gemm_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         # kept: the kernel is traced whenever its gradient is asked for (see _conv2d)
+        wanted = 1 in argnums
         grads = _conv_backward(g, ans if relu else None, kernel, x.shape, strides, dilation,
-                               pads, kept[0] if 1 in argnums else None, 0 in argnums,
-                               2 in argnums)
+                               pads, kept[0] if wanted and kept else None, 0 in argnums,
+                               2 in argnums, x if wanted and not kept else None)
         return [grads[argnum] for argnum in argnums]
     return vjp
 
@@ -439,8 +498,9 @@ def _shape_of(a):
 def _conv2d(x, kernel, bias, strides, dilation, pads, relu=False):
     """The convolution with explicit pads, unchecked (the layers' hot path).
 
-    The im2col matrix is kept for the backward pass when the kernel is
-    traced by autograd (training), not otherwise (inference).
+    When the kernel is traced by autograd (training), the backward pass
+    needs the im2col matrix: kept by the forward pass, or gathered again
+    (see :func:`_conv_gemm`); not otherwise (inference).
     """
     return _conv_gemm(x, kernel, bias, strides, dilation, pads, relu,
                       [] if isbox(kernel) else None)

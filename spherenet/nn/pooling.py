@@ -9,8 +9,12 @@ TensorFlow does.
 
 Both pools are autograd primitives with hand-written vector-Jacobian
 products that loop over the ph * pw positions of the window (never over the
-data) and keep the dtype. The gradient of a max goes to one entry per
-window: the *first* maximal entry in row-major order within the window (row
+data) and keep the dtype. With numba (the extra ``fast``), max pooling and
+its gradient run as compiled kernels instead (``spherenet.nn._kernels``):
+one pass over the whole batch on the calling thread (as fast as handing
+half of it to a layer thread would be); they compute the same values (the
+max, and each window's gradient on its first maximal entry). The gradient
+of a max goes to one entry per window: the *first* maximal entry in row-major order within the window (row
 by row, then column by column), as TensorFlow's ``MaxPoolGrad`` does; ties
 are not split. Overlapping windows (strides smaller than the pool) add
 their gradients.
@@ -23,6 +27,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
 
+from . import _kernels
 from ._parallel import run_chunks
 from .conv import _check_padding, _int_tuple, _pad, _slices, _window
 from .layers import LAYERS, Layer, _as_shape
@@ -44,14 +49,21 @@ def _max_pool(x, window, strides, pads):
     xp = _pad(x, pads, -np.inf)
     ho, wo, cuts = _slices(xp.shape, window, strides, (1, 1))
     out = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+    kernels = _kernels.load() if _kernels.takes(xp) else False
 
     def chunk(lo, hi):
         part, images = out[lo:hi], xp[lo:hi]
+        if kernels:
+            kernels["max_pool"](images, *window, *strides, part)
+            return
         np.copyto(part, images[cuts[0][2]])
         for _, _, cut in cuts[1:]:
             np.maximum(part, images[cut], out=part)
 
-    run_chunks(chunk, x.shape[0])
+    if kernels:  # one pass over the batch takes about what waking a layer thread takes
+        chunk(0, x.shape[0])
+    else:
+        run_chunks(chunk, x.shape[0])
     return out
 
 
@@ -66,11 +78,15 @@ def _max_pool_vjp(ans, x, window, strides, pads):
         xp = _pad(x, pads, -np.inf)
         _, _, cuts = _slices(padded, window, strides, (1, 1))
         dxp = np.empty(padded, dtype=g.dtype)
+        kernels = _kernels.load() if _kernels.takes(xp, ans, g) else False
 
         def chunk(lo, hi):
             images, grads, out = xp[lo:hi], g[lo:hi], dxp[lo:hi]
             if not tiled:
                 out.fill(0)
+            if kernels:
+                kernels["max_pool_grad"](images, ans[lo:hi], grads, *window, *strides, tiled, out)
+                return
             free = np.ones(grads.shape, dtype=bool)  # windows whose first max is still to be found
             for _, _, cut in cuts:
                 hit = np.equal(images[cut], ans[lo:hi])
@@ -81,7 +97,10 @@ def _max_pool_vjp(ans, x, window, strides, pads):
                 else:
                     out[cut] += grads * hit
 
-        run_chunks(chunk, x.shape[0])
+        if kernels:  # as the forward pass: one call on this thread
+            chunk(0, x.shape[0])
+        else:
+            run_chunks(chunk, x.shape[0])
         return _crop(dxp, x.shape, pads)
     return vjp
 
