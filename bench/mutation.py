@@ -82,6 +82,7 @@ MANIFOLD_TESTS = [
     "tests/test_ref_fused_step.py",
     "tests/test_ref_loop_speed.py",
     "tests/test_input_checks_fused.py",
+    "tests/test_step_fused_checks.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
