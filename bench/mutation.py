@@ -83,6 +83,7 @@ MANIFOLD_TESTS = [
     "tests/test_ref_loop_speed.py",
     "tests/test_input_checks_fused.py",
     "tests/test_step_fused_checks.py",
+    "tests/test_lean_paths.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
@@ -93,7 +94,7 @@ SOLVER_TESTS = [
     "tests/test_ref_loop.py", "tests/test_ref_qn_edges.py", "tests/test_ref_trust_regions_edges.py",
     "tests/test_ref_line_search_edges.py", "tests/test_ref_cg_edges.py",
     "tests/test_ref_loop_speed.py", "tests/test_ref_sd_paths.py",
-    "tests/test_ref_solver_paths.py", "tests/test_fixed_costs.py",
+    "tests/test_ref_solver_paths.py", "tests/test_fixed_costs.py", "tests/test_lean_paths.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_rules_options.py", "tests/test_ref_strategies.py",
@@ -131,6 +132,7 @@ TESTS = {
     "spherenet/manifolds/sphere.py": MANIFOLD_TESTS,
     "spherenet/manifolds/base.py": MANIFOLD_TESTS + ["tests/test_diagnostics.py"],
     "spherenet/optim/sd.py": SOLVER_TESTS,
+    "spherenet/optim/_lean.py": SOLVER_TESTS,
     "spherenet/optim/_loop.py": SOLVER_TESTS,
     "spherenet/optim/_solver.py": SOLVER_TESTS,
     "spherenet/optim/_problem.py": SOLVER_TESTS,
@@ -168,7 +170,7 @@ TESTS = {
 #: the tests that call it).
 CLOSE_TESTS = ["tests/test_ref_mutants_close.py"]
 SOLVER_CORE = {f"spherenet/optim/{name}.py"
-               for name in ("_problem", "_solver", "_loop", "sd", "cg", "line_search")}
+               for name in ("_problem", "_solver", "_loop", "sd", "cg", "line_search", "_lean")}
 TESTS = {module: tests if module in SOLVER_CORE else tests + CLOSE_TESTS for module, tests in TESTS.items()}
 
 #: Functions left as they are (no mutants, no trampoline) by a pragma added in

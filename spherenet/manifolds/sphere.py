@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .. import _tangent
 from . import _kernels
 from ._reduce import FactorReducer, hypot
 from .base import (_OUT, _POINT_ATOL, _SHAPE_ONLY, Manifold, _check_choice, _check_finite,
@@ -23,6 +24,9 @@ _TRANSPORTS = ("projection", "parallel")
 # One float64 factor up to this many entries is stepped with Python-float
 # coefficients (_Spheres._step_small): the fixed costs dominate there.
 _SMALL = 2048
+# The dot of two 1-D arrays: np.vdot's BLAS call (bit for bit), without its argument
+# layer; unlike np.vdot it warns on overflow and invalid values, as np.dot does.
+_ndarray_dot = np.ndarray.dot
 
 
 def _sinc(t):
@@ -130,7 +134,8 @@ class _Spheres(Manifold):
         if self._red.n_factors == 1 and x.dtype == np.float64 and u.dtype == np.float64:
             # One float64 factor: the coefficient as a Python float (the same
             # product as with a one-element array, without building one).
-            out = np.multiply(x, -float(np.vdot(x, u)))  # np.dot of the ravels, bit for bit
+            # (np.vdot: np.dot of the ravels, bit for bit on contiguous arrays.)
+            out = np.multiply(x, -float(x.dot(u) if x.ndim == 1 else np.vdot(x, u)))
         else:
             # One fresh array, updated in place: each full-size temporary costs page faults.
             out = np.multiply(x, -self._coef(self._red.dot(x, u), x))
@@ -144,7 +149,8 @@ class _Spheres(Manifold):
 
     def _inner(self, x, u, v):
         if u.dtype == np.float64 and v.dtype == np.float64:
-            return float(np.vdot(u, v))  # FactorReducer.total's dot of the ravels, bit for bit
+            # FactorReducer.total's dot of the ravels (bit for bit on contiguous arrays).
+            return float(u.dot(v) if u.ndim == 1 else np.vdot(u, v))
         return self._red.total(u, v)
 
     def _norm(self, x, u):
@@ -172,6 +178,56 @@ class _Spheres(Manifold):
         if not np.isfinite(u).all():
             return None
         return self._norm(x, u)
+
+    def _gradient_and_norm(self, x, egrad):
+        """``(rgrad, norm, sq)`` from the Euclidean gradient at x, or None when it is not finite.
+
+        For the solvers' evaluations: ``rgrad = egrad2rgrad(x, egrad)``,
+        ``norm = _finite_norm(x, rgrad)`` and ``sq = inner(x, rgrad, rgrad)``,
+        bit for bit, and None exactly when egrad or rgrad has a NaN or Inf
+        entry (where those calls, after ``_tangent.all_finite(egrad)``, find
+        one). On one float64 factor in fewer passes: <x, egrad>, which the
+        projection needs, is finite only when every x_i egrad_i is (x is on
+        the sphere), so it stands for the test of egrad; the squared norm
+        that proves rgrad finite is ``sq`` and gives ``norm``. A caller may
+        use ``-sq`` as the slope <rgrad, -rgrad> of steepest descent (the
+        same sum of the same products, negated) and ``sq`` as <d, d> of
+        ``d = -rgrad`` in :meth:`_retr_line`.
+        """
+        red = self._red
+        if red.n_factors == 1 and x.dtype == np.float64 and egrad.dtype == np.float64:
+            # np.vdot, not ndarray.dot: no floating-point warning on NaN/Inf, which are expected.
+            vdot = np.vdot
+            c = float(vdot(x, egrad))
+            if not math.isfinite(c):
+                return None
+            rgrad = np.multiply(x, -c)  # _proj, bit for bit
+            rgrad += egrad
+            sq = float(vdot(rgrad, rgrad))
+            if red._low <= sq < np.inf:
+                return rgrad, math.sqrt(sq), sq
+        else:
+            if not _tangent.all_finite(egrad):
+                return None
+            rgrad = self._egrad2rgrad(x, egrad)
+        norm = self._finite_norm(x, rgrad)
+        if norm is None:
+            return None
+        if rgrad.dtype == np.float64:  # _inner's sum (np.vdot: an overflow is inf, quietly)
+            return rgrad, norm, float(np.vdot(rgrad, rgrad))
+        return rgrad, norm, self._inner(x, rgrad, rgrad)
+
+    @classmethod
+    def _gradient_and_norm_ok(cls):
+        """True when the maps :meth:`_gradient_and_norm` stands for are _Spheres' own."""
+        ok = cls.__dict__.get("_gradient_and_norm_ok_")
+        if ok is None:
+            ok = all(getattr(cls, name) is getattr(_Spheres, name) for name in (
+                "egrad2rgrad", "_egrad2rgrad", "_proj", "_finite_norm", "_norm", "inner",
+                "_inner", "directional_derivative", "_directional_derivative",
+                "_gradient_and_norm"))
+            setattr(cls, "_gradient_and_norm_ok_", ok)
+        return ok
 
     def _violation(self, x):
         return float(np.max(np.abs(self._red.norms(x) - 1.0)))
@@ -299,10 +355,21 @@ class _Spheres(Manifold):
         for a subclass with a retraction of its own: the caller then uses
         ``retr``.
         """
-        if not (self.__dict__.get("_is_unchecked") and self._small(x, d)
-                and type(self)._retr_line_ok()):
+        if not self._small_line_ok(x, d):
             return None
-        vdot = np.vdot  # the BLAS dot of the flattened arrays, as np.dot of their ravel
+        return self._small_line(x, d, dd)
+
+    def _small_line_ok(self, x, d):
+        """Whether :meth:`_retr_line` has a curve for x and d (else it returns None)."""
+        return bool(self.__dict__.get("_is_unchecked") and self._small(x, d)
+                    and type(self)._retr_line_ok())
+
+    def _small_line(self, x, d, dd=None):
+        """:meth:`_retr_line` without its tests, for a caller that made them (a solver,
+        once per run: its points keep the first one's shape and dtype)."""
+        # ndarray.dot of 1-D arrays is np.vdot, bit for bit (the same BLAS call), cheaper;
+        # like np.dot it warns on overflow, as the tangent part's dots did.
+        vdot = _ndarray_dot if x.ndim == 1 else np.vdot
         xx = float(vdot(x, x))
         xd = float(vdot(x, d))
         if dd is None:

@@ -3,6 +3,7 @@ Hestenes-Stiefel, Hager-Zhang), with the previous direction moved by the
 manifold's vector transport."""
 
 from .. import _tangent
+from . import _lean
 from ._solver import advance, budgeted, start, stopping_test
 from .line_search import AdaptiveLineSearch, check_line_search
 
@@ -54,6 +55,8 @@ def _conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=
     """
     if beta_rule not in BETA_RULES:
         raise ValueError(f"beta_rule must be one of {list(BETA_RULES)}, got {beta_rule!r}")
+    if line_search is None and _lean.applies(problem, x0, stopper, recorder):
+        return _lean.conjugate_gradient(problem, x0, stopper, recorder, beta_rule, restart)
     line_search = AdaptiveLineSearch() if line_search is None else check_line_search(line_search)
     geometry = problem.geometry
     needs_sq = restart is not None or beta_rule != "HS"

@@ -18,11 +18,11 @@ def check_line_search(line_search):
     return line_search
 
 
-def _line(geometry, x, d):
+def _line(geometry, x, d, dd=None):
     """``t -> R_x(t d)``: the geometry's own curve (``_retr_line``) when it has one for
-    x and d, else ``retr(x, t * d)``."""
+    x and d, else ``retr(x, t * d)``; ``dd``, <d, d> when the caller knows it, is passed on."""
     curve = getattr(geometry, "_retr_line", None)
-    line = None if curve is None else curve(x, d)
+    line = None if curve is None else (curve(x, d) if dd is None else curve(x, d, dd))
     if line is None:
         retr, lincomb = geometry.retr, _tangent.lincomb
 

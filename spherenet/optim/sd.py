@@ -3,6 +3,7 @@
 from .. import _tangent
 from numpy import ndarray
 
+from . import _lean
 from ._solver import advance, budgeted, start, stopping_test
 from .line_search import BacktrackingLineSearch, check_line_search
 
@@ -22,6 +23,8 @@ def _steepest_descent(problem, x0, stopper, recorder, line_search=None):
     -------
     OptimizeResult
     """
+    if line_search is None and _lean.applies(problem, x0, stopper, recorder):
+        return _lean.steepest_descent(problem, x0, stopper, recorder)
     line_search = (BacktrackingLineSearch() if line_search is None
                    else check_line_search(line_search))
     # When the gradient norm is the measure, it is also the norm of the direction

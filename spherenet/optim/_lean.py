@@ -1,0 +1,304 @@
+"""The default runs of steepest descent and CG, their loops written out.
+
+Users run grids of thousands of small runs, where the solver's own layers
+(the line-search object, the stopping test, ``evaluate``/``advance``, the
+recorder) cost more than the cost and gradient evaluations. When a run is
+the common one, the loops below do the work of the general loops of
+:mod:`~spherenet.optim.sd` and :mod:`~spherenet.optim.cg` with those layers
+written out inline:
+
+* the point is an array and the stationarity measure is the norm of the
+  Riemannian gradient (the geometry's ``_finite_norm``);
+* the line search is the default one (``line_search=None``);
+* no callback, no time limit, no ``ftol`` (the stopping test with the
+  stopper's settings bound, see :func:`~spherenet.optim._solver.stopping_test`);
+* no telemetry and no printing per iteration.
+
+They make the same calls on the geometry and the problem, with the same
+arguments and in the same order, as the general loops: the iterates, the
+history (but its times), the counts, the status and the message are the
+same bit for bit (``tests/test_lean_paths.py`` runs both ways, the general
+one by passing the default line search explicitly). The rare ends of a
+run (no decrease, a non-finite gradient, the stop itself) go through the
+shared functions of :mod:`~spherenet.optim._solver`.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from .. import _tangent
+from ._loop import EvaluationBudgetExhausted
+from ._problem import Problem
+from ._solver import failed, no_decrease, start, stopped
+from .line_search import AdaptiveLineSearch, BacktrackingLineSearch, _line
+
+_ndarray = np.ndarray
+_isfinite = math.isfinite
+
+
+def applies(problem, x0, stopper, recorder):
+    """True when the run is one that the lean loops make (see the module's docstring)."""
+    return (x0.__class__ is _ndarray and type(problem) is Problem
+            and problem.finite_norm is not None and stopper.callback is None
+            and stopper.maxtime == math.inf and stopper.ftol == 0.0
+            and not recorder.telemetry and recorder.verbose < 2)
+
+
+def _recorder_of(recorder):
+    """``record(it, x, f, grad_norm, step)``: ``recorder.record`` without telemetry, its
+    stack of iterates (``SphereBatch``) filled in place when the run has one."""
+    batch = recorder._batch
+    if batch is None:
+        record = recorder.record
+
+        def plain(it, x, f, grad_norm, step):
+            record(it, x, f, grad_norm, step)
+
+        return plain
+    stack, rows, scalars = batch._stack, len(batch._stack), recorder._scalars
+    clock, t0, flush = time.perf_counter, recorder.start, recorder._flush
+
+    def stacked(it, x, f, grad_norm, step):
+        # Recorder.record for an iterate of the run's shape and dtype (made by the
+        # run's retraction from the first one): batch.add, the scalars, a full stack.
+        recorder.last = (x, f, grad_norm, it)
+        n = batch._n + 1
+        batch._n = n
+        stack[n] = x
+        scalars.append((f, grad_norm, step, clock() - t0))
+        if n + 1 == rows:
+            flush()
+
+    return stacked
+
+
+class _Evaluations:
+    """The problem's ``cost`` and ``cost_and_egrad`` and the solvers' ``evaluate``, as
+    closures over the problem's parts (the bodies of those methods, same counts)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def cost(self):
+        problem = self.problem
+        cost_fn, scalar = problem.cost_fn, problem._scalar
+
+        def cost(x):
+            if problem.maxfev is not None and problem.nfev >= problem.maxfev:
+                raise EvaluationBudgetExhausted
+            problem.nfev += 1
+            f = cost_fn(x)
+            f = float(f) if f.__class__ is float or f.__class__ is np.float64 else scalar(f)
+            if not _isfinite(f):
+                problem.nonfinite += 1
+            return f
+
+        return cost
+
+    def evaluate(self):
+        """``evaluate(x, f) -> (f, rgrad, grad_norm, sq) or None``: ``_solver.evaluate`` with
+        the measure the geometry's norm; ``sq`` is <rgrad, rgrad> when the geometry's
+        ``_gradient_and_norm`` gave it, else None."""
+        problem = self.problem
+        geometry = problem.geometry
+        egrad2rgrad, finite_norm = geometry.egrad2rgrad, problem.finite_norm
+        fused = _fused(geometry)
+        egrad_fn, check_grad = problem._egrad, problem._check_grad
+        cost_and_egrad, all_finite = problem.cost_and_egrad, _tangent.all_finite
+
+        def evaluate(x, f):
+            if egrad_fn is not None:
+                # Problem.cost_and_egrad with the cost known: the user's gradient alone.
+                problem.ngev += 1
+                g = egrad_fn(x)
+                if not (g.__class__ is _ndarray and g.shape == x.shape and g.dtype == x.dtype):
+                    g = check_grad(x, g)
+            else:
+                f, g = cost_and_egrad(x, f)
+            if not _isfinite(f):
+                return None
+            if fused is not None:
+                new = fused(x, g)
+                return None if new is None else (f, *new)
+            if not all_finite(g):
+                return None
+            rgrad = egrad2rgrad(x, g)
+            grad_norm = finite_norm(x, rgrad)
+            return None if grad_norm is None else (f, rgrad, grad_norm, None)
+
+        return evaluate
+
+
+def _line_of(geometry, x0):
+    """``line(x, d, dd=None)``: the line search's curve along d (``line_search._line``); the
+    geometry's curve builder without its tests when they hold for x0, and so for every
+    point of the run (same shape and dtype, made by the geometry's own maps)."""
+    ok = getattr(geometry, "_small_line_ok", None)
+    if ok is not None and ok(x0, x0):
+        return geometry._small_line
+    return lambda x, d, dd=None: _line(geometry, x, d, dd)
+
+
+def _fused(geometry):
+    """The geometry's ``_gradient_and_norm`` (egrad2rgrad, the finite norm and <rgrad, rgrad>
+    in one call), when it has one for its own maps, else None."""
+    fused = getattr(geometry, "_gradient_and_norm", None)
+    if fused is None or not type(geometry)._gradient_and_norm_ok():
+        return None
+    return fused
+
+
+def _test(stopper, recorder):
+    """The stopping test of :func:`~spherenet.optim._solver.stopping_test` without a
+    callback, time limit or ftol, as a closure; it returns the result or None."""
+    gtol, maxiter, xtol = stopper.gtol, stopper.maxiter, stopper.xtol
+    patience, factor, eps_of = stopper.FLOOR_PATIENCE, stopper.FLOOR_FACTOR, stopper._eps_of
+
+    def test(it, x, f, f_old, grad_norm, grad_norm_old, step):
+        unresolved_steps = stopper.unresolved_steps
+        if f_old is not None:
+            unresolved = not grad_norm < grad_norm_old and (
+                abs(f_old - f) <= factor * eps_of(x) * max(abs(f_old), abs(f)))
+            unresolved_steps = unresolved_steps + 1 if unresolved else 0
+        if (grad_norm <= gtol or unresolved_steps >= patience or it >= maxiter
+                or (step is not None and step <= xtol)):
+            return stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
+        stopper.unresolved_steps = unresolved_steps
+        if grad_norm < stopper.best_grad_norm:
+            stopper.best_grad_norm = grad_norm
+        return None
+
+    return test
+
+
+def _backtracking(search, cost):
+    """``backtrack(line, f0, df0, alpha) -> (alpha, new_x, new_f)``: the Armijo loop of
+    ``BacktrackingLineSearch._backtrack`` with the search's settings bound."""
+    contraction, c, max_trials = search.contraction, search.sufficient_decrease, search.max_trials
+
+    def backtrack(line, f0, df0, alpha):
+        new_x = line(alpha)
+        new_f = cost(new_x)
+        trials = 1
+        while not new_f <= f0 + c * alpha * df0 and trials <= max_trials:
+            alpha *= contraction
+            new_x = line(alpha)
+            new_f = cost(new_x)
+            trials += 1
+        return alpha, new_x, new_f, trials
+
+    return backtrack
+
+
+def steepest_descent(problem, x0, stopper, recorder):
+    """:func:`~spherenet.optim.sd._steepest_descent` with the default line search, written out."""
+    search = BacktrackingLineSearch()
+    optimism, initial = search.optimism, search.initial_step
+    geometry = problem.geometry
+    directional_derivative = geometry.directional_derivative
+    parts = _Evaluations(problem)
+    cost, evaluate = parts.cost(), parts.evaluate()
+    backtrack, test = _backtracking(search, cost), _test(stopper, recorder)
+    fused = _fused(geometry) is not None
+    line_of = _line_of(geometry, x0)
+    x = x0
+    f, _, rgrad, grad_norm = start(problem, recorder, x)
+    # <rgrad, rgrad>: with the fused evaluation, the slope is -sq and <d, d> of the line is sq.
+    sq = geometry.inner(x, rgrad, rgrad) if fused else None
+    record = _recorder_of(recorder)
+    it, f_old, grad_norm_old, step, f_prev = 0, None, None, None, None
+    while True:
+        done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
+        if done is not None:
+            return done
+        direction = -rgrad
+        slope = -sq if fused else directional_derivative(x, rgrad, direction)
+        # BacktrackingLineSearch.search with norm_d = grad_norm (sd passes it).
+        fresh = initial / grad_norm
+        if f_prev is not None and slope < 0 and f_prev > f:
+            guess = float(optimism * 2.0 * (f - f_prev) / slope)
+        else:
+            guess = fresh
+        line = line_of(x, direction, sq)
+        alpha, new_x, new_f, _ = backtrack(line, f, slope, guess)
+        if not new_f <= f and guess != fresh:
+            alpha, new_x, new_f, _ = backtrack(line, f, slope, fresh)
+        f_prev = f
+        step = alpha * grad_norm if new_f <= f else 0.0
+        it += 1
+        if step == 0.0:
+            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
+        new = evaluate(new_x, new_f)
+        if new is None:
+            return failed(recorder, x, f, grad_norm, it)
+        f_old, grad_norm_old = f, grad_norm
+        x, (f, rgrad, grad_norm, sq) = new_x, new
+        record(it, x, f, grad_norm, step)
+
+
+def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=None):
+    """:func:`~spherenet.optim.cg._conjugate_gradient` with the default line search, written
+    out (``beta_rule`` and ``restart`` as there, already checked)."""
+    from .cg import _beta  # cg imports this module
+
+    search = AdaptiveLineSearch()
+    initial = search.initial_step
+    geometry = problem.geometry
+    directional_derivative, transp = geometry.directional_derivative, geometry.transp
+    inner, norm = geometry.inner, geometry.norm
+    if _fused(geometry) is not None:
+        # The geometry's own maps (checked by _gradient_and_norm_ok): the raw ones they call.
+        directional_derivative = inner = geometry._inner
+        norm = geometry._norm
+    line_of = _line_of(geometry, x0)
+    parts = _Evaluations(problem)
+    cost, evaluate = parts.cost(), parts.evaluate()
+    backtrack, test = _backtracking(search, cost), _test(stopper, recorder)
+    needs_sq = restart is not None or beta_rule != "HS"
+    x = x0
+    f, _, grad, grad_norm = start(problem, recorder, x)
+    grad_sq = inner(x, grad, grad) if needs_sq else None
+    direction = -grad
+    record = _recorder_of(recorder)
+    it, f_old, grad_norm_old, step, alpha_prev = 0, None, None, None, None
+    while True:
+        done = test(it, x, f, f_old, grad_norm, grad_norm_old, step)
+        if done is not None:
+            return done
+        slope = directional_derivative(x, grad, direction)
+        if not slope < 0.0:
+            direction = -grad
+            slope = directional_derivative(x, grad, direction)
+        # AdaptiveLineSearch.search.
+        norm_d = norm(x, direction)
+        fresh = initial / norm_d
+        guess = fresh if alpha_prev is None else float(alpha_prev)
+        line = line_of(x, direction)
+        alpha, new_x, new_f, trials = backtrack(line, f, slope, guess)
+        if not new_f <= f and guess != fresh:
+            alpha, new_x, new_f, trials = backtrack(line, f, slope, fresh)
+        alpha_prev = alpha if trials == 2 else 2.0 * alpha
+        step = alpha * norm_d if new_f <= f else 0.0
+        it += 1
+        if step == 0.0:
+            return no_decrease(recorder, x, f, grad_norm, it, stopper, f_old)
+        new = evaluate(new_x, new_f)
+        if new is None:
+            return failed(recorder, x, f, grad_norm, it)
+        new_f, new_grad, new_grad_norm, new_grad_sq = new
+        old_grad = transp(x, new_x, grad)
+        if needs_sq and new_grad_sq is None:
+            new_grad_sq = inner(new_x, new_grad, new_grad)
+        if restart is not None and abs(inner(new_x, old_grad, new_grad)) >= restart * new_grad_sq:
+            direction = -new_grad
+        else:
+            direction = transp(x, new_x, direction)
+            beta = _beta(beta_rule, geometry, new_x, grad_sq, new_grad, new_grad_sq,
+                         old_grad, direction)
+            # _tangent.lincomb(-1.0, new_grad, beta, direction), an array's case.
+            direction = direction.dtype.type(beta) * direction - new_grad
+        f_old, grad_norm_old = f, grad_norm
+        x, f, grad, grad_norm, grad_sq = new_x, new_f, new_grad, new_grad_norm, new_grad_sq
+        record(it, x, f, grad_norm, step)
