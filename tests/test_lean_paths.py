@@ -323,3 +323,41 @@ def test_the_module_is_what_sd_and_cg_import():
     assert sys.modules["spherenet.optim.sd"]._lean is _lean
     assert sys.modules["spherenet.optim.cg"]._lean is _lean
     assert Riemannian(Sphere(3)).geometry._gradient_and_norm is not None
+
+
+@pytest.mark.parametrize("u_scale", [1.0, 1e-160, 1e160])
+def test_the_norm_with_its_square(u_scale):
+    geometry = Sphere(30).unchecked
+    x = Sphere(30).random_point(rng=20)
+    u = Sphere(30).random_tangent(x, rng=21) * u_scale
+    norm, sq = geometry._norm_and_sq(x, u)
+    assert norm == geometry.norm(x, u)
+    # (plain NumPy scaled first: its own sum of squares would under- or overflow)
+    np.testing.assert_allclose(norm, u_scale * np.linalg.norm(u / u_scale), rtol=4 * EPS)
+    if u_scale == 1.0:
+        assert sq == float(np.vdot(u, u))
+    else:                      # the sum of squares under- or overflowed: the rescaled norm
+        assert sq is None
+    assert geometry._norm_and_sq(x.astype(np.float32), u.astype(np.float32))[1] is None
+
+
+@pytest.mark.parametrize("drift", [0.0, 3e-12, -5e-9])
+def test_the_violation_of_one_factor(drift):
+    x = Sphere(40).random_point(rng=22) * (1.0 + drift)
+    expected = abs(np.sqrt(np.sum(x * x)) - 1.0)
+    assert abs(Sphere(40).violation(x) - expected) <= 2 * EPS
+    # The same number as the per-factor path (a 1 x 40 Oblique: one factor, several axes).
+    assert Sphere(40).unchecked.violation(x) == float(
+        np.max(np.abs(Sphere(40).unchecked._red.norms(x) - 1.0)))
+
+
+def test_the_unchecked_view_binds_the_raw_maps_but_the_overrides():
+    class Own(Sphere):
+        def retr(self, x, u):
+            return super().retr(x, 0.5 * u)
+
+    view = Own(4).unchecked
+    assert view.__dict__["proj"] == view._proj                 # raw
+    assert "retr" not in view.__dict__                         # the subclass's own
+    assert "retr" not in Own._raw_names() and "proj" in Own._raw_names()
+    assert "retr" in Sphere._raw_names()

@@ -335,12 +335,25 @@ class Manifold(abc.ABC):
         if state["unchecked"]:
             self._bind_raw()
 
+    @classmethod
+    def _raw_names(cls):
+        """The checked methods that the class leaves as Manifold's (cached on the class).
+
+        A subclass that overrides a public method (say, a user's own retr)
+        keeps its override in the unchecked view: only the validating
+        wrappers are bypassed.
+        """
+        names = cls.__dict__.get("_raw_names_")
+        if names is None:
+            names = tuple(name for name in CHECKED_METHODS
+                          if getattr(cls, name) is getattr(Manifold, name))
+            setattr(cls, "_raw_names_", names)
+        return names
+
     def _bind_raw(self):
-        for name in CHECKED_METHODS:
-            # A subclass that overrides a public method (say, a user's own
-            # retr) keeps its override: only the validating wrappers are bypassed.
-            if getattr(type(self), name) is getattr(Manifold, name):
-                self.__dict__[name] = getattr(self, "_" + name)
+        state = self.__dict__
+        for name in type(self)._raw_names():
+            state[name] = getattr(self, "_" + name)
         self.__dict__["_is_unchecked"] = True
         self.__dict__["_unchecked_view"] = self
 

@@ -163,6 +163,15 @@ class _Spheres(Manifold):
                 return math.sqrt(sq)
         return hypot(self._red.norms(u))
 
+    def _norm_and_sq(self, x, u):
+        """``(norm(x, u), sq)``: sq is the float64 sum of squares ``np.vdot(u, u)`` that
+        the norm was taken from (float64 data, a safe sum), else None."""
+        if u.dtype == np.float64:
+            sq = float(np.vdot(u, u))  # as _norm
+            if self._red.n_factors * self._red._low <= sq < np.inf:
+                return math.sqrt(sq), sq
+        return self._norm(x, u), None
+
     def _finite_norm(self, x, u):
         """``norm(x, u)`` when every entry of u is finite, else None.
 
@@ -230,6 +239,12 @@ class _Spheres(Manifold):
         return ok
 
     def _violation(self, x):
+        if self._red.n_factors == 1 and x.dtype == np.float64:
+            # One factor: its norm from a float64 sum of squares, as _red.norms takes it
+            # when the sum is safe (np.vdot: no floating-point warning if it is not).
+            sq = float(np.vdot(x, x))
+            if self._red._low <= sq < np.inf:
+                return abs(math.sqrt(sq) - 1.0)
         return float(np.max(np.abs(self._red.norms(x) - 1.0)))
 
     def _project_point(self, x):

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from .. import _tangent
+from ..manifolds.sphere import _Spheres
 from ._loop import EvaluationBudgetExhausted
 from ._problem import Problem
 from ._solver import failed, no_decrease, start, stopped
@@ -248,10 +249,20 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
     geometry = problem.geometry
     directional_derivative, transp = geometry.directional_derivative, geometry.transp
     inner, norm = geometry.inner, geometry.norm
+
+    def norm_and_sq(x, u):
+        return norm(x, u), None
+
     if _fused(geometry) is not None:
-        # The geometry's own maps (checked by _gradient_and_norm_ok): the raw ones they call.
+        # The geometry's own maps (checked by _gradient_and_norm_ok): the raw ones they
+        # call, and the norm of the direction with its square (<d, d> of the line).
         directional_derivative = inner = geometry._inner
-        norm = geometry._norm
+        norm_and_sq = geometry._norm_and_sq
+        if type(geometry)._transp is _Spheres._transp and geometry.transport == "projection":
+            proj = geometry._proj
+
+            def transp(x, y, v):  # _Spheres._transp with the projection transport
+                return proj(y, v)
     line_of = _line_of(geometry, x0)
     parts = _Evaluations(problem)
     cost, evaluate = parts.cost(), parts.evaluate()
@@ -272,10 +283,10 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
             direction = -grad
             slope = directional_derivative(x, grad, direction)
         # AdaptiveLineSearch.search.
-        norm_d = norm(x, direction)
+        norm_d, dd = norm_and_sq(x, direction)
         fresh = initial / norm_d
         guess = fresh if alpha_prev is None else float(alpha_prev)
-        line = line_of(x, direction)
+        line = line_of(x, direction, dd)
         alpha, new_x, new_f, trials = backtrack(line, f, slope, guess)
         if not new_f <= f and guess != fresh:
             alpha, new_x, new_f, trials = backtrack(line, f, slope, fresh)
@@ -295,8 +306,14 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
             direction = -new_grad
         else:
             direction = transp(x, new_x, direction)
-            beta = _beta(beta_rule, geometry, new_x, grad_sq, new_grad, new_grad_sq,
-                         old_grad, direction)
+            if beta_rule == "HS":  # _beta's Hestenes-Stiefel, an array's case
+                diff = new_grad - old_grad
+                denominator = inner(new_x, direction, diff)
+                beta = 0.0 if denominator == 0.0 else max(
+                    0.0, inner(new_x, new_grad, diff) / denominator)
+            else:
+                beta = _beta(beta_rule, geometry, new_x, grad_sq, new_grad, new_grad_sq,
+                             old_grad, direction)
             # _tangent.lincomb(-1.0, new_grad, beta, direction), an array's case.
             direction = direction.dtype.type(beta) * direction - new_grad
         f_old, grad_norm_old = f, grad_norm
