@@ -54,6 +54,10 @@ def _both(cost, manifold, method, **kwargs):
 
 
 def _assert_same(a, b):
+    # Times are not compared, but they are seconds since the start, in order.
+    for run in (a, b):
+        time = run.history["time"]
+        assert 0.0 <= time[0] and np.all(np.diff(time) >= 0.0) and time[-1] < 60.0
     np.testing.assert_array_equal(a.x, b.x)
     for key in ("fun", "nit", "nfev", "ngev", "nhev", "status", "message", "grad_norm",
                 "violation", "success"):
@@ -86,6 +90,66 @@ def test_the_lean_loop_is_the_general_one(make, method, derivatives):
         lean, general = _both(autograd_cost, manifold, method, x0=x0, maxiter=150)
     assert lean.nit > 10
     _assert_same(lean, general)
+
+
+@pytest.mark.parametrize("method", ["sd", "cg"])
+def test_a_point_too_large_for_the_history_stack(method):
+    # 6000 float64 numbers: the violation and angle are computed per iterate (no stack).
+    manifold = Sphere(6000)
+    weights = np.linspace(1.0, 3.0, 6000)
+    x0 = manifold.random_point(rng=23)
+    lean, general = _both(lambda x: -float(np.sum(weights * x * x)), manifold, method, x0=x0,
+                          grad=lambda x: -2.0 * weights * x, maxiter=40)
+    assert lean.nit == 40
+    _assert_same(lean, general)
+
+
+def test_cg_resets_an_uphill_direction():
+    # A wavy cost on Sphere(5) where Hestenes-Stiefel's direction points uphill at one
+    # iterate: the direction is reset to -grad there, in both loops alike.
+    n, seed = 5, 2
+    manifold = Sphere(n)
+    a = _matrix(n, seed)
+    c = np.random.default_rng(seed).standard_normal(n) * 3
+    e0 = np.eye(n)[0]
+
+    def cost(x):
+        return float(np.sin(3.0 * (x @ c)) + 0.3 * (x @ (a @ x)) + np.cos(5 * x[0]))
+
+    def grad(x):
+        return 3.0 * np.cos(3.0 * (x @ c)) * c + 0.6 * (a @ x) - 5 * np.sin(5 * x[0]) * e0
+
+    x0 = manifold.random_point(rng=seed)
+    assert _count_resets(cost, grad, manifold.unchecked, x0) == 1
+    lean, general = _both(cost, manifold, "cg", x0=x0, grad=grad, maxiter=60)
+    _assert_same(lean, general)
+
+
+def _count_resets(cost, grad, geometry, x0):
+    """How many times CG's direction was not a descent direction (plain re-run of cg's
+    rule with the general loop's line search, counting ``not slope < 0``)."""
+    from spherenet.optim.cg import _conjugate_gradient
+
+    count = {"n": 0}
+    original = geometry.directional_derivative
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(geometry, name)
+
+        def directional_derivative(self, x, g, d):
+            slope = original(x, g, d)
+            if not slope < 0.0:
+                count["n"] += 1
+            return slope
+
+    from spherenet.optim._loop import Recorder, Stopper
+    from spherenet.optim._problem import Problem
+    problem = Problem(cost, Counting(), grad)
+    recorder = Recorder(problem, Riemannian(Sphere(*x0.shape)))
+    stopper = Stopper(60, 1e-6, 0.0, 1e-10, math.inf, None)
+    _conjugate_gradient(problem, x0, stopper, recorder, line_search=AdaptiveLineSearch())
+    return count["n"]
 
 
 @pytest.mark.parametrize("beta_rule", ["HS", "FR", "PR+", "HZ"])

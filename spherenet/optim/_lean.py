@@ -7,11 +7,12 @@ the common one, the loops below do the work of the general loops of
 :mod:`~spherenet.optim.sd` and :mod:`~spherenet.optim.cg` with those layers
 written out inline:
 
-* the point is an array and the stationarity measure is the norm of the
-  Riemannian gradient (the geometry's ``_finite_norm``);
+* the point is an array on a sphere or an oblique manifold with its own
+  maps (the geometry's ``_gradient_and_norm`` makes the evaluation), and the
+  stationarity measure is the norm of the Riemannian gradient;
 * the line search is the default one (``line_search=None``);
-* no callback, no time limit, no ``ftol`` (the stopping test with the
-  stopper's settings bound, see :func:`~spherenet.optim._solver.stopping_test`);
+* no callback, no time limit, no ``ftol`` (the stopping test of
+  :func:`~spherenet.optim._solver.stopping_test` with the stopper's settings bound);
 * no telemetry and no printing per iteration.
 
 They make the same calls on the geometry and the problem, with the same
@@ -28,11 +29,10 @@ import time
 
 import numpy as np
 
-from .. import _tangent
 from ..manifolds.sphere import _Spheres
 from ._loop import EvaluationBudgetExhausted
 from ._problem import Problem
-from ._solver import failed, no_decrease, start, stopped
+from ._solver import failed, no_decrease, start, stopping_test
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch, _line
 
 _ndarray = np.ndarray
@@ -42,9 +42,9 @@ _isfinite = math.isfinite
 def applies(problem, x0, stopper, recorder):
     """True when the run is one that the lean loops make (see the module's docstring)."""
     return (x0.__class__ is _ndarray and type(problem) is Problem
-            and problem.finite_norm is not None and stopper.callback is None
-            and stopper.maxtime == math.inf and stopper.ftol == 0.0
-            and not recorder.telemetry and recorder.verbose < 2)
+            and problem.finite_norm is not None and _fused(problem.geometry) is not None
+            and stopper.callback is None and stopper.maxtime == math.inf
+            and stopper.ftol == 0.0 and not recorder.telemetry and recorder.verbose < 2)
 
 
 def _recorder_of(recorder):
@@ -100,14 +100,12 @@ class _Evaluations:
 
     def evaluate(self):
         """``evaluate(x, f) -> (f, rgrad, grad_norm, sq) or None``: ``_solver.evaluate`` with
-        the measure the geometry's norm; ``sq`` is <rgrad, rgrad> when the geometry's
-        ``_gradient_and_norm`` gave it, else None."""
+        the measure the geometry's norm, from the geometry's ``_gradient_and_norm`` (sq is
+        <rgrad, rgrad>)."""
         problem = self.problem
-        geometry = problem.geometry
-        egrad2rgrad, finite_norm = geometry.egrad2rgrad, problem.finite_norm
-        fused = _fused(geometry)
+        fused = _fused(problem.geometry)
         egrad_fn, check_grad = problem._egrad, problem._check_grad
-        cost_and_egrad, all_finite = problem.cost_and_egrad, _tangent.all_finite
+        cost_and_egrad = problem.cost_and_egrad
 
         def evaluate(x, f):
             if egrad_fn is not None:
@@ -120,14 +118,8 @@ class _Evaluations:
                 f, g = cost_and_egrad(x, f)
             if not _isfinite(f):
                 return None
-            if fused is not None:
-                new = fused(x, g)
-                return None if new is None else (f, *new)
-            if not all_finite(g):
-                return None
-            rgrad = egrad2rgrad(x, g)
-            grad_norm = finite_norm(x, rgrad)
-            return None if grad_norm is None else (f, rgrad, grad_norm, None)
+            new = fused(x, g)
+            return None if new is None else (f, *new)
 
         return evaluate
 
@@ -149,29 +141,6 @@ def _fused(geometry):
     if fused is None or not type(geometry)._gradient_and_norm_ok():
         return None
     return fused
-
-
-def _test(stopper, recorder):
-    """The stopping test of :func:`~spherenet.optim._solver.stopping_test` without a
-    callback, time limit or ftol, as a closure; it returns the result or None."""
-    gtol, maxiter, xtol = stopper.gtol, stopper.maxiter, stopper.xtol
-    patience, factor, eps_of = stopper.FLOOR_PATIENCE, stopper.FLOOR_FACTOR, stopper._eps_of
-
-    def test(it, x, f, f_old, grad_norm, grad_norm_old, step):
-        unresolved_steps = stopper.unresolved_steps
-        if f_old is not None:
-            unresolved = not grad_norm < grad_norm_old and (
-                abs(f_old - f) <= factor * eps_of(x) * max(abs(f_old), abs(f)))
-            unresolved_steps = unresolved_steps + 1 if unresolved else 0
-        if (grad_norm <= gtol or unresolved_steps >= patience or it >= maxiter
-                or (step is not None and step <= xtol)):
-            return stopped(stopper, recorder, it, x, f, f_old, grad_norm, grad_norm_old, step)
-        stopper.unresolved_steps = unresolved_steps
-        if grad_norm < stopper.best_grad_norm:
-            stopper.best_grad_norm = grad_norm
-        return None
-
-    return test
 
 
 def _backtracking(search, cost):
@@ -198,16 +167,15 @@ def steepest_descent(problem, x0, stopper, recorder):
     search = BacktrackingLineSearch()
     optimism, initial = search.optimism, search.initial_step
     geometry = problem.geometry
-    directional_derivative = geometry.directional_derivative
     parts = _Evaluations(problem)
     cost, evaluate = parts.cost(), parts.evaluate()
-    backtrack, test = _backtracking(search, cost), _test(stopper, recorder)
-    fused = _fused(geometry) is not None
+    backtrack, test = _backtracking(search, cost), stopping_test(stopper, recorder)
     line_of = _line_of(geometry, x0)
     x = x0
     f, _, rgrad, grad_norm = start(problem, recorder, x)
-    # <rgrad, rgrad>: with the fused evaluation, the slope is -sq and <d, d> of the line is sq.
-    sq = geometry.inner(x, rgrad, rgrad) if fused else None
+    # sq = <rgrad, rgrad> (then from the fused evaluation): the slope <rgrad, -rgrad> is
+    # -sq and <d, d> of the line along d = -rgrad is sq, bit for bit.
+    sq = geometry._inner(x, rgrad, rgrad)
     record = _recorder_of(recorder)
     it, f_old, grad_norm_old, step, f_prev = 0, None, None, None, None
     while True:
@@ -215,7 +183,7 @@ def steepest_descent(problem, x0, stopper, recorder):
         if done is not None:
             return done
         direction = -rgrad
-        slope = -sq if fused else directional_derivative(x, rgrad, direction)
+        slope = -sq
         # BacktrackingLineSearch.search with norm_d = grad_norm (sd passes it).
         fresh = initial / grad_norm
         if f_prev is not None and slope < 0 and f_prev > f:
@@ -247,30 +215,24 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
     search = AdaptiveLineSearch()
     initial = search.initial_step
     geometry = problem.geometry
-    directional_derivative, transp = geometry.directional_derivative, geometry.transp
-    inner, norm = geometry.inner, geometry.norm
+    # The geometry's own maps (checked by _gradient_and_norm_ok): the raw ones they call,
+    # and the norm of the direction with its square (<d, d> of the line).
+    directional_derivative = inner = geometry._inner
+    norm_and_sq, transp = geometry._norm_and_sq, geometry.transp
+    if type(geometry)._transp is _Spheres._transp and geometry.transport == "projection":
+        proj = geometry._proj
 
-    def norm_and_sq(x, u):
-        return norm(x, u), None
+        def transp(x, y, v):  # _Spheres._transp with the projection transport
+            return proj(y, v)
 
-    if _fused(geometry) is not None:
-        # The geometry's own maps (checked by _gradient_and_norm_ok): the raw ones they
-        # call, and the norm of the direction with its square (<d, d> of the line).
-        directional_derivative = inner = geometry._inner
-        norm_and_sq = geometry._norm_and_sq
-        if type(geometry)._transp is _Spheres._transp and geometry.transport == "projection":
-            proj = geometry._proj
-
-            def transp(x, y, v):  # _Spheres._transp with the projection transport
-                return proj(y, v)
     line_of = _line_of(geometry, x0)
     parts = _Evaluations(problem)
     cost, evaluate = parts.cost(), parts.evaluate()
-    backtrack, test = _backtracking(search, cost), _test(stopper, recorder)
-    needs_sq = restart is not None or beta_rule != "HS"
+    backtrack, test = _backtracking(search, cost), stopping_test(stopper, recorder)
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)
-    grad_sq = inner(x, grad, grad) if needs_sq else None
+    # <g, g>, then from the fused evaluation (cg computes it only where a rule reads it).
+    grad_sq = inner(x, grad, grad)
     direction = -grad
     record = _recorder_of(recorder)
     it, f_old, grad_norm_old, step, alpha_prev = 0, None, None, None, None
@@ -300,8 +262,6 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
             return failed(recorder, x, f, grad_norm, it)
         new_f, new_grad, new_grad_norm, new_grad_sq = new
         old_grad = transp(x, new_x, grad)
-        if needs_sq and new_grad_sq is None:
-            new_grad_sq = inner(new_x, new_grad, new_grad)
         if restart is not None and abs(inner(new_x, old_grad, new_grad)) >= restart * new_grad_sq:
             direction = -new_grad
         else:
