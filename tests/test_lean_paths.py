@@ -72,6 +72,7 @@ MANIFOLDS = [
     pytest.param(lambda: Sphere(40), id="sphere-exp"),
     pytest.param(lambda: Sphere(40, retraction="projection"), id="sphere-proj"),
     pytest.param(lambda: Sphere(4, 5), id="sphere-matrix"),
+    pytest.param(lambda: Sphere(40, transport="parallel"), id="sphere-parallel"),
     pytest.param(lambda: Oblique(6, 5), id="oblique"),
     pytest.param(lambda: Sphere(3000, retraction="projection"), id="sphere-large"),
 ]
