@@ -94,14 +94,16 @@ def test_the_lean_loop_is_the_general_one(make, method, derivatives):
 
 
 @pytest.mark.parametrize("method", ["sd", "cg"])
-def test_a_point_too_large_for_the_history_stack(method):
-    # 6000 float64 numbers: the violation and angle are computed per iterate (no stack).
+@pytest.mark.parametrize("maxfev", [None, 9])
+def test_a_point_too_large_for_the_history_stack(method, maxfev):
+    # 6000 float64 numbers: the violation and angle are computed per iterate (no stack);
+    # a run cut by maxfev ends at the last recorded iterate, its number included.
     manifold = Sphere(6000)
     weights = np.linspace(1.0, 3.0, 6000)
     x0 = manifold.random_point(rng=23)
     lean, general = _both(lambda x: -float(np.sum(weights * x * x)), manifold, method, x0=x0,
-                          grad=lambda x: -2.0 * weights * x, maxiter=40)
-    assert lean.nit == 40
+                          grad=lambda x: -2.0 * weights * x, maxiter=40, maxfev=maxfev)
+    assert lean.nit == (40 if maxfev is None else len(lean.history["cost"]) - 1)
     _assert_same(lean, general)
 
 
