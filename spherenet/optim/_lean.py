@@ -144,8 +144,8 @@ def _fused(geometry):
 
 
 def _backtracking(search, cost):
-    """``backtrack(line, f0, df0, alpha) -> (alpha, new_x, new_f)``: the Armijo loop of
-    ``BacktrackingLineSearch._backtrack`` with the search's settings bound."""
+    """``backtrack(line, f0, df0, alpha) -> (alpha, new_x, new_f, trials)``: the Armijo loop
+    of ``BacktrackingLineSearch._backtrack`` with the search's settings bound."""
     contraction, c, max_trials = search.contraction, search.sufficient_decrease, search.max_trials
 
     def backtrack(line, f0, df0, alpha):
