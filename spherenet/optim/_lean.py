@@ -30,7 +30,6 @@ import time
 import numpy as np
 
 from ..manifolds.sphere import _Spheres
-from ._loop import EvaluationBudgetExhausted
 from ._problem import Problem
 from ._solver import failed, no_decrease, start, stopping_test
 from .line_search import AdaptiveLineSearch, BacktrackingLineSearch, _line
@@ -76,27 +75,10 @@ def _recorder_of(recorder):
 
 
 class _Evaluations:
-    """The problem's ``cost`` and ``cost_and_egrad`` and the solvers' ``evaluate``, as
-    closures over the problem's parts (the bodies of those methods, same counts)."""
+    """The solvers' ``evaluate`` as a closure over the problem's parts (same counts)."""
 
     def __init__(self, problem):
         self.problem = problem
-
-    def cost(self):
-        problem = self.problem
-        cost_fn, scalar = problem.cost_fn, problem._scalar
-
-        def cost(x):
-            if problem.maxfev is not None and problem.nfev >= problem.maxfev:
-                raise EvaluationBudgetExhausted
-            problem.nfev += 1
-            f = cost_fn(x)
-            f = float(f) if f.__class__ is float or f.__class__ is np.float64 else scalar(f)
-            if not _isfinite(f):
-                problem.nonfinite += 1
-            return f
-
-        return cost
 
     def evaluate(self):
         """``evaluate(x, f) -> (f, rgrad, grad_norm, sq) or None``: ``_solver.evaluate`` with
@@ -143,33 +125,16 @@ def _fused(geometry):
     return fused
 
 
-def _backtracking(search, cost):
-    """``backtrack(line, f0, df0, alpha) -> (alpha, new_x, new_f, trials)``: the Armijo loop
-    of ``BacktrackingLineSearch._backtrack`` with the search's settings bound."""
-    contraction, c, max_trials = search.contraction, search.sufficient_decrease, search.max_trials
-
-    def backtrack(line, f0, df0, alpha):
-        new_x = line(alpha)
-        new_f = cost(new_x)
-        trials = 1
-        while not new_f <= f0 + c * alpha * df0 and trials <= max_trials:
-            alpha *= contraction
-            new_x = line(alpha)
-            new_f = cost(new_x)
-            trials += 1
-        return alpha, new_x, new_f, trials
-
-    return backtrack
-
-
 def steepest_descent(problem, x0, stopper, recorder):
     """:func:`~spherenet.optim.sd._steepest_descent` with the default line search, written out."""
     search = BacktrackingLineSearch()
     optimism, initial = search.optimism, search.initial_step
     geometry = problem.geometry
     parts = _Evaluations(problem)
-    cost, evaluate = parts.cost(), parts.evaluate()
-    backtrack, test = _backtracking(search, cost), stopping_test(stopper, recorder)
+    evaluate, test = parts.evaluate(), stopping_test(stopper, recorder)
+
+    def backtrack(line, f0, df0, alpha):  # the search's Armijo loop along the run's curve
+        return search._backtrack(problem, x, None, f0, df0, alpha, line)
     line_of = _line_of(geometry, x0)
     x = x0
     f, _, rgrad, grad_norm = start(problem, recorder, x)
@@ -227,8 +192,10 @@ def conjugate_gradient(problem, x0, stopper, recorder, beta_rule="HS", restart=N
 
     line_of = _line_of(geometry, x0)
     parts = _Evaluations(problem)
-    cost, evaluate = parts.cost(), parts.evaluate()
-    backtrack, test = _backtracking(search, cost), stopping_test(stopper, recorder)
+    evaluate, test = parts.evaluate(), stopping_test(stopper, recorder)
+
+    def backtrack(line, f0, df0, alpha):  # the search's Armijo loop along the run's curve
+        return search._backtrack(problem, x, None, f0, df0, alpha, line)
     x = x0
     f, _, grad, grad_norm = start(problem, recorder, x)
     # <g, g>, then from the fused evaluation (cg computes it only where a rule reads it).
