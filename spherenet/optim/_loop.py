@@ -1,8 +1,12 @@
 """The pieces every solver shares: stopping tests, history, printing, the result."""
 
+import collections
+import functools
 import math
 import numbers
+import threading
 import time
+import weakref
 
 import numpy as np
 from scipy.optimize import OptimizeResult as _ScipyResult
@@ -58,6 +62,12 @@ def _batchable(strategy):
             and not strategy.extra_fields)
 
 
+_FILL_LOCK = threading.Lock()
+# Histories not computed yet, oldest first (weakly); see History._deferred.
+_PENDING = collections.deque()
+_MAX_PENDING = 16
+
+
 class History(dict):
     """Per-iteration records as a dict of NumPy arrays (one entry per iterate).
 
@@ -66,7 +76,137 @@ class History(dict):
     iterate 0), ``angle`` (geodesic distance moved by the constrained
     weights), ``time`` (seconds since the start), and strategy extras such as
     ``v_norm`` under ``reparam``.
+
+    A solver's history is recorded during the run (the iterates' numbers, and
+    a copy of each small iterate on a sphere), and its ``violation`` and
+    ``angle`` columns are computed from the stacked iterates when the history
+    is first read: a run whose history is never read does not pay for them.
+    Reading it in any way (an item, ``keys()``, ``len``, iteration, ``==``,
+    ``dict(h)``, ``json.dumps``, pickling) gives the complete dict.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spherenet import Sphere, minimize
+    >>> A = np.diag([3.0, 2.0, 1.0])
+    >>> res = minimize(lambda x: x @ A @ x, Sphere(3), x0=np.ones(3) / np.sqrt(3),
+    ...                grad=lambda x: 2 * A @ x, gtol=1e-8)
+    >>> h = res.history
+    >>> sorted(h)
+    ['angle', 'cost', 'grad_norm', 'step_size', 'time', 'violation']
+    >>> len(h["cost"]) == res.nit + 1, bool(np.isnan(h["angle"][0]))
+    (True, True)
     """
+
+    # A callable () -> dict of the columns, while they are not computed yet (set on
+    # the instance by _deferred; the class's None means "complete").
+    _build = None
+
+    @classmethod
+    def _deferred(cls, build):
+        """A history whose columns are ``build()``, computed when first read.
+
+        At most ``_MAX_PENDING`` histories wait at a time: making one more
+        computes the oldest one still alive (kept results hold their history
+        in its final form, a stack of iterates only for a while; a result
+        that is dropped unread never pays for it).
+        """
+        history = cls()
+        history._build = build
+        _PENDING.append(weakref.ref(history))
+        while len(_PENDING) > _MAX_PENDING:
+            oldest = _PENDING.popleft()()
+            if oldest is not None:
+                oldest._fill()
+        return history
+
+    def _fill(self):
+        if self._build is not None:
+            with _FILL_LOCK:  # two threads reading a new history build it once
+                build = self.__dict__.get("_build")
+                if build is not None:
+                    dict.update(self, build())
+                    del self.__dict__["_build"]
+        return self
+
+    @staticmethod
+    def _filled(other):
+        return other._fill() if isinstance(other, History) else other
+
+    # Every way of reading or changing the dict completes it first.
+    def __getitem__(self, key):
+        return dict.__getitem__(self._fill(), key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self._fill(), key)
+
+    def __iter__(self):
+        return dict.__iter__(self._fill())
+
+    def __reversed__(self):
+        return dict.__reversed__(self._fill())
+
+    def __len__(self):
+        return dict.__len__(self._fill())
+
+    def __repr__(self):
+        return dict.__repr__(self._fill())
+
+    def __eq__(self, other):
+        return dict.__eq__(self._fill(), self._filled(other))
+
+    def __ne__(self, other):
+        return dict.__ne__(self._fill(), self._filled(other))
+
+    __hash__ = None
+
+    def __or__(self, other):
+        return dict.__or__(self._fill(), self._filled(other))
+
+    def __ror__(self, other):
+        return dict.__ror__(self._fill(), self._filled(other))
+
+    def __ior__(self, other):
+        return dict.__ior__(self._fill(), self._filled(other))
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self._fill(), key, value)
+
+    def __delitem__(self, key):
+        dict.__delitem__(self._fill(), key)
+
+    def __reduce_ex__(self, protocol):
+        return (type(self), (dict(self.items()),))
+
+    def keys(self):
+        return dict.keys(self._fill())
+
+    def values(self):
+        return dict.values(self._fill())
+
+    def items(self):
+        return dict.items(self._fill())
+
+    def get(self, key, default=None):
+        return dict.get(self._fill(), key, default)
+
+    def pop(self, key, *default):
+        return dict.pop(self._fill(), key, *default)
+
+    def popitem(self):
+        return dict.popitem(self._fill())
+
+    def setdefault(self, key, default=None):
+        return dict.setdefault(self._fill(), key, default)
+
+    def update(self, *args, **kwargs):
+        dict.update(self._fill(), *(self._filled(a) for a in args), **kwargs)
+
+    def clear(self):
+        dict.clear(self._fill())
+
+    def copy(self):
+        return type(self)(dict.items(self._fill()))
 
     def to_pandas(self):
         """The history as a ``pandas.DataFrame`` indexed by iteration."""
@@ -317,16 +457,10 @@ class Recorder:
 
     def _violation_and_angle(self, x_old, x_new):
         """The per-iterate computation: violation at x_new, angle moved from x_old (or NaN)."""
-        strategy = self.strategy
-        weights = strategy.to_weights(x_new)
-        angle = math.nan if x_old is None else strategy.angle(strategy.to_weights(x_old), weights)
-        return strategy.violation(x_new), angle
+        return _violation_and_angle(self.strategy, x_old, x_new)
 
     def _flush(self):
-        if self._batch is not None and self._batch.pending:
-            violations, angles = self._batch.flush()
-            self.rows["violation"].extend(violations)
-            self.rows["angle"].extend(angles.tolist())
+        _flush(self._batch, self.rows)
 
     def _stop_batching(self):
         """Flush, and go on one iterate at a time from the last stacked one."""
@@ -347,7 +481,7 @@ class Recorder:
             if self._batchable:
                 batch = self._batch = SphereBatch(
                     self.strategy.manifold, x, self.strategy.name == "projection",
-                    self._violation_and_angle)
+                    functools.partial(_violation_and_angle, self.strategy))
         if batch is not None and not batch.add(x):
             self._stop_batching()
             batch = None
@@ -378,11 +512,12 @@ class Recorder:
             )
 
     def history(self):
-        self._flush()
-        scalars = np.array(self._scalars, dtype=np.float64).reshape(-1, len(_SCALAR_FIELDS))
-        columns = dict(zip(_SCALAR_FIELDS, scalars.T.copy()))
-        return History({name: columns[name] if name in columns else np.asarray(self.rows[name])
-                        for name in self._fields})
+        return History(self._columns()())
+
+    def _columns(self):
+        """``() -> dict`` of the history's columns: what the recorder has, without the
+        recorder (a result's history keeps neither the problem nor the user's functions)."""
+        return functools.partial(_columns, self._fields, self._scalars, self.rows, self._batch)
 
     def result(self, x, f, grad_norm, nit, status, message):
         problem = self.problem
@@ -410,8 +545,32 @@ class Recorder:
             success=status in (0, 3) and feasible,
             status=status,
             message=message,
-            history=self.history(),
+            history=History._deferred(self._columns()),
         )
+
+
+def _violation_and_angle(strategy, x_old, x_new):
+    """The per-iterate computation: violation at x_new, angle moved from x_old (or NaN)."""
+    weights = strategy.to_weights(x_new)
+    angle = math.nan if x_old is None else strategy.angle(strategy.to_weights(x_old), weights)
+    return strategy.violation(x_new), angle
+
+
+def _flush(batch, rows):
+    """Violation and angle of the iterates pending in ``batch`` (if any) onto ``rows``."""
+    if batch is not None and batch.pending:
+        violations, angles = batch.flush()
+        rows["violation"].extend(violations)
+        rows["angle"].extend(angles.tolist())
+
+
+def _columns(fields, scalars, rows, batch):
+    """The history's columns from a recorder's parts (``Recorder.history``)."""
+    _flush(batch, rows)
+    scalars = np.array(scalars, dtype=np.float64).reshape(-1, len(_SCALAR_FIELDS))
+    columns = dict(zip(_SCALAR_FIELDS, scalars.T.copy()))
+    return {name: columns[name] if name in columns else np.asarray(rows[name])
+            for name in fields}
 
 
 def nonfinite_message(what, it):
