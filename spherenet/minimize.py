@@ -68,13 +68,18 @@ def _positional(fun):
     case: the same cost passed to many runs).
     """
     if fun.__class__ is types.FunctionType:
-        key = (fun.__code__, fun.__defaults__, fun.__kwdefaults__,
-               getattr(fun, "__signature__", None), getattr(fun, "__wrapped__", None))
+        # A function's __signature__ and __wrapped__, when set, are in its __dict__.
+        attributes = fun.__dict__
+        code, defaults, kwdefaults = fun.__code__, fun.__defaults__, fun.__kwdefaults__
+        signature, wrapped = attributes.get("__signature__"), attributes.get("__wrapped__")
         kept = _POSITIONAL.get(fun)
-        if kept is not None and all(a is b for a, b in zip(kept[0], key)):
-            return kept[1]
+        if kept is not None:
+            k = kept[0]
+            if (k[0] is code and k[1] is defaults and k[2] is kwdefaults and k[3] is signature
+                    and k[4] is wrapped):
+                return kept[1]
         counts = _read_positional(fun)
-        _POSITIONAL[fun] = (key, counts)
+        _POSITIONAL[fun] = ((code, defaults, kwdefaults, signature, wrapped), counts)
         return counts
     return _read_positional(fun)
 
@@ -123,12 +128,12 @@ def _check_rng(rng, needed=True):
     generator seeds itself from the operating system, which costs more than a
     short run's iterations.
     """
+    if rng is None and not needed:
+        return None
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
         raise ValueError(f"rng must be None, an int >= 0 or a numpy.random.Generator, got {rng}")
     if isinstance(rng, bool):
         raise TypeError("rng must be None, an int >= 0 or a numpy.random.Generator, got bool")
-    if rng is None and not needed:
-        return None
     return as_rng(rng)
 
 

@@ -199,13 +199,20 @@ class Riemannian(Strategy):
     def __init__(self, manifold, retraction=None, transport=None):
         super().__init__(manifold)
         if retraction is not None or transport is not None:
-            parts = [
-                m.with_options(retraction=retraction, transport=transport)
-                if isinstance(m, _Spheres) else m
-                for m in _factors(manifold)
-            ]
-            geometry = Product(parts) if isinstance(manifold, Product) else parts[0]
-            self.geometry = geometry.unchecked
+            def make():
+                parts = [
+                    m.with_options(retraction=retraction, transport=transport)
+                    if isinstance(m, _Spheres) else m
+                    for m in _factors(manifold)
+                ]
+                return (Product(parts) if isinstance(manifold, Product) else parts[0]).unchecked
+
+            if all(o is None or o.__class__ is str for o in (retraction, transport)):
+                # The same geometry for every strategy made with these options (a grid of
+                # runs makes one per run): kept on the manifold, built once.
+                self.geometry = manifold._memo(("riemannian", retraction, transport), make)
+            else:
+                self.geometry = make()  # with_options names what is wrong
 
     def angle(self, w_old, w_new):
         # The iterates are on the manifold: no normalization needed.

@@ -97,3 +97,123 @@ def test_the_line_with_a_known_square_norm_is_the_same_curve():
     dd = float(np.vdot(d, d))
     for t in (1e-3, 0.5, 4.0):
         np.testing.assert_array_equal(M._retr_line(x, d, dd)(t), M._retr_line(x, d)(t))
+
+
+def test_the_signature_is_read_again_when_signature_or_wrapped_is_set():
+    import functools
+    import inspect
+
+    def cost(x):
+        return _cost(x)
+
+    assert minimize_module._positional(cost) == (1, 1)
+    cost.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("x", "batch")])
+    assert minimize_module._positional(cost) == (2, 2)        # read again, not the kept (1, 1)
+    del cost.__signature__
+
+    def inner(x, batch, more):
+        return 0.0
+
+    @functools.wraps(inner)
+    def wrapper(*args):
+        return inner(*args)
+
+    # inspect.signature follows __wrapped__ (set in the function's __dict__ by wraps).
+    assert minimize_module._positional(wrapper) == (3, 3)
+    del wrapper.__wrapped__
+    assert minimize_module._positional(wrapper) == (0, None)  # *args: read again
+
+
+def test_strategies_with_the_same_options_share_one_geometry_kept_on_the_manifold():
+    import copy
+    import pickle
+
+    from spherenet.strategies import Riemannian
+
+    M = Sphere(4)
+    a, b = Riemannian(M, retraction="exp"), Riemannian(M, retraction="exp")
+    c = Riemannian(M, retraction="projection")
+    assert a.geometry is b.geometry and a.geometry is not c.geometry
+    assert (a.geometry.retraction, c.geometry.retraction) == ("exp", "projection")
+    assert Riemannian(Sphere(4), retraction="exp").geometry is not a.geometry  # per instance
+    # Not carried by copies or pickles (they would share a view of another instance).
+    for other in (copy.copy(M), pickle.loads(pickle.dumps(M))):
+        assert "_memos" not in other.__dict__
+        assert Riemannian(other, retraction="exp").geometry is not a.geometry
+    # A bad option is still named, each time (nothing kept from a failed build).
+    for _ in range(2):
+        with pytest.raises(ValueError, match="retraction"):
+            Riemannian(M, retraction="bogus")
+    with pytest.raises((TypeError, ValueError), match="retraction"):
+        Riemannian(M, retraction=["exp"])  # unhashable: not kept, checked as before
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (True, TypeError), (1.5, ValueError),
+                                          ("3", TypeError), (None, TypeError)])
+def test_maxiter_checks_behind_the_int_shortcut(value, error):
+    from spherenet.optim._loop import check_maxiter
+
+    assert check_maxiter(7) == 7 and check_maxiter(7.0) == 7 and check_maxiter(0) == 0
+    with pytest.raises(error, match="maxiter"):
+        check_maxiter(value)
+
+
+@pytest.mark.parametrize("value, error", [(-1e-9, ValueError), (float("nan"), ValueError),
+                                          (True, TypeError), ("1e-6", TypeError)])
+def test_tolerance_checks_behind_the_float_shortcut(value, error):
+    from spherenet.optim._loop import check_tolerance
+
+    assert check_tolerance("gtol", 1e-6) == 1e-6 and check_tolerance("gtol", 0.0) == 0.0
+    assert check_tolerance("gtol", float("inf")) == float("inf")
+    assert type(check_tolerance("gtol", np.float32(0.5))) is float
+    with pytest.raises(error, match="gtol"):
+        check_tolerance("gtol", value)
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (True, TypeError),
+                                          (2.5, ValueError)])
+def test_maxfev_checks_behind_the_int_shortcut(value, error):
+    from spherenet.optim._loop import check_maxfev
+
+    assert check_maxfev(5) == 5 and check_maxfev(None) is None and check_maxfev(5.0) == 5
+    with pytest.raises(error, match="maxfev"):
+        check_maxfev(value)
+
+
+def test_default_ctol_by_dtype():
+    from spherenet.optim._loop import default_ctol
+
+    eps32 = float(np.finfo(np.float32).eps)
+    assert default_ctol(np.zeros(3)) == 1e-6
+    assert default_ctol(np.zeros(3, np.float32)) == 100 * eps32
+    assert default_ctol((np.zeros(3), np.zeros(2, np.float32))) == 100 * eps32
+    assert default_ctol((np.zeros(3), np.zeros(2))) == 1e-6
+
+
+@pytest.mark.parametrize("strategy", ["riemannian", "projection", "penalty"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_results_violation_is_the_distance_of_its_norm_to_one(strategy, dtype):
+    # |‖x‖ - 1| of the returned point, from NumPy in float64 (the result's own shortcut for
+    # one-factor strategies, the strategy's violation for the others).
+    res = minimize(_cost, Sphere(3), x0=X0.astype(dtype), method="cg", grad=_grad,
+                   strategy=strategy, maxiter=5)
+    expected = abs(np.linalg.norm(np.asarray(res.x, dtype=np.float64)) - 1.0)
+    assert abs(res.violation - expected) <= 4 * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x0, match", [
+    (np.array([1e200, 0.0, 0.0]), "norm off 1"),
+    (np.array([np.nan, 0.0, 1.0]), "NaN"),
+    (np.array([np.inf, 0.0, 0.0]), "Inf"),
+    (np.array([1e-200, 0.0, 0.0]), "norm off 1"),
+    (np.array([0.6, 0.0, 0.8 + 1e-3]), "norm off 1"),
+])
+def test_an_off_sphere_x0_is_named_without_floating_point_warnings(x0, match, dtype):
+    # pytest turns spherenet's RuntimeWarnings into errors: the one-factor check must not warn.
+    if dtype == np.float32 and abs(x0[0]) == 1e200:
+        x0 = np.array([1e30, 0.0, 0.0])
+    with pytest.raises(ValueError, match=match):
+        minimize(_cost, Sphere(3), x0=x0.astype(dtype), method="cg", grad=_grad, maxiter=1)
+    Sphere(3).check_point(np.array([0.6, 0.0, 0.8], dtype=dtype))  # on the sphere: no error

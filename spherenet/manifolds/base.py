@@ -317,8 +317,19 @@ class Manifold(abc.ABC):
         """The instance dict without the unchecked view's bindings and cache."""
         return {
             k: v for k, v in self.__dict__.items()
-            if k not in CHECKED_METHODS and k not in ("_unchecked_view", "_is_unchecked")
+            if k not in CHECKED_METHODS and k not in ("_unchecked_view", "_is_unchecked", "_memos")
         }
+
+    def _memo(self, key, make):
+        """``make()``, made once per hashable ``key`` for this instance (not copied, not
+        pickled): derived objects that callers would otherwise rebuild per run."""
+        memo = self.__dict__.get("_memos")
+        if memo is None:
+            memo = self.__dict__["_memos"] = {}
+        value = memo.get(key)
+        if value is None:
+            value = memo[key] = make()
+        return value
 
     def __copy__(self):
         # A copy is a checked manifold with no cached view (with_options

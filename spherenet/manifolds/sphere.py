@@ -707,10 +707,14 @@ class _Spheres(Manifold):
         # without overflow they tell whether a norm is near 1 (an underflow
         # only hides entries far below 1). NaN/Inf or overflow: the slow path,
         # which counts the non-finite entries for the message, or rescales.
-        with np.errstate(over="ignore", invalid="ignore"):
-            sq = self._red.dot(x, x)
-        if self._red.n_factors == 1:
-            value = float(sq.flat[0])
+        one = self._red.n_factors == 1
+        if one and x.dtype == np.float64:
+            value = float(np.vdot(x, x))  # BLAS: no floating-point warning, no errstate needed
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                sq = self._red.dot(x, x)
+            value = float(sq.flat[0]) if one else None
+        if one:
             if math.isfinite(value):
                 worst = abs(math.sqrt(value) - 1.0)
                 if worst <= tol:

@@ -72,9 +72,7 @@ class SphereBatch:
         # The stack's axis 0 is the iterate; a factor spans the manifold's axes, one further.
         self.axes = tuple(a + 1 for a in manifold._axes)
         self.factor_size = math.prod(self.shape[a] for a in manifold._axes)
-        letters = "abcdefghijklmnopqrstuvwxyz"[: len(self.shape) + 1]
-        kept = "".join(c for i, c in enumerate(letters) if i not in self.axes)
-        self._subscripts = f"{letters},{letters}->{kept}"
+        self._subscripts = None  # einsum's, made at the first reduction
         rows = int(max(2, min(max_rows, max_bytes // max(like.nbytes, 1))))
         self._stack = np.empty((rows + 1,) + self.shape, dtype=self.dtype)
         self._n = 0  # pending iterates, in rows 1 .. n; row 0 is the previous iterate
@@ -110,7 +108,12 @@ class SphereBatch:
             a, b = a.astype(np.float64), b.astype(np.float64)
         # einsum sums the products as it makes them: no stack-sized temporary, and
         # half the time of np.add.reduce(a * b) on a stack of Oblique(10, 200) iterates.
-        return _einsum(self._subscripts, a, b)
+        subscripts = self._subscripts
+        if subscripts is None:
+            letters = "abcdefghijklmnopqrstuvwxyz"[: len(self.shape) + 1]
+            kept = "".join(c for i, c in enumerate(letters) if i not in self.axes)
+            subscripts = self._subscripts = f"{letters},{letters}->{kept}"
+        return _einsum(subscripts, a, b)
 
     def _expand(self, c):
         """Per-factor numbers shaped to broadcast against the stack, in the dtype of the data."""

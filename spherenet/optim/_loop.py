@@ -56,10 +56,16 @@ def _batchable(strategy):
     """True when the violation and angle of the strategy's iterates can be batched:
     the riemannian or projection strategy (weights = variable, no extra fields)
     of a Sphere or an Oblique."""
-    from ..strategies import Projection, Riemannian  # strategies import the manifolds only
+    global _BATCHED_STRATEGIES
+    if _BATCHED_STRATEGIES is None:  # strategies import the manifolds only: import at first use
+        from ..strategies import Projection, Riemannian
 
-    return (type(strategy) in (Riemannian, Projection) and isinstance(strategy.manifold, _Spheres)
+        _BATCHED_STRATEGIES = (Riemannian, Projection)
+    return (type(strategy) in _BATCHED_STRATEGIES and isinstance(strategy.manifold, _Spheres)
             and not strategy.extra_fields)
+
+
+_BATCHED_STRATEGIES = None
 
 
 _FILL_LOCK = threading.Lock()
@@ -257,7 +263,14 @@ def _coarsest_dtype(x):
 
 def default_ctol(x):
     """The default constraint tolerance: max(1e-6, 100 eps) of the point's (coarsest) dtype."""
-    return max(1e-6, 100.0 * float(np.finfo(_coarsest_dtype(x)).eps))
+    dtype = x.dtype if x.__class__ is np.ndarray else _coarsest_dtype(x)
+    ctol = _CTOL.get(dtype)
+    if ctol is None:
+        ctol = _CTOL[dtype] = max(1e-6, 100.0 * float(np.finfo(dtype).eps))
+    return ctol
+
+
+_CTOL = {}  # default_ctol by dtype
 
 
 class EvaluationBudgetExhausted(Exception):
@@ -273,6 +286,8 @@ def check_maxfev(maxfev):
     """``maxfev`` as an int >= 1, or None for no limit; ValueError/TypeError otherwise."""
     if maxfev is None:
         return None
+    if maxfev.__class__ is int and maxfev >= 1:
+        return maxfev  # the usual case, without the abstract-class checks below
     if isinstance(maxfev, bool) or not isinstance(maxfev, (numbers.Integral, float)):
         raise TypeError(f"maxfev must be an int >= 1 or None, got {type(maxfev).__name__}")
     if maxfev == math.inf:
@@ -284,6 +299,8 @@ def check_maxfev(maxfev):
 
 def check_maxiter(maxiter):
     """``maxiter`` as an int >= 0 (an integral float such as 1e3 too), or inf."""
+    if maxiter.__class__ is int and maxiter >= 0:
+        return maxiter  # the usual case, without the abstract-class checks below
     if isinstance(maxiter, bool) or not isinstance(maxiter, (numbers.Integral, float)):
         raise TypeError(f"maxiter must be an int >= 0, got {type(maxiter).__name__}")
     if maxiter == math.inf:
@@ -295,6 +312,8 @@ def check_maxiter(maxiter):
 
 def check_tolerance(name, value):
     """A real number >= 0 (inf allowed) as a float; TypeError/ValueError otherwise."""
+    if value.__class__ is float and value >= 0.0:
+        return value  # the usual case, without the abstract-class checks below
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
     if not value >= 0:
@@ -428,7 +447,7 @@ class Recorder:
         self.problem = problem
         self.strategy = strategy
         self.ctol = check_tolerance("ctol", ctol)
-        if not isinstance(verbose, numbers.Integral):
+        if verbose.__class__ is not int and not isinstance(verbose, numbers.Integral):
             raise TypeError(f"verbose must be an int (0, 1 or 2), got {type(verbose).__name__}")
         if verbose < 0:
             raise ValueError(f"verbose must be an int (0, 1 or 2), got {verbose!r}")
@@ -447,7 +466,12 @@ class Recorder:
         self._weights = None
         self._x = None
         self._batch = None
-        self._batchable = self.verbose < 2 and _batchable(strategy)
+        batchable = _batchable(strategy)
+        self._batchable = self.verbose < 2 and batchable
+        # Strategy.violation of a batchable strategy, whose weights are the variable and
+        # whose one factor is constrained: its manifold's (unchecked) violation.
+        self._violation = (_one_factor_violation(strategy.manifold.unchecked.violation)
+                           if batchable else strategy.violation)
         self.last = None  # (x, f, grad_norm, it) of the last recorded iterate
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
@@ -526,7 +550,7 @@ class Recorder:
             # point as "no decrease" and go on; say so when the run then fails.
             message += (f"; the cost was NaN or Inf at {problem.nonfinite} trial point(s), "
                         "which were rejected")
-        violation = self.strategy.violation(x)
+        violation = self._violation(x)
         feasible = violation <= self.ctol
         if not feasible:
             message += (f"; but the weights are off the sphere by up to {violation:.3g} "
@@ -554,6 +578,11 @@ def _violation_and_angle(strategy, x_old, x_new):
     weights = strategy.to_weights(x_new)
     angle = math.nan if x_old is None else strategy.angle(strategy.to_weights(x_old), weights)
     return strategy.violation(x_new), angle
+
+
+def _one_factor_violation(violation):
+    """Strategy.violation for one constrained factor: max(0, its violation)."""
+    return lambda x: max(0.0, violation(x))
 
 
 def _flush(batch, rows):
