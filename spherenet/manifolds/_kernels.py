@@ -1,4 +1,5 @@
-"""Optional compiled kernels (numba) for the fused gradient step.
+"""Optional compiled kernels (numba) for the fused gradient step (and, at the end,
+the reduction of a history's stack of iterates: :func:`history_batch`).
 
 numba is the optional extra ``fast``: it is imported the first time a kernel
 is needed, never at ``import spherenet``, and when it is missing (or the
@@ -308,6 +309,8 @@ def _jit_all(numba):
         ("_lead_update_inplace", {}),
         ("_step_trail", {}),
         ("_step_lead", {}),
+        ("_angle", {}),
+        ("_history_rows", {}),
     ]
     for name, options in plan:
         func = namespace[name]
@@ -321,6 +324,7 @@ def _jit_all(numba):
         "trail": namespace["_step_trail"],
         "lead_sums": namespace["_lead_all_sums"],
         "trail_sums": namespace["_trail_all_sums"],
+        "history": namespace["_history_rows"],
     }
 
 
@@ -762,3 +766,144 @@ def _lead_exact(x, g, j0, w, xx, c, dc, rr, gg, rho):
     for k in range(w):
         if rr[k] < rho * gg[k]:
             dc[k], rr[k] = _refine(xx[k], rr_exact[k], xr[k])
+
+
+# --- the history's batch (optim._batch.SphereBatch) -------------------------------
+
+
+def history_batch(stack, n, has_previous, normalize, low):
+    """Violation and angle of the pending iterates of a history's stack, if a kernel can.
+
+    ``stack`` is a (rows, L, K) float32 or float64 array (any strides): row 0
+    the previous iterate (when ``has_previous``), rows 1..n the pending ones,
+    each with K factors of L numbers along axis 1. The formulas, the float64
+    sums (float32 data widened) and the arithmetic in the data's dtype are
+    those of ``SphereBatch``'s NumPy path, per factor:
+
+    * violation: max_k | sqrt(<y_k, y_k>) - 1 |;
+    * angle: (x and y divided by their norms first when ``normalize``)
+      near = <x, y> >= 0, w = y -/+ x, a = <x, w>, v = w - a x, theta =
+      atan2(||v||, 1 + a or a - 1); then the scaled root sum of squares over
+      the factors;
+
+    in one pass per sum over the pair of iterates, with no temporaries (the
+    NumPy path makes some ten passes over stack-sized arrays). The sums are
+    taken in another order, so the two agree to rounding.
+
+    Returns ``(violations, angles, ok)`` (float64 arrays of n, the first
+    angle NaN without a previous iterate; ``ok`` False when a sum of squares
+    is outside [low, inf) or a sine squared in (0, low): the caller then
+    computes iterate by iterate), or None without numba.
+    """
+    kernels = _load()
+    if not kernels:
+        return None
+    rows, L, K = stack.shape
+    viol, angles = np.empty(n), np.empty(n)
+    sq = np.empty((rows, K))
+    scratch = np.empty((4, K))
+    coefs = np.empty((4, K), dtype=stack.dtype)  # per-factor numbers in the data's dtype
+    ok = kernels["history"](stack, n, has_previous, normalize, low, viol, angles, sq, scratch,
+                            coefs)
+    return viol, angles, ok
+
+
+def _angle(sine, cosine):
+    """atan2(sine, cosine) (sine >= 0); for a small ratio t = sine / cosine > 0, the
+    series of atan(t) to t^11, whose next term is below 2^-60 of t for t < 0.04 (a
+    libm atan2 call costs a factor of iterates' worth of the other work)."""
+    if cosine > 0.0:
+        t = sine / cosine
+        if t < 0.04:
+            t2 = t * t
+            return t * (1.0 - t2 * (1.0 / 3.0 - t2 * (0.2 - t2 * (1.0 / 7.0 - t2 * (
+                1.0 / 9.0 - t2 * (1.0 / 11.0))))))
+    return np.arctan2(sine, cosine)
+
+
+def _history_rows(s, n, has_previous, normalize, low, viol, angles, sq, scratch, coefs):
+    """history_batch's work (see there); False when a sum is out of the safe range."""
+    L, K = s.shape[1], s.shape[2]
+    first = 0 if has_previous else 1
+    for r in range(first, n + 1):
+        for k in range(K):
+            sq[r, k] = 0.0
+        for i in range(L):
+            for k in range(K):
+                v = np.float64(s[r, i, k])
+                sq[r, k] += v * v
+    for r in range(1, n + 1):
+        worst = 0.0
+        for k in range(K):
+            q = sq[r, k]
+            if not (q >= low and q < np.inf):
+                return False
+            d = abs(np.sqrt(q) - 1.0)
+            if d > worst:
+                worst = d
+        viol[r - 1] = worst
+    if not has_previous:
+        angles[0] = np.nan
+    xy, a, ss, theta = scratch[0], scratch[1], scratch[2], scratch[3]
+    # Per-factor numbers in the data's dtype (stored into coefs, so rounded to it as
+    # NumPy's casts do): the norms, the sign of w = y + sign x, and a.
+    nx, ny, sign, ca = coefs[0], coefs[1], coefs[2], coefs[3]
+    for r in range(first, n):
+        x, y = s[r], s[r + 1]
+        for k in range(K):
+            xy[k] = 0.0
+            a[k] = 0.0
+            ss[k] = 0.0
+        if normalize:  # x / ||x|| and y / ||y|| per factor, in the data's dtype
+            for k in range(K):
+                nx[k] = np.sqrt(sq[r, k])
+                ny[k] = np.sqrt(sq[r + 1, k])
+            for i in range(L):
+                for k in range(K):
+                    xy[k] += np.float64(x[i, k] / nx[k]) * np.float64(y[i, k] / ny[k])
+            for k in range(K):
+                sign[k] = -1.0 if xy[k] >= 0.0 else 1.0
+            for i in range(L):
+                for k in range(K):
+                    xv, yv = x[i, k] / nx[k], y[i, k] / ny[k]
+                    a[k] += np.float64(xv) * np.float64(yv + sign[k] * xv)
+            for k in range(K):
+                ca[k] = a[k]
+            for i in range(L):
+                for k in range(K):
+                    xv, yv = x[i, k] / nx[k], y[i, k] / ny[k]
+                    v = (yv + sign[k] * xv) - ca[k] * xv
+                    ss[k] += np.float64(v) * np.float64(v)
+        else:
+            for i in range(L):
+                for k in range(K):
+                    xy[k] += np.float64(x[i, k]) * np.float64(y[i, k])
+            for k in range(K):
+                sign[k] = -1.0 if xy[k] >= 0.0 else 1.0
+            for i in range(L):
+                for k in range(K):
+                    xv = x[i, k]
+                    a[k] += np.float64(xv) * np.float64(y[i, k] + sign[k] * xv)
+            for k in range(K):
+                ca[k] = a[k]
+            for i in range(L):
+                for k in range(K):
+                    xv = x[i, k]
+                    v = (y[i, k] + sign[k] * xv) - ca[k] * xv
+                    ss[k] += np.float64(v) * np.float64(v)
+        scale = 0.0
+        for k in range(K):
+            q = ss[k]
+            if not ((q >= low or q == 0.0) and q < np.inf):
+                return False
+            t = _angle(np.sqrt(q), 1.0 + a[k] if xy[k] >= 0.0 else a[k] - 1.0)
+            theta[k] = t
+            if t > scale:
+                scale = t
+        safe = scale if scale > 0.0 else 1.0
+        total = 0.0
+        for k in range(K):
+            q = theta[k] / safe
+            total += q * q
+        angles[r] = safe * np.sqrt(total)
+    return True

@@ -6,13 +6,17 @@ hundred unknowns, more than the cost and its gradient. The same formulas
 applied to a stack of iterates cost the same calls once per batch. The
 iterates are copied into a preallocated stack (one NumPy call each: step
 rules may reuse a point's buffer) and reduced when the stack is full or the
-history is read.
+history is read. On an Oblique whose factor axes lead (``Oblique(m, n)``), the
+reduction is one compiled pass per sum over each pair of iterates
+(:func:`spherenet.manifolds._kernels.history_batch`, with numba; the NumPy
+formulas make some ten passes over stack-sized temporaries).
 """
 
 import math
 
 import numpy as np
 
+from ..manifolds import _kernels
 from ..manifolds._reduce import _einsum
 
 __all__ = ["SphereBatch"]
@@ -73,6 +77,7 @@ class SphereBatch:
         self.axes = tuple(a + 1 for a in manifold._axes)
         self.factor_size = math.prod(self.shape[a] for a in manifold._axes)
         self._subscripts = None  # einsum's, made at the first reduction
+        self._view = None  # the stack seen by the compiled reduction (_view3)
         rows = int(max(2, min(max_rows, max_bytes // max(like.nbytes, 1))))
         self._stack = np.empty((rows + 1,) + self.shape, dtype=self.dtype)
         self._n = 0  # pending iterates, in rows 1 .. n; row 0 is the previous iterate
@@ -120,12 +125,37 @@ class SphereBatch:
         shape = tuple(1 if i in self.axes else n for i, n in enumerate((c.shape[0],) + self.shape))
         return c.reshape(shape).astype(self.dtype, copy=False)
 
+    def _view3(self):
+        """The stack as (rows, L, K), C-contiguous -- K > 1 factors of L numbers along
+        axis 1: the factor axes lead, as in ``Oblique(m, n)`` -- for the compiled
+        reduction; else None (one factor, or factor axes last or in the middle: the
+        NumPy path, as fast there or nearly)."""
+        view = self._view
+        if view is None:
+            stack, axes = self._stack, self.axes
+            others = math.prod(self.shape) // self.factor_size
+            view = False
+            if others > 1 and axes == tuple(range(1, len(axes) + 1)):
+                view = stack.reshape(stack.shape[0], self.factor_size, others)
+            self._view = view
+        return view if view is not False else None
+
     def flush(self):
         """Violations and angles of the pending iterates (lists of floats, NaN angle first)."""
         n = self._n
         if n == 0:
             return [], []
         stack = self._stack
+        view = self._view3()
+        compiled = None if view is None else _kernels.history_batch(
+            view, n, self._has_previous, self.normalize, self.factor_size * _TINY / _EPS)
+        if compiled is not None:
+            violations, angles, ok = compiled
+            result = (violations.tolist(), angles) if ok else self._one_by_one(n)
+            stack[0] = stack[n]
+            self._has_previous = True
+            self._n = 0
+            return result
         new = stack[1:n + 1]
         low = self.factor_size * _TINY / _EPS
         sq = self._dot(new, new)
