@@ -263,3 +263,18 @@ def test_oblique_runs_longer_than_the_stack_defer_only_its_rest():
     sine = np.linalg.norm(y - c * x, axis=1)
     angle = np.sqrt(np.sum(np.arctan2(sine, c[:, 0]) ** 2, axis=1))
     np.testing.assert_allclose(h["angle"][1:], angle, rtol=1e-6, atol=8 * eps)
+
+
+def test_a_failing_build_of_an_evicted_history_is_raised_when_that_history_is_read():
+    # Making a history evicts the oldest one; its failure is not this run's: it is raised
+    # when the failing history itself is read.
+    _loop._PENDING.clear()
+
+    def bad():
+        raise RuntimeError("old history")
+
+    failing = History._deferred(bad)
+    kept = [History._deferred(lambda i=i: {"i": i}) for i in range(_loop._MAX_PENDING)]
+    assert _pending(failing) and len(kept[-1]) == 1
+    with pytest.raises(RuntimeError, match="old history"):
+        failing["i"]

@@ -121,9 +121,15 @@ class History(dict):
         history._build = build
         _PENDING.append(weakref.ref(history))
         while len(_PENDING) > _MAX_PENDING:
-            oldest = _PENDING.popleft()()
+            try:
+                oldest = _PENDING.popleft()()
+            except IndexError:  # emptied by another thread meanwhile
+                break
             if oldest is not None:
-                oldest._fill()
+                try:
+                    oldest._fill()
+                except Exception:  # noqa: BLE001 - raised again when that history is read
+                    pass
         return history
 
     def _fill(self):
