@@ -27,15 +27,18 @@ def path(request, monkeypatch):
 
 def _walk(M, rng, steps, scale, dtype, off=0.0):
     """Iterates of a random walk on M (moved by about ``scale`` radians per factor),
-    each factor scaled by 1 + off (the projection strategy's points are off the
-    sphere; ``normalize`` then divides by the norms)."""
+    each factor of each iterate scaled by its own 1 + off u, u in [0.5, 1.5) (the
+    projection strategy's points are off the sphere; ``normalize`` then divides by
+    the norms)."""
     x = M.random_point(rng)
     points = [x]
     for _ in range(steps):
         u = M.proj(points[-1], rng.standard_normal(x.shape))
         norms = np.sqrt(np.sum(u * u, axis=M._axes, keepdims=True))
         points.append(M.retr(points[-1], scale * u / norms))
-    return [(p * (1.0 + off)).astype(dtype) for p in points]
+    factor_shape = tuple(1 if i in M._axes else n for i, n in enumerate(x.shape))
+    return [(p * (1.0 + off * rng.uniform(0.5, 1.5, factor_shape))).astype(dtype)
+            for p in points]
 
 
 def _reference(points, normalize, axes=(0,)):
