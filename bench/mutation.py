@@ -95,6 +95,7 @@ SOLVER_TESTS = [
     "tests/test_ref_line_search_edges.py", "tests/test_ref_cg_edges.py",
     "tests/test_ref_loop_speed.py", "tests/test_ref_sd_paths.py",
     "tests/test_ref_solver_paths.py", "tests/test_fixed_costs.py", "tests/test_lean_paths.py",
+    "tests/test_history_deferred.py", "tests/test_batch_kernel.py",
 ]
 RULE_TESTS = [
     "tests/test_ref_rules.py", "tests/test_ref_rules_options.py", "tests/test_ref_strategies.py",
