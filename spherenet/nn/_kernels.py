@@ -10,14 +10,24 @@ at once, where NumPy's many small calls per block would take turns at the
 GIL between their loops. Each kernel computes what the NumPy path computes
 (see each one), in the arrays' dtype; the loops run over the channels
 innermost, contiguous in memory, which LLVM vectorizes.
+
+Two kernels run whole runs of a convolution's blocks in one call
+(:func:`_patches_gemm_blocks`, :func:`_conv_grad_blocks`): the gather, the
+matrix products and the bias and relu of every block, without taking the
+GIL between them. Their matrix products call NumPy's own BLAS
+(:func:`blas`), the same function with the same arguments as
+``np.matmul`` on the same arrays, so they give its bits.
 """
 
+import ctypes
+import glob
+import os
 import threading
 import warnings
 
 import numpy as np
 
-_STATE = {"numba": None}  # None: not tried; False: unavailable; else the kernels
+_STATE = {"numba": None, "blas": None}  # None: not tried; False: unavailable
 _LOCK = threading.Lock()
 
 
@@ -54,7 +64,99 @@ def _import_and_jit():
         warnings.warn(f"numba failed to import ({err!r}); using the NumPy paths", stacklevel=4)
         return False
     jit = numba.njit(nogil=True, cache=True)
-    return {name: jit(fun) for name, fun in _PLAIN.items()}
+    compiled = {name: jit(fun) for name, fun in _PLAIN.items()}
+    # the blocks' kernels call these compiled ones, read as globals when they compile
+    globals().update({f"_{name}_compiled": compiled[name] for name in _PLAIN})
+    compiled.update({name: jit(fun) for name, fun in _BLOCKS.items()})
+    return compiled
+
+
+# --- NumPy's BLAS -------------------------------------------------------------------------
+
+#: CBLAS's enumerations
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+#: the names of the functions in the libraries that NumPy's wheels bundle (scipy-openblas):
+#: prefix, suffix, and the integer type the suffix stands for
+_BLAS_NAMES = (("scipy_cblas_", "64_", ctypes.c_int64), ("scipy_cblas_", "", ctypes.c_int))
+
+
+def blas():
+    """NumPy's own BLAS: ``{"gemm": {dtype: f}, "gemv": {dtype: f}}`` (ctypes functions), or False.
+
+    The functions are those of the library NumPy has loaded (found among the
+    libraries its wheel bundles, and opened only if already loaded), and
+    are used only after they give the bits of ``np.matmul`` on products of
+    each kind the kernels call: ``A @ B``, ``A.T @ B`` and ``v @ B``. False
+    when NumPy's BLAS is another (a build of NumPy against the system's
+    BLAS, say): the convolution then runs its blocks one call at a time.
+
+    Examples
+    --------
+    >>> functions = blas()
+    >>> functions is False or sorted(functions) == ["gemm", "gemv"]
+    True
+    """
+    if _STATE["blas"] is None:
+        with _LOCK:
+            if _STATE["blas"] is None:
+                _STATE["blas"] = _find_blas()
+    return _STATE["blas"]
+
+
+def _find_blas():
+    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "*openblas*"))):
+        try:  # RTLD_NOLOAD: only a library already loaded, NumPy's
+            library = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL)
+        except OSError:
+            continue
+        for prefix, suffix, integer in _BLAS_NAMES:
+            try:
+                functions = {
+                    "gemm": {np.dtype(np.float32): getattr(library, f"{prefix}sgemm{suffix}"),
+                             np.dtype(np.float64): getattr(library, f"{prefix}dgemm{suffix}")},
+                    "gemv": {np.dtype(np.float32): getattr(library, f"{prefix}sgemv{suffix}"),
+                             np.dtype(np.float64): getattr(library, f"{prefix}dgemv{suffix}")}}
+            except AttributeError:
+                continue
+            for dtype, real in ((np.float32, ctypes.c_float), (np.float64, ctypes.c_double)):
+                enum, ptr = ctypes.c_int, ctypes.c_void_p
+                gemm, gemv = functions["gemm"][np.dtype(dtype)], functions["gemv"][np.dtype(dtype)]
+                gemm.restype = gemv.restype = None
+                gemm.argtypes = [enum, enum, enum, integer, integer, integer, real, ptr, integer,
+                                 ptr, integer, real, ptr, integer]
+                gemv.argtypes = [enum, enum, integer, integer, real, ptr, integer, ptr, integer,
+                                 real, ptr, integer]
+            if _same_as_matmul(functions):
+                return functions
+    return False
+
+
+def _same_as_matmul(functions):
+    """True when the functions give ``np.matmul``'s bits on the products the kernels compute."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        gemm, gemv = functions["gemm"][np.dtype(dtype)], functions["gemv"][np.dtype(dtype)]
+        a, b = (rng.standard_normal(shape).astype(dtype) for shape in ((67, 45), (45, 19)))
+        c, ones = rng.standard_normal((67, 19)).astype(dtype), np.ones(67, dtype=dtype)
+        products = []
+        for shape, call in (
+                ((67, 19), lambda out: gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 67, 19, 45, 1.0,
+                                            a.ctypes.data, 45, b.ctypes.data, 19, 0.0,
+                                            out.ctypes.data, 19)),
+                ((45, 19), lambda out: gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, 45, 19, 67, 1.0,
+                                            a.ctypes.data, 45, c.ctypes.data, 19, 0.0,
+                                            out.ctypes.data, 19)),
+                ((19,), lambda out: gemv(_ROW_MAJOR, _TRANS, 67, 19, 1.0, c.ctypes.data, 19,
+                                         ones.ctypes.data, 1, 0.0, out.ctypes.data, 1))):
+            out = np.full(shape, np.nan, dtype=dtype)
+            call(out)
+            products.append(out)
+        if not (np.array_equal(products[0], a @ b) and np.array_equal(products[1], a.T @ c)
+                and np.array_equal(products[2], ones @ c)):
+            return False
+    return True
 
 
 # --- the plain functions, compiled by _import_and_jit ----------------------------------
@@ -189,3 +291,86 @@ def _relu_mask(g, ans, out):
 
 _PLAIN = {"max_pool": _max_pool, "max_pool_grad": _max_pool_grad, "im2col": _im2col,
           "bias_relu": _bias_relu, "relu_mask": _relu_mask}
+
+
+# --- runs of a convolution's blocks, one call each: no GIL between the steps of a block ----
+
+# the compiled kernels these call: set by _import_and_jit before it compiles them
+_im2col_compiled = _bias_relu_compiled = _relu_mask_compiled = None
+
+
+def _patches_gemm_blocks(source, lo, hi, size, top, left, step_h, step_w, sh, sw, dh, dw,
+                         matrix, bias, relu, gemm, ho, wo, kh, kw, out):
+    """The blocks of images lo, lo + size, ... < hi of ``out = im2col(source) @ matrix``.
+
+    Each block is what the convolution's block-by-block NumPy path computes:
+    its im2col matrix (:func:`_im2col`, into one block-sized buffer), its
+    rows of ``out`` (N * Ho * Wo, F) by ``gemm`` (NumPy's BLAS, called as
+    ``np.matmul`` calls it on C-contiguous operands), then ``bias`` (may be
+    empty) and the relu in place (:func:`_bias_relu`).
+    """
+    c = source.shape[3]
+    f = matrix.shape[1]
+    rows, depth = ho * wo, kh * kw * c
+    cols = np.empty((min(size, hi - lo), ho, wo, kh, kw, c), dtype=source.dtype)
+    for first in range(lo, hi, size):
+        last = min(hi, first + size)
+        block = cols[:last - first]
+        _im2col_compiled(source[first:last], top, left, step_h, step_w, sh, sw, dh, dw, block)
+        part = out[first * rows:last * rows]
+        gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, (last - first) * rows, f, depth, 1.0,
+             block.ctypes.data, depth, matrix.ctypes.data, f, 0.0, part.ctypes.data, f)
+        if relu or bias.shape[0] > 0:
+            _bias_relu_compiled(part, bias, relu)
+
+
+def _conv_grad_blocks(lo, hi, size, g, ans, masked, x, h, w, c, top, left, sh, sw, dh, dw, kh,
+                      kw, kernel_parts, bias_parts, ones, spread_top, spread_left, flipped, dx,
+                      gemm, gemv):
+    """The blocks of images lo, lo + size, ... < hi of the convolution's backward pass.
+
+    Block ``b`` (images ``b size`` .. ) does what the NumPy path's block
+    does, in its order: ``masked = g * (ans > 0)`` on its images
+    (:func:`_relu_mask`; ``ans`` empty: no relu, ``masked`` is ``g``); its
+    im2col matrix ``P`` of ``x`` and ``kernel_parts[b] = P.T @ masked_b``
+    (``kernel_parts`` empty: not asked for); ``bias_parts[b] = ones @
+    masked_b`` (by ``gemv``, as ``np.matmul`` of a vector and a matrix;
+    ``bias_parts`` empty: not asked for); the input's gradient, rows of
+    ``dx`` (empty: not asked for), as the im2col matrix of ``masked`` spread
+    by the strides and padded by ``spread_top``, ``spread_left``, times
+    ``flipped`` (kh * kw * F, C). ``x`` is empty without the kernel's
+    gradient: the input's shape is ``h, w, c``.
+    """
+    n, ho, wo, f = g.shape
+    rows = ho * wo
+    count = min(size, hi - lo)
+    relu = ans.shape[0] > 0
+    cols = np.empty((count if kernel_parts.shape[0] > 0 else 0, ho, wo, kh, kw, c),
+                    dtype=x.dtype)
+    spread = np.empty((count if dx.shape[0] > 0 else 0, h, w, kh, kw, f), dtype=g.dtype)
+    for first in range(lo, hi, size):
+        last = min(hi, first + size)
+        index = first // size
+        if relu:
+            _relu_mask_compiled(g[first:last], ans[first:last], masked[first:last])
+        block_rows = masked[first:last].ctypes.data
+        m = (last - first) * rows
+        if kernel_parts.shape[0] > 0:
+            block = cols[:last - first]
+            _im2col_compiled(x[first:last], top, left, 1, 1, sh, sw, dh, dw, block)
+            gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, kh * kw * c, f, m, 1.0, block.ctypes.data,
+                 kh * kw * c, block_rows, f, 0.0, kernel_parts[index].ctypes.data, f)
+        if bias_parts.shape[0] > 0:
+            gemv(_ROW_MAJOR, _TRANS, m, f, 1.0, block_rows, f, ones.ctypes.data, 1, 0.0,
+                 bias_parts[index].ctypes.data, 1)
+        if dx.shape[0] > 0:
+            block = spread[:last - first]
+            _im2col_compiled(masked[first:last], spread_top, spread_left, sh, sw, 1, 1, dh, dw,
+                             block)
+            part = dx[first * h * w:last * h * w]
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, (last - first) * h * w, c, kh * kw * f,
+                 1.0, block.ctypes.data, kh * kw * f, flipped.ctypes.data, c, 0.0,
+                 part.ctypes.data, c)
+
+
+_BLOCKS = {"patches_gemm_blocks": _patches_gemm_blocks, "conv_grad_blocks": _conv_grad_blocks}
