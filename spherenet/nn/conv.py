@@ -270,12 +270,12 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
     if (kernels and prepare is None and kept is None and _whole_runs(rows, depth, matrix.shape[1])
             and _kernels.takes(source, matrix, out, *(() if bias is None else (bias,)))):
         # a thread's run of blocks in one compiled call: no GIL between its steps
-        gemm, run = _kernels.blas()["gemm"][out.dtype], kernels["patches_gemm_blocks"]
+        run = kernels["patches_gemm_blocks"]
         bias = no_bias if bias is None else bias
 
         def blocks(lo, hi):
             run(source, lo, hi, size, top, left, *step, *strides, *dilation, matrix, bias, relu,
-                gemm, ho, wo, kh, kw, out)
+                ho, wo, kh, kw, out)
 
         run_chunks(blocks, n, size)
         return
@@ -544,14 +544,11 @@ def _conv_backward_runs(g, ans, masked, kernel, x_shape, x, strides, dilation, p
         flipped, dx = none(2), none(2)
     source = none(4) if x is None else x
     relu_ans = none(4) if ans is None else ans
-    functions = _kernels.blas()
-    gemm, gemv = functions["gemm"][dtype], functions["gemv"][dtype]
     run = _kernels.load()["conv_grad_blocks"]
 
     def run_blocks(lo, hi):
         run(lo, hi, size, g, relu_ans, masked, source, h, w, c, top, left, *strides, *dilation,
-            kh, kw, kernel_parts, bias_parts, ones, spread_top, spread_left, flipped, dx, gemm,
-            gemv)
+            kh, kw, kernel_parts, bias_parts, ones, spread_top, spread_left, flipped, dx)
 
     run_chunks(run_blocks, n, size)
     kernel_grad = bias_grad_value = None
