@@ -27,7 +27,9 @@ import warnings
 
 import numpy as np
 
-_STATE = {"numba": None, "blas": None}  # None: not tried; False: unavailable
+# numba, blas: None: not tried; False: unavailable. symbols: the BLAS functions registered
+# under the names the compiled kernels call
+_STATE = {"numba": None, "blas": None, "symbols": False}
 _LOCK = threading.Lock()
 
 
@@ -125,20 +127,21 @@ def blas():
     True
     """
     if _STATE["blas"] is None:
-        compiled = load()  # first: it takes the lock too
         with _LOCK:
             if _STATE["blas"] is None:
-                functions = _find_blas()
-                if functions and compiled:
-                    from llvmlite import binding  # numba's own dependency
+                _STATE["blas"] = _find_blas()
+    functions = _STATE["blas"]
+    if functions and not _STATE.get("symbols") and load():
+        from llvmlite import binding  # numba's own dependency
 
-                    for kind, by_dtype in functions.items():
-                        for dtype, function in by_dtype.items():
-                            letter = "s" if dtype == np.float32 else "d"
-                            binding.add_symbol(f"spherenet_nn_{letter}{kind}",
-                                               ctypes.cast(function, ctypes.c_void_p).value)
-                _STATE["blas"] = functions
-    return _STATE["blas"]
+        with _LOCK:
+            for kind, by_dtype in functions.items():
+                for dtype, function in by_dtype.items():
+                    letter = "s" if dtype == np.float32 else "d"
+                    binding.add_symbol(f"spherenet_nn_{letter}{kind}",
+                                       ctypes.cast(function, ctypes.c_void_p).value)
+            _STATE["symbols"] = True
+    return functions
 
 
 def _find_blas():
