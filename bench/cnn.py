@@ -34,7 +34,11 @@ with a baseline, the median paired ratio to the baseline's same row.
 ``python bench/cnn.py [--threads 1,2] [--repeat 7] [--baseline DIR] [--profile] [--timeline]``;
 ``--profile`` adds a cProfile of the spherenet riemannian epoch (one thread);
 ``--timeline`` adds, per thread count, where the epoch's time goes on each
-thread (see :func:`timeline`).
+thread (see :func:`timeline`; on one thread a convolution's blocks run as one
+call, without a parallel region to time). On a shared machine, processes
+that take a core in the middle of an epoch make the two-thread rows
+meaningless; as root, ``chrt -f 1 python bench/cnn.py ...`` (real-time
+priority for the few minutes of the run) keeps the cores.
 """
 
 import argparse

@@ -46,6 +46,14 @@ the same values as the NumPy steps, so both give the same bits. (The GEMM
 stays NumPy's: numba's ``np.dot`` calls SciPy's BLAS, another OpenBLAS
 with its own threads, and two BLAS thread pools taking turns on the same
 cores -- BLAS on more than one thread -- made an epoch many times slower.)
+When NumPy's own BLAS can be called from the kernels (``_kernels.blas``:
+NumPy's wheels bundle OpenBLAS), each thread runs its share of the blocks,
+a contiguous run of them, in one compiled call: gather, GEMM (NumPy's
+function, called with ``np.matmul``'s arguments: the same bits), bias,
+relu and mask of every block without taking the GIL in between -- with
+one call per step, two threads took turns at the GIL several times a
+block. Products with a size 1 (which ``np.matmul`` does not send to GEMM)
+run one call per step.
 
 Padding follows Keras (TensorFlow's rule): ``"valid"`` uses no padding and
 gives ``floor((n - k_eff) / s) + 1`` outputs, ``k_eff = (k - 1) d + 1``;
@@ -259,6 +267,18 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
     fused = (kernels and (bias is not None or relu)
              and _kernels.takes(out, *(() if bias is None else (bias,))))
     no_bias = np.empty(0, dtype=out.dtype)
+    if (kernels and prepare is None and kept is None and _whole_runs(rows, depth, matrix.shape[1])
+            and _kernels.takes(source, matrix, out, *(() if bias is None else (bias,)))):
+        # a thread's run of blocks in one compiled call: no GIL between its steps
+        run = kernels["patches_gemm_blocks"]
+        bias = no_bias if bias is None else bias
+
+        def blocks(lo, hi):
+            run(source, lo, hi, size, top, left, *step, *strides, *dilation, matrix, bias, relu,
+                ho, wo, kh, kw, out)
+
+        run_chunks(blocks, n, size)
+        return
     whole = None if padding or kernels else _windows(source, window, strides, dilation)
     hs, ws = (source.shape[1] - 1) * step[0] + 1, (source.shape[2] - 1) * step[1] + 1
     buffers = threading.local()  # per thread: a padded block and its windows, an im2col block
@@ -302,6 +322,19 @@ def _patches_gemm(source, pads, step, window, strides, dilation, matrix, out, ke
             np.maximum(rows_out, 0, out=rows_out)
 
     run_tasks([lambda lo=lo: block(lo) for lo in range(0, n, size)])
+
+
+#: A thread runs its blocks in one compiled call (``_kernels._patches_gemm_blocks``,
+#: ``_kernels._conv_grad_blocks``) when numba and NumPy's BLAS are there (True); False: one
+#: call per step of a block, only to compare the two.
+_WHOLE_RUNS = True
+
+
+def _whole_runs(*sizes):
+    """True when the blocks can run as whole runs: the kernels and NumPy's BLAS are there, and
+    every matrix product has sizes > 1 (np.matmul calls GEMM for those, other BLAS functions
+    for a vector)."""
+    return _WHOLE_RUNS and min(sizes) > 1 and bool(_kernels.load()) and bool(_kernels.blas())
 
 
 def _is_pointwise(window, strides, pads, x):
@@ -406,6 +439,14 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
     else:
         image_bytes = rows * f * g.itemsize
     size = _block_images(n, image_bytes)
+    kernel_wanted = patches is not None or x is not None
+    if (patches is None and not pointwise
+            and _whole_runs(rows, f, kh * kw * c, *((h * w, c) if input_grad else ()))
+            and _kernels.takes(g, kernel, masked, *((ans,) if ans is not None else ()),
+                               *((x,) if kernel_wanted else ()))):
+        return _conv_backward_runs(g, ans, masked, kernel, x_shape, x if kernel_wanted else None,
+                                   strides, dilation, pads, size, input_grad, bias_grad,
+                                   spread_pads if input_grad else None)
     kernel_parts, bias_parts = [], []
     gather = None
     if patches is None and x is not None:  # the forward's patches gathered again, per block
@@ -470,6 +511,53 @@ def _conv_backward(g, ans, kernel, x_shape, strides, dilation, pads, patches, in
     if bias_grad:
         bias_grad_value = _ordered_sum(bias_parts) if bias_parts else np.zeros(f, dtype=g.dtype)
     return None if dx is None else dx.reshape(x_shape), kernel_grad, bias_grad_value
+
+
+def _conv_backward_runs(g, ans, masked, kernel, x_shape, x, strides, dilation, pads, size,
+                        input_grad, bias_grad, spread_pads):
+    """:func:`_conv_backward`'s blocks, a thread's run of them in one compiled call.
+
+    ``_kernels._conv_grad_blocks`` does each block's steps in the NumPy
+    path's order, with NumPy's BLAS called as ``np.matmul`` calls it: the
+    same partial sums, added here in the order of the blocks, so the same
+    bits as the NumPy path, for any number of threads.
+    """
+    kh, kw, c, f = kernel.shape
+    n, h, w, _ = x_shape
+    dtype = g.dtype
+    blocks = -(-n // size)
+    def none(ndim):  # an empty array for what is not asked for
+        return np.empty((0,) * ndim, dtype=dtype)
+
+    kernel_parts = (np.empty((blocks, kh * kw * c, f), dtype=dtype) if x is not None
+                    else none(3))
+    bias_parts = np.empty((blocks, f), dtype=dtype) if bias_grad else none(2)
+    ones = np.ones(size * g.shape[1] * g.shape[2] if bias_grad else 0, dtype=dtype)
+    (top, _), (left, _) = pads
+    if input_grad:
+        (spread_top, _), (spread_left, _) = spread_pads
+        flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(
+            kh * kw * f, c)
+        dx = np.empty((n * h * w, c), dtype=dtype)
+    else:
+        spread_top = spread_left = 0
+        flipped, dx = none(2), none(2)
+    source = none(4) if x is None else x
+    relu_ans = none(4) if ans is None else ans
+    run = _kernels.load()["conv_grad_blocks"]
+
+    def run_blocks(lo, hi):
+        run(lo, hi, size, g, relu_ans, masked, source, h, w, c, top, left, *strides, *dilation,
+            kh, kw, kernel_parts, bias_parts, ones, spread_top, spread_left, flipped, dx)
+
+    run_chunks(run_blocks, n, size)
+    kernel_grad = bias_grad_value = None
+    if x is not None:
+        kernel_grad = (_ordered_sum(list(kernel_parts)) if blocks else np.zeros(
+            (kh * kw * c, f), dtype=dtype)).reshape(kernel.shape)
+    if bias_grad:
+        bias_grad_value = _ordered_sum(list(bias_parts)) if blocks else np.zeros(f, dtype=dtype)
+    return None if not input_grad else dx.reshape(x_shape), kernel_grad, bias_grad_value
 
 
 def _conv_gemm_vjp(argnums, ans, args, kwargs):
