@@ -84,6 +84,7 @@ MANIFOLD_TESTS = [
     "tests/test_input_checks_fused.py",
     "tests/test_step_fused_checks.py",
     "tests/test_lean_paths.py",
+    "tests/test_mut_sphere.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
