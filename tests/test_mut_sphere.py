@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spherenet import Sphere, minimize
+from spherenet import Oblique, Sphere, minimize
 from spherenet.optim.line_search import _line
 
 EPS = np.finfo(np.float64).eps
@@ -109,3 +109,55 @@ def test_a_solver_with_a_gradient_whose_squares_overflow_does_not_raise(method, 
                           x0=x0, method=method, grad=lambda x: 2e160 * (a @ x), maxiter=5)
     assert abs(np.linalg.norm(result.x) - 1.0) <= 4 * EPS
     assert result.fun <= 1e160 * (x0 @ (a @ x0))
+
+
+# --- the fused evaluation of the solvers (_gradient_and_norm) ------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape, axis", [((6, 2), 0), ((2, 5), 1)])
+def test_the_fused_evaluation_of_two_factors(shape, axis, dtype):
+    # Two factors: the one-factor shortcut (a single <x, g> over the whole array) would
+    # project every column on the plane of the pair instead of its own sphere.
+    manifold = Oblique(*shape, axis=axis)
+    x = manifold.random_point(rng=5, dtype=dtype)
+    egrad = (np.random.default_rng(6).standard_normal(shape) + 2.0 * x).astype(dtype)
+    rgrad, norm, sq = manifold.unchecked._gradient_and_norm(x, egrad)
+    assert rgrad.dtype == dtype
+    x64, g64 = x.astype(np.float64), egrad.astype(np.float64)
+    r = g64 - np.sum(x64 * g64, axis=axis, keepdims=True) * x64
+    eps = np.finfo(dtype).eps
+    # entries of order 1; a float32 result is rounded once from the float64 sums
+    np.testing.assert_allclose(rgrad, r, rtol=0, atol=8 * eps)
+    assert np.all(np.abs(np.sum(x64 * rgrad, axis=axis)) <= 8 * eps)   # tangent per factor
+    assert abs(norm - np.sqrt(np.sum(r * r))) <= 16 * eps
+    assert abs(sq - np.sum(r * r)) <= 32 * eps
+
+
+_FUSED_MAPS = ("egrad2rgrad", "_egrad2rgrad", "_proj", "_finite_norm", "_norm", "inner",
+               "_inner", "directional_derivative", "_directional_derivative",
+               "_gradient_and_norm")
+
+
+def _fresh_subclass(overridden=None):
+    # a new class each time: the gate caches its answer per class (and a class of the
+    # library already holds it), so a class made here is judged by the gate's own code
+    namespace = {}
+    if overridden is not None:
+        namespace[overridden] = lambda self, *args: getattr(Sphere, overridden)(self, *args)
+    return type("FreshSphere", (Sphere,), namespace)
+
+
+def test_the_fused_gate_is_open_for_a_subclass_that_keeps_every_map():
+    cls = _fresh_subclass()
+    assert "_gradient_and_norm_ok_" not in cls.__dict__
+    assert cls._gradient_and_norm_ok() is True
+    assert cls.__dict__["_gradient_and_norm_ok_"] is True     # cached on that class only
+    assert "_gradient_and_norm_ok_" not in _fresh_subclass().__dict__
+
+
+@pytest.mark.parametrize("name", _FUSED_MAPS)
+def test_the_fused_gate_closes_when_any_one_map_is_overridden(name):
+    cls = _fresh_subclass(name)
+    assert cls._gradient_and_norm_ok() is False
+    assert cls._gradient_and_norm_ok() is False               # the cached answer too
+    assert cls.__dict__["_gradient_and_norm_ok_"] is False
