@@ -118,7 +118,7 @@ FINITE_SUM_TESTS = [
 #: order of a full run (small and central first). Missing files are skipped.
 TESTS = {
     "spherenet/optim/cg.py": SOLVER_TESTS,
-    "spherenet/optim/line_search.py": SOLVER_TESTS,
+    "spherenet/optim/line_search.py": SOLVER_TESTS + ["tests/test_mut_line_search.py"],
     "spherenet/optim/trust_regions.py": SOLVER_TESTS + ["tests/test_careless_optim.py",
                                                        "tests/test_minimize_input.py"],
     "spherenet/optim/rules.py": RULE_TESTS + ["tests/test_nn_model.py", "tests/test_careless_optim.py"],
