@@ -161,3 +161,23 @@ def test_the_fused_gate_closes_when_any_one_map_is_overridden(name):
     assert cls._gradient_and_norm_ok() is False
     assert cls._gradient_and_norm_ok() is False               # the cached answer too
     assert cls.__dict__["_gradient_and_norm_ok_"] is False
+
+
+# --- the violation of one factor --------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1.0 + 1e-9])
+def test_the_violation_at_any_scale(scale):
+    # | ||x|| - 1 | "off the manifold by any amount": a sum of squares that overflows
+    # (1e200) takes the rescaled norm, not sqrt(inf); one that underflows (1e-200) gives
+    # 1 either way; a small drift, the one-factor sum itself.
+    rng = np.random.default_rng(7)
+    for shape in ((40,), (4, 5)):
+        z = rng.standard_normal(shape)
+        x = scale * (z / np.linalg.norm(z))
+        # plain NumPy on the array divided by its largest entry (no under- or overflow)
+        big = np.max(np.abs(x))
+        expected = abs(big * np.sqrt(np.sum((x / big) ** 2)) - 1.0)
+        got = Sphere(*shape).violation(x)
+        # relative 4 eps of ||x|| (the norm's rounding), absolute in the drift case
+        assert abs(got - expected) <= 4 * EPS * max(scale, 1.0)
+        assert Sphere(*shape).unchecked.violation(x) == got
