@@ -84,6 +84,7 @@ MANIFOLD_TESTS = [
     "tests/test_input_checks_fused.py",
     "tests/test_step_fused_checks.py",
     "tests/test_lean_paths.py",
+    "tests/test_mut_sphere.py",
 ]
 SOLVER_TESTS = [
     "tests/test_ref_cg.py", "tests/test_ref_line_search.py", "tests/test_ref_trust_regions.py",
@@ -118,7 +119,7 @@ FINITE_SUM_TESTS = [
 #: order of a full run (small and central first). Missing files are skipped.
 TESTS = {
     "spherenet/optim/cg.py": SOLVER_TESTS,
-    "spherenet/optim/line_search.py": SOLVER_TESTS,
+    "spherenet/optim/line_search.py": SOLVER_TESTS + ["tests/test_mut_line_search.py"],
     "spherenet/optim/trust_regions.py": SOLVER_TESTS + ["tests/test_careless_optim.py",
                                                        "tests/test_minimize_input.py"],
     "spherenet/optim/rules.py": RULE_TESTS + ["tests/test_nn_model.py", "tests/test_careless_optim.py"],

@@ -364,7 +364,9 @@ class _Spheres(Manifold):
         ``retr(x, t * d)``; the two differ by rounding): three array
         operations and no temporary beyond the point. When d is mostly
         normal (rr < <d, d>/2, where rr from the sums loses accuracy), r is
-        formed and projected once more, as :meth:`_step_small` does. None
+        formed and projected once more, as :meth:`_step_small` does. A d
+        whose <d, d> overflows (||d|| beyond ~1e154) gets ``t -> retr(x, t * d)``
+        itself (t d is formed before any sum). None
         elsewhere (several factors: the compiled step is one call; per-factor
         coefficient arrays cost more than it), on a checked manifold, and
         for a subclass with a retraction of its own: the caller then uses
@@ -389,6 +391,11 @@ class _Spheres(Manifold):
         xd = float(vdot(x, d))
         if dd is None:
             dd = float(vdot(d, d))
+        if dd == math.inf:
+            # ||d|| beyond ~1e154: <d, d> overflowed, and so would rr and t ||r|| (a NaN
+            # point, or math.cos(inf) raising); retr scales d by t before its sums.
+            retr = self._retr
+            return lambda t: retr(x, t * d)
         c = xd / xx
         rr = dd - c * xd
         if not rr >= 0.5 * dd:  # mostly normal d (or NaN): r formed, as _step_small
