@@ -9,13 +9,15 @@
   computed in float64 to float32's rounding, and are differentiated as
   ``softmax - one_hot`` over the rows (finite differences in float64).
 * A NaN logit makes its row's loss NaN.
+* The row maximum read at the argmax (softmax, the loss gradient) is
+  ``np.max``, bit for bit: ties, -inf rows, NaN, signed zeros, other axes.
 """
 
 import numpy as np
 import pytest
 from autograd import grad
 
-from spherenet.nn import losses
+from spherenet.nn import activations, losses
 
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
 
@@ -94,3 +96,32 @@ def test_a_nan_logit_makes_the_loss_nan():
     assert np.isnan(losses.sparse_softmax_crossentropy(z, np.array([0, 1, 2, 0])))
     s, lse = losses._shifted_logsumexp(z)
     assert np.all(np.isnan(s[2])) and np.isnan(lse[2, 0]) and np.all(np.isfinite(lse[[0, 1, 3]]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((128, 10), -1), ((7, 5, 3), 2), ((7, 5, 3), 1),
+                                         ((4,), -1), ((), -1), ((3, 0), 0)])
+def test_the_max_along_the_last_axis_is_np_max(dtype, shape, axis):
+    x = logits(dtype, shape, seed=6) if len(shape) > 1 and 0 not in shape else \
+        np.asarray(np.random.default_rng(6).standard_normal(shape), dtype=dtype)
+    if x.ndim == 2 and x.size:
+        x[0, :] = -np.inf  # a row of -inf: its max is -inf
+        x[1, 3] = np.nan  # a NaN wins its row, as in np.max
+        x[2, :2] = [-0.0, 0.0]
+    got = activations._max_along(x, axis)
+    expected = np.max(x, axis=axis, keepdims=True)
+    assert got.dtype == dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected, equal_nan=True)
+
+
+def test_softmax_is_the_formula_with_np_max():
+    x = logits(np.float32, (6, 4, 5), seed=7)
+    x[0, 0, 2] = np.nan
+    expected = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    expected /= np.sum(expected, axis=-1, keepdims=True)
+    assert np.array_equal(activations.softmax(x), expected, equal_nan=True)
+    assert np.array_equal(losses._softmax(x), expected, equal_nan=True)
+    # another axis: the reduction of NumPy itself
+    axis0 = np.exp(x - np.max(x, axis=0, keepdims=True))
+    axis0 /= np.sum(axis0, axis=0, keepdims=True)
+    assert np.array_equal(activations.softmax(x, axis=0), axis0, equal_nan=True)

@@ -28,6 +28,7 @@ from scipy import special
 
 from .._checks import check_flag
 from ._data import as_sample_weight, as_targets
+from .activations import _max_along
 from ._registry import from_config
 
 __all__ = [
@@ -133,7 +134,7 @@ def _shifted_logsumexp(z):
 
 
 def _softmax(z):
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    e = np.exp(z - _max_along(z))
     e /= np.sum(e, axis=-1, keepdims=True)
     return e
 
