@@ -533,7 +533,9 @@ class Dense(_KernelLayer):
         return affine(x, params[0], params[1] if self.use_bias else None)
 
     def apply(self, params, x, training=False, rng=None):
-        if self.activation is activations.relu and type(self).pre_activation is Dense.pre_activation:
+        # a subclass with its own pre-activation keeps the two nodes
+        if (self.activation is activations.relu
+                and type(self).pre_activation is Dense.pre_activation):
             return affine_relu(x, params[0], params[1] if self.use_bias else None)
         return super().apply(params, x, training, rng)
 
