@@ -28,6 +28,7 @@ from scipy import special
 
 from .._checks import check_flag
 from ._data import as_sample_weight, as_targets
+from .activations import _max_along
 from ._registry import from_config
 
 __all__ = [
@@ -122,14 +123,18 @@ def _shifted_logsumexp(z):
     against 1 (an error of eps); splitting the largest term, e^0 = 1, off the
     sum keeps it to a few ulps of itself.
     """
-    s = z - np.max(z, axis=-1, keepdims=True)
+    # the max read at the argmax (one pass, not np.max and np.argmax: two reductions along a
+    # short axis, the slowest NumPy calls of a small batch's loss); the same values, bit for bit
+    flat = z.reshape(-1, z.shape[-1])
+    rows, top = np.arange(flat.shape[0]), np.argmax(flat, axis=-1)
+    s = flat - flat[rows, top][:, None]
     e = np.exp(s)
-    np.put_along_axis(e, np.argmax(z, axis=-1)[..., None], 0, axis=-1)
-    return s, np.log1p(np.sum(e, axis=-1, keepdims=True))
+    e[rows, top] = 0
+    return s.reshape(z.shape), np.log1p(np.sum(e, axis=-1)).reshape(z.shape[:-1] + (1,))
 
 
 def _softmax(z):
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    e = np.exp(z - _max_along(z))
     e /= np.sum(e, axis=-1, keepdims=True)
     return e
 
