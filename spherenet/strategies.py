@@ -133,6 +133,8 @@ class Strategy:
 
     def violation(self, z):
         """max_k | ||w_k|| - 1 | over the constrained factors of the weights."""
+        if isinstance(self.manifold, _Spheres):  # one factor, constrained: the loop below
+            return max(0.0, self.manifold.unchecked.violation(self.to_weights(z)))
         w = _split(self.manifold, self.to_weights(z))
         worst = 0.0
         for m, wi, constrained in zip(_factors(self.manifold), w, self._constrained()):

@@ -854,6 +854,8 @@ def _history_rows(s, n, has_previous, normalize, low, viol, angles, sq, scratch,
             xy[k] = 0.0
             a[k] = 0.0
             ss[k] = 0.0
+        # The two branches differ only by the divisions: a division in the loops, even by
+        # 1.0, halved the kernel's speed (12 against 5.5 us an Oblique(10, 200) iterate).
         if normalize:  # x / ||x|| and y / ||y|| per factor, in the data's dtype
             for k in range(K):
                 nx[k] = np.sqrt(sq[r, k])

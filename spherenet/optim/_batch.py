@@ -146,35 +146,36 @@ class SphereBatch:
         if n == 0:
             return [], []
         stack = self._stack
+        low = self.factor_size * _TINY / _EPS
         view = self._view3()
         compiled = None if view is None else _kernels.history_batch(
-            view, n, self._has_previous, self.normalize, self.factor_size * _TINY / _EPS)
+            view, n, self._has_previous, self.normalize, low)
         if compiled is not None:
             violations, angles, ok = compiled
-            result = (violations.tolist(), angles) if ok else self._one_by_one(n)
-            stack[0] = stack[n]
-            self._has_previous = True
-            self._n = 0
-            return result
-        new = stack[1:n + 1]
-        low = self.factor_size * _TINY / _EPS
-        sq = self._dot(new, new)
-        ok = bool(np.all((sq >= low) & (sq < np.inf)))
-        if ok:
-            norms = np.sqrt(sq)
-            violations = np.max(np.abs(norms - 1.0).reshape(n, -1), axis=1)
-            old = stack[0:n] if self._has_previous else stack[1:n]
-            cur = stack[1:n + 1] if self._has_previous else stack[2:n + 1]
-            angles, ok = self._angles(old, cur, norms)
-        if ok:
-            angles = angles if self._has_previous else np.concatenate(([np.nan], angles))
-            result = violations.tolist(), angles
         else:
-            result = self._one_by_one(n)
+            violations, angles, ok = self._reduce(n, low)
+        result = (violations.tolist(), angles) if ok else self._one_by_one(n)
         stack[0] = stack[n]
         self._has_previous = True
         self._n = 0
         return result
+
+    def _reduce(self, n, low):
+        """The NumPy path of :meth:`flush`: (violations, angles, ok) of the pending iterates,
+        ok False when a sum is outside the safe range (then the others are None)."""
+        stack = self._stack
+        new = stack[1:n + 1]
+        sq = self._dot(new, new)
+        if not bool(np.all((sq >= low) & (sq < np.inf))):
+            return None, None, False
+        norms = np.sqrt(sq)
+        violations = np.max(np.abs(norms - 1.0).reshape(n, -1), axis=1)
+        old = stack[0:n] if self._has_previous else stack[1:n]
+        cur = stack[1:n + 1] if self._has_previous else stack[2:n + 1]
+        angles, ok = self._angles(old, cur, norms)
+        if ok and not self._has_previous:
+            angles = np.concatenate(([np.nan], angles))
+        return violations, angles, ok
 
     def _angles(self, x, y, norms_y):
         if len(x) == 0:

@@ -472,12 +472,7 @@ class Recorder:
         self._weights = None
         self._x = None
         self._batch = None
-        batchable = _batchable(strategy)
-        self._batchable = self.verbose < 2 and batchable
-        # Strategy.violation of a batchable strategy, whose weights are the variable and
-        # whose one factor is constrained: its manifold's (unchecked) violation.
-        self._violation = (_one_factor_violation(strategy.manifold.unchecked.violation)
-                           if batchable else strategy.violation)
+        self._batchable = self.verbose < 2 and _batchable(strategy)
         self.last = None  # (x, f, grad_norm, it) of the last recorded iterate
         if self.verbose >= 2:
             print(f"{'iter':>6} {'cost':>22} {'grad norm':>12} {'violation':>10} {'step':>10}")
@@ -556,7 +551,7 @@ class Recorder:
             # point as "no decrease" and go on; say so when the run then fails.
             message += (f"; the cost was NaN or Inf at {problem.nonfinite} trial point(s), "
                         "which were rejected")
-        violation = self._violation(x)
+        violation = self.strategy.violation(x)
         feasible = violation <= self.ctol
         if not feasible:
             message += (f"; but the weights are off the sphere by up to {violation:.3g} "
@@ -584,11 +579,6 @@ def _violation_and_angle(strategy, x_old, x_new):
     weights = strategy.to_weights(x_new)
     angle = math.nan if x_old is None else strategy.angle(strategy.to_weights(x_old), weights)
     return strategy.violation(x_new), angle
-
-
-def _one_factor_violation(violation):
-    """Strategy.violation for one constrained factor: max(0, its violation)."""
-    return lambda x: max(0.0, violation(x))
 
 
 def _flush(batch, rows):
